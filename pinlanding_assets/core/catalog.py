@@ -1,0 +1,240 @@
+"""Catalog loading and row validation.
+
+Two layouts are read:
+
+* the Kaggle "Fashion Product Images" layout: a directory with `styles.csv` and
+  `images/<id>.jpg` (the shared dataset);
+* a generic table, `products.csv` or `products.parquet` (or the file itself), with at least
+  `id`, `title`, `image` (a path relative to the table's folder) and optional
+  `description`, `category`, a shard column and `label_<key>` ground-truth columns.
+
+Both become one frame of `PRODUCT_COLUMNS` plus `label_<key>` columns. Rows that cannot be
+used (no title, duplicate id, missing, escaping or undecodable image) go to a quarantine
+frame with the reason; the rest of the catalog goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+from PIL import Image
+
+# Kaggle column -> our attribute key (ground truth stored as label_<key>).
+KAGGLE_LABEL_COLUMNS = {
+    "articleType": "product_type",
+    "baseColour": "color",
+    "gender": "gender",
+    "usage": "occasion",
+    "season": "season",
+}
+KAGGLE_SHARD_COLUMN = "masterCategory"
+GENERIC_SHARD_COLUMN = "shard"
+SINGLE_SHARD = "all"
+
+PRODUCT_SCHEMA = {
+    "product_id": pl.String,
+    "shard": pl.String,
+    "title": pl.String,
+    "description": pl.String,
+    "category": pl.String,
+    "image_path": pl.String,
+    "image_hash": pl.String,
+    "text_hash": pl.String,
+}
+QUARANTINE_SCHEMA = {
+    "product_id": pl.String,
+    "shard": pl.String,
+    "stage": pl.String,
+    "reason": pl.String,
+    "detail": pl.String,
+}
+MAX_IMAGE_PIXELS = 40_000_000  # larger images are refused: decoding one costs seconds and GBs
+
+
+class CatalogError(ValueError):
+    """The catalog as a whole cannot be read (as opposed to one bad row)."""
+
+
+@dataclass(frozen=True)
+class CatalogTable:
+    """Where the catalog's table is and how to read it."""
+
+    table_path: Path
+    layout: str  # "kaggle" | "generic"
+    shard_column: str
+
+    @property
+    def root(self) -> Path:
+        return self.table_path.parent
+
+
+@dataclass(frozen=True)
+class LoadedCatalog:
+    products: pl.DataFrame  # PRODUCT_SCHEMA + label_<key> columns
+    quarantine: pl.DataFrame  # QUARANTINE_SCHEMA
+
+    @property
+    def label_keys(self) -> list[str]:
+        return [c.removeprefix("label_") for c in self.products.columns if c.startswith("label_")]
+
+
+def locate_catalog(location: Path | str, shard_column: str | None = None) -> CatalogTable:
+    """Resolve a catalog location (directory or table file) to its table and layout."""
+    path = Path(location).expanduser().resolve()
+    if not path.exists():
+        raise CatalogError(f"catalog not found: {path} (set PINLANDING_CATALOG or the catalog resource)")
+    if path.is_dir():
+        for name, layout in (("styles.csv", "kaggle"), ("products.parquet", "generic"), ("products.csv", "generic")):
+            if (path / name).is_file():
+                path = path / name
+                break
+        else:
+            raise CatalogError(
+                f"{path} holds neither styles.csv (Kaggle layout) nor products.csv / products.parquet"
+            )
+    else:
+        layout = "kaggle" if path.name == "styles.csv" else "generic"
+    if path.suffix.lower() not in (".csv", ".parquet"):
+        raise CatalogError(f"catalog table must be .csv or .parquet, got {path.name}")
+    default_shard = KAGGLE_SHARD_COLUMN if layout == "kaggle" else GENERIC_SHARD_COLUMN
+    return CatalogTable(path, layout, shard_column or default_shard)
+
+
+def slugify(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug or "unnamed"
+
+
+def read_catalog_table(table: CatalogTable) -> pl.DataFrame:
+    """The raw table with our column names, every value a string; no validation yet."""
+    raw = _read_raw(table.table_path)
+    if table.layout == "kaggle":
+        renamed = {"id": "id", "productDisplayName": "title", "subCategory": "category"}
+        renamed.update({col: f"label_{key}" for col, key in KAGGLE_LABEL_COLUMNS.items()})
+        raw = raw.rename({k: v for k, v in renamed.items() if k in raw.columns})
+        if "image" not in raw.columns:
+            raw = raw.with_columns((pl.lit("images/") + pl.col("id") + pl.lit(".jpg")).alias("image"))
+    missing = [c for c in ("id", "title", "image") if c not in raw.columns]
+    if missing:
+        raise CatalogError(f"{table.table_path} lacks required column(s) {missing}; it has {raw.columns}")
+    if table.shard_column in raw.columns:
+        shard = pl.col(table.shard_column).fill_null("").map_elements(slugify, return_dtype=pl.String)
+    else:
+        shard = pl.lit(SINGLE_SHARD)
+    labels = [c for c in raw.columns if c.startswith("label_")]
+    return raw.select(
+        pl.col("id").str.strip_chars().alias("product_id"),
+        shard.alias("shard"),
+        pl.col("title").str.strip_chars().alias("title"),
+        (pl.col("description") if "description" in raw.columns else pl.lit(None, pl.String)).alias("description"),
+        (pl.col("category") if "category" in raw.columns else pl.lit(None, pl.String)).alias("category"),
+        pl.col("image").alias("image"),
+        *[pl.col(c).str.strip_chars().str.to_lowercase() for c in labels],
+    )
+
+
+def _read_raw(path: Path) -> pl.DataFrame:
+    try:
+        if path.suffix.lower() == ".parquet":
+            frame = pl.read_parquet(path)
+            return frame.with_columns(pl.all().cast(pl.String))
+        # Strings throughout (ids like "0012" stay as written); a row with the wrong number
+        # of fields is kept with nulls instead of failing the whole file.
+        return pl.read_csv(
+            path,
+            infer_schema=False,
+            truncate_ragged_lines=True,
+            encoding="utf8-lossy",
+            quote_char='"',
+        )
+    except Exception as exc:  # polars raises several types; the message is what matters
+        raise CatalogError(f"cannot read catalog table {path}: {exc}") from exc
+
+
+def list_shards(table: CatalogTable) -> list[str]:
+    frame = read_catalog_table(table)
+    return sorted(frame.get_column("shard").unique().to_list())
+
+
+def load_catalog(table: CatalogTable, shards: list[str] | None = None) -> LoadedCatalog:
+    """Read and validate the catalog (optionally only some shards)."""
+    frame = read_catalog_table(table)
+    if shards is not None:
+        frame = frame.filter(pl.col("shard").is_in(shards))
+    return validate_rows(frame, table.root)
+
+
+def validate_rows(frame: pl.DataFrame, root: Path) -> LoadedCatalog:
+    root = root.resolve()
+    label_cols = [c for c in frame.columns if c.startswith("label_")]
+    good: list[dict] = []
+    bad: list[dict] = []
+    seen: set[str] = set()
+    for row in frame.iter_rows(named=True):
+        pid = row["product_id"] or ""
+        reason, detail, image_path, image_hash = _check_row(row, root, seen)
+        if reason:
+            bad.append({"product_id": pid, "shard": row["shard"], "stage": "catalog", "reason": reason, "detail": detail})
+            continue
+        seen.add(pid)
+        text = f"{row['title']}\n{row['description'] or ''}"
+        good.append(
+            {
+                "product_id": pid,
+                "shard": row["shard"],
+                "title": row["title"],
+                "description": row["description"],
+                "category": row["category"],
+                "image_path": str(image_path),
+                "image_hash": image_hash,
+                "text_hash": hashlib.sha1(text.encode("utf-8", "replace")).hexdigest(),
+                **{c: row[c] or None for c in label_cols},
+            }
+        )
+    schema = dict(PRODUCT_SCHEMA) | {c: pl.String for c in label_cols}
+    return LoadedCatalog(
+        products=pl.DataFrame(good, schema=schema),
+        quarantine=pl.DataFrame(bad, schema=QUARANTINE_SCHEMA),
+    )
+
+
+def _check_row(row: dict, root: Path, seen: set[str]) -> tuple[str | None, str, Path | None, str]:
+    pid = row["product_id"]
+    if not pid:
+        return "missing id", "", None, ""
+    if pid in seen:
+        return "duplicate id", f"id {pid} appeared earlier in the catalog", None, ""
+    if not row["title"]:
+        return "empty title", "", None, ""
+    if not row["image"]:
+        return "missing image", "no image path", None, ""
+    image_path = (root / row["image"]).resolve()
+    if not image_path.is_relative_to(root):
+        return "image path escapes catalog", row["image"], None, ""
+    if not image_path.is_file():
+        return "missing image", f"{row['image']} does not exist", None, ""
+    data = image_path.read_bytes()
+    problem = image_problem(image_path)
+    if problem:
+        return "undecodable image", problem, None, ""
+    return None, "", image_path, hashlib.sha1(data).hexdigest()
+
+
+def image_problem(path: Path) -> str | None:
+    """Why this file is not a usable image, or None when it is."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    return f"image too large ({width}x{height} pixels)"
+                img.load()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"[:300]
+    return None

@@ -1,0 +1,196 @@
+"""The PinLanding dual encoder on open_clip: towers, inputs, checkpoints.
+
+* Product tower: the image through open_clip's vision tower and (optionally) the title
+  through its text tower, the two unit vectors summed and re-normalized.
+* Attribute tower: a phrase built from key and value ("color: navy blue") through the
+  same text tower, so titles and attribute phrases share one space.
+
+Checkpoints use open_clip's `local-dir` layout (`open_clip_config.json` +
+`open_clip_model.safetensors`), so `open_clip.create_model("local-dir:<dir>")` loads them;
+our own settings ride along in the config under "pinlanding".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import polars as pl
+import torch
+import torch.nn.functional as F
+from open_clip.tokenizer import SimpleTokenizer
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+CONFIG_NAME = "open_clip_config.json"
+WEIGHTS_NAME = "open_clip_model.safetensors"
+MEAN = (0.48145466, 0.4578275, 0.40821073)
+STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which encoder to start from. `name` is an open_clip model name, `local-dir:<path>`,
+    or "pinlanding-tiny" (our small from-scratch config). `pretrained` is an open_clip tag
+    or a checkpoint file; None trains from scratch."""
+
+    name: str = "pinlanding-tiny"
+    pretrained: str | None = None
+    image_size: tuple[int, int] = (64, 48)  # (height, width): the catalog's images are 3:4
+    context_length: int = 32
+    fuse_title: bool = True
+
+
+TINY_CONFIG = {
+    "embed_dim": 128,
+    "vision_cfg": {"layers": 4, "width": 192, "head_width": 64, "patch_size": 8, "mlp_ratio": 2.0},
+    "text_cfg": {"vocab_size": 49408, "width": 192, "heads": 3, "layers": 3},
+}
+
+KEY_PHRASES = {"product_type": "product type", "occasion": "occasion"}
+
+
+def attribute_phrase(key: str, value: str) -> str:
+    return f"{KEY_PHRASES.get(key, key.replace('_', ' '))}: {value}"
+
+
+@dataclass
+class DualEncoder:
+    """An open_clip CLIP model plus how we feed it."""
+
+    model: torch.nn.Module
+    model_cfg: dict
+    spec: ModelSpec
+    tokenizer: SimpleTokenizer = field(repr=False)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        size = self.model.visual.image_size
+        return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+
+    def tokenize(self, texts: list[str]) -> torch.Tensor:
+        return self.tokenizer(texts)
+
+    def encode_products(self, images_u8: torch.Tensor, title_tokens: torch.Tensor | None) -> torch.Tensor:
+        image = F.normalize(self.model.encode_image(normalize_images(images_u8)), dim=-1)
+        if not self.spec.fuse_title or title_tokens is None:
+            return image
+        title = F.normalize(self.model.encode_text(title_tokens), dim=-1)
+        return F.normalize(image + title, dim=-1)
+
+    def encode_attributes(self, phrase_tokens: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.model.encode_text(phrase_tokens), dim=-1)
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        return self.model.logit_scale.exp()
+
+
+def build_encoder(spec: ModelSpec, seed: int = 0) -> DualEncoder:
+    torch.manual_seed(seed)
+    if spec.name == "pinlanding-tiny":
+        cfg = json.loads(json.dumps(TINY_CONFIG))
+        cfg["vision_cfg"]["image_size"] = list(spec.image_size)
+        cfg["text_cfg"]["context_length"] = spec.context_length
+        model = open_clip.model.CLIP(**cfg)
+        if spec.pretrained:
+            model.load_state_dict(load_file(spec.pretrained) if spec.pretrained.endswith(".safetensors") else torch.load(spec.pretrained, map_location="cpu"))
+    else:
+        # Any open_clip name, `local-dir:` folder or pretrained tag/file (a tag needs a hub).
+        model = open_clip.create_model(spec.name, pretrained=spec.pretrained)
+        cfg = open_clip.get_model_config(spec.name) or {}
+    context = cfg.get("text_cfg", {}).get("context_length", spec.context_length)
+    return DualEncoder(model=model, model_cfg=cfg, spec=spec, tokenizer=SimpleTokenizer(context_length=context))
+
+
+def normalize_images(images_u8: torch.Tensor) -> torch.Tensor:
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
+    return (images_u8.float() / 255.0 - mean) / std
+
+
+def load_images(paths: list[str], size_hw: tuple[int, int]) -> torch.Tensor:
+    """uint8 tensor [N, 3, H, W]; images are letterboxed on white to keep their shape."""
+    height, width = size_hw
+    out = np.empty((len(paths), 3, height, width), dtype=np.uint8)
+    for i, path in enumerate(paths):
+        with Image.open(path) as img:
+            img.draft("RGB", (width * 2, height * 2))  # JPEG: decode at reduced size, fast
+            rgb = img.convert("RGB")
+            rgb.thumbnail((width, height))
+            canvas = Image.new("RGB", (width, height), (255, 255, 255))
+            canvas.paste(rgb, ((width - rgb.width) // 2, (height - rgb.height) // 2))
+        out[i] = np.asarray(canvas).transpose(2, 0, 1)
+    return torch.from_numpy(out)
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    directory: Path
+    version: str
+
+
+def save_encoder(encoder: DualEncoder, directory: Path, extra: dict) -> SavedModel:
+    """Write the open_clip `local-dir` layout; the version is a hash of the weights."""
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.contiguous() for k, v in encoder.model.state_dict().items()}
+    save_file(state, directory / WEIGHTS_NAME)
+    digest = hashlib.sha1((directory / WEIGHTS_NAME).read_bytes()).hexdigest()[:12]
+    config = {
+        "model_cfg": encoder.model_cfg,
+        "preprocess_cfg": {"size": list(encoder.image_size), "mean": list(MEAN), "std": list(STD)},
+        "pinlanding": {"spec": asdict(encoder.spec), "version": digest, **extra},
+    }
+    (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2))
+    return SavedModel(directory, digest)
+
+
+def load_encoder(directory: Path) -> tuple[DualEncoder, dict]:
+    """The encoder saved in `directory`, and our extra settings (calibration, thresholds)."""
+    config = json.loads((directory / CONFIG_NAME).read_text())
+    extra = config["pinlanding"]
+    spec_fields = dict(extra["spec"])
+    spec_fields["image_size"] = tuple(spec_fields["image_size"])
+    spec = ModelSpec(**spec_fields)
+    model = open_clip.create_model(f"local-dir:{directory}")
+    model.eval()
+    context = config["model_cfg"].get("text_cfg", {}).get("context_length", spec.context_length)
+    encoder = DualEncoder(model=model, model_cfg=config["model_cfg"], spec=spec, tokenizer=SimpleTokenizer(context_length=context))
+    return encoder, extra
+
+
+def attribute_table_phrases(attributes: pl.DataFrame) -> list[str]:
+    return [attribute_phrase(k, v) for k, v in attributes.select("key", "value").iter_rows()]
+
+
+@torch.no_grad()
+def embed_attributes(encoder: DualEncoder, attributes: pl.DataFrame) -> torch.Tensor:
+    encoder.model.eval()
+    return encoder.encode_attributes(encoder.tokenize(attribute_table_phrases(attributes)))
+
+
+@torch.no_grad()
+def embed_products(
+    encoder: DualEncoder,
+    image_paths: list[str],
+    titles: list[str],
+    batch_size: int = 512,
+    progress=None,
+) -> torch.Tensor:
+    """Product embeddings [N, D], encoded in batches (progress(done, total) after each)."""
+    encoder.model.eval()
+    chunks = []
+    for start in range(0, len(image_paths), batch_size):
+        stop = min(start + batch_size, len(image_paths))
+        images = load_images(image_paths[start:stop], encoder.image_size)
+        tokens = encoder.tokenize(titles[start:stop]) if encoder.spec.fuse_title else None
+        chunks.append(encoder.encode_products(images, tokens))
+        if progress:
+            progress(stop, len(image_paths))
+    if not chunks:
+        return torch.empty(0, encoder.model_cfg.get("embed_dim", 0))
+    return torch.cat(chunks)

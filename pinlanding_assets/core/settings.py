@@ -1,0 +1,54 @@
+"""Where things live: the data home and the catalog, from the environment.
+
+Every stage reads its own tunables from its own dataclass; this module only holds the
+locations that several stages share.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_CATALOG = REPO_ROOT / "data" / "sample_catalog"
+VOCABULARY_OVERRIDES = REPO_ROOT / "data" / "vocabulary_overrides.csv"
+SHARED_DATASET = REPO_ROOT.parent / "shared" / "datasets" / "fashion-product-images-small"
+
+
+def default_home() -> Path:
+    """`PINLANDING_HOME`, else `.pinlanding/` in the repository (git-ignored)."""
+    return Path(os.environ.get("PINLANDING_HOME") or REPO_ROOT / ".pinlanding").resolve()
+
+
+def default_catalog() -> Path:
+    """`PINLANDING_CATALOG`, else the sample catalog the project generates in `data/`."""
+    return Path(os.environ.get("PINLANDING_CATALOG") or SAMPLE_CATALOG).resolve()
+
+
+@dataclass(frozen=True)
+class DataHome:
+    """The directory that holds everything a run produces."""
+
+    root: Path
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def site(self) -> Path:
+        return self.root / "site"
+
+    @property
+    def exports(self) -> Path:
+        return self.root / "exports"
+
+    def ensure(self) -> "DataHome":
+        for path in (self.root, self.models, self.site, self.exports):
+            path.mkdir(parents=True, exist_ok=True)
+        return self

@@ -1,0 +1,193 @@
+"""Contrastive training of the dual encoder on the labeled sample.
+
+Loss (ours): for each attribute key, a softmax over that key's vocabulary values of the
+product-attribute similarities, with a soft target spread over the product's true values
+of the key. Classes are the deduplicated vocabulary, so thousands of products sharing
+"color: black" are all positives of one row instead of false negatives of each other, as they
+would be in the plain in-batch CLIP loss.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+import torch
+
+from .clip_model import DualEncoder, attribute_table_phrases, load_images
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    epochs: int = 10
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    weight_decay: float = 0.05
+    validation_share: float = 0.15
+    patience: int = 2
+    seed: int = 0
+
+
+@dataclass
+class AttributeSpace:
+    """The curated attributes in a fixed order, grouped by key (contiguous slices)."""
+
+    attributes: pl.DataFrame  # key, value, frequency; sorted by key, value
+
+    def __post_init__(self) -> None:
+        self.attributes = self.attributes.sort("key", "value")
+        self.index = {(k, v): i for i, (k, v) in enumerate(self.attributes.select("key", "value").iter_rows())}
+        self.key_slices: dict[str, slice] = {}
+        keys = self.attributes.get_column("key").to_list()
+        for i, key in enumerate(keys):
+            start = self.key_slices[key].start if key in self.key_slices else i
+            self.key_slices[key] = slice(start, i + 1)
+
+    def __len__(self) -> int:
+        return self.attributes.height
+
+    def multi_hot(self, product_ids: list[str], labels: pl.DataFrame) -> np.ndarray:
+        """[N, A] truth matrix from (product_id, key, value) rows (unknown attributes ignored)."""
+        row_of = {pid: i for i, pid in enumerate(product_ids)}
+        truth = np.zeros((len(product_ids), len(self)), dtype=bool)
+        for pid, key, value in labels.select("product_id", "key", "value").iter_rows():
+            col = self.index.get((key, value))
+            if col is not None and pid in row_of:
+                truth[row_of[pid], col] = True
+        return truth
+
+    def log_prior(self) -> np.ndarray:
+        freq = self.attributes.get_column("frequency").to_numpy().astype(np.float64) + 1.0
+        out = np.empty_like(freq)
+        for sl in self.key_slices.values():
+            out[sl] = np.log(freq[sl] / freq[sl].sum())
+        return out
+
+
+@dataclass
+class ProductBatchData:
+    product_ids: list[str]
+    images: torch.Tensor  # uint8 [N, 3, H, W]
+    title_tokens: torch.Tensor  # [N, context]
+    truth: np.ndarray  # bool [N, A]
+
+
+def prepare_products(encoder: DualEncoder, products: pl.DataFrame, labels: pl.DataFrame, space: AttributeSpace) -> ProductBatchData:
+    ids = products.get_column("product_id").to_list()
+    return ProductBatchData(
+        product_ids=ids,
+        images=load_images(products.get_column("image_path").to_list(), encoder.image_size),
+        title_tokens=encoder.tokenize(products.get_column("title").to_list()),
+        truth=space.multi_hot(ids, labels),
+    )
+
+
+def split_train_validation(product_ids: list[str], share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the train and validation products: a seeded hash decides, so a product
+    keeps its side when others are added."""
+    scores = np.array([
+        int.from_bytes(hashlib.blake2b(f"{seed}:{pid}".encode(), digest_size=8).digest(), "big") / 2**64
+        for pid in product_ids
+    ])
+    val = scores < share
+    return np.flatnonzero(~val), np.flatnonzero(val)
+
+
+def per_key_loss(product_emb: torch.Tensor, attribute_emb: torch.Tensor, scale: torch.Tensor, truth: torch.Tensor, key_slices: dict[str, slice]) -> torch.Tensor:
+    logits = scale * product_emb @ attribute_emb.T
+    losses = []
+    for sl in key_slices.values():
+        target = truth[:, sl].float()
+        has_value = target.sum(dim=1) > 0
+        if not has_value.any():
+            continue
+        target = target[has_value] / target[has_value].sum(dim=1, keepdim=True)
+        log_probs = torch.log_softmax(logits[has_value, sl], dim=1)
+        losses.append(-(target * log_probs).sum(dim=1).mean())
+    return torch.stack(losses).mean() if losses else logits.sum() * 0.0
+
+
+@torch.no_grad()
+def similarities(encoder: DualEncoder, data: ProductBatchData, attribute_tokens: torch.Tensor, batch_size: int = 512) -> np.ndarray:
+    encoder.model.eval()
+    attr = encoder.encode_attributes(attribute_tokens)
+    out = []
+    for start in range(0, len(data.product_ids), batch_size):
+        sl = slice(start, start + batch_size)
+        prod = encoder.encode_products(data.images[sl], data.title_tokens[sl] if encoder.spec.fuse_title else None)
+        out.append((prod @ attr.T).numpy())
+    return np.concatenate(out) if out else np.zeros((0, attr.shape[0]), dtype=np.float32)
+
+
+def mean_top1_accuracy(sim: np.ndarray, truth: np.ndarray, key_slices: dict[str, slice]) -> float:
+    accs = []
+    for sl in key_slices.values():
+        has = truth[:, sl].any(axis=1)
+        if has.any():
+            pred = sim[has, sl].argmax(axis=1)
+            accs.append(truth[has, sl][np.arange(has.sum()), pred].mean())
+    return float(np.mean(accs)) if accs else 0.0
+
+
+@dataclass
+class TrainingReport:
+    epochs_run: int
+    best_epoch: int
+    best_validation_accuracy: float
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+
+
+def train_encoder(encoder: DualEncoder, train: ProductBatchData, validation: ProductBatchData, space: AttributeSpace, config: TrainingConfig) -> TrainingReport:
+    """Train in place; the weights of the best validation epoch are kept (early stopping)."""
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    model = encoder.model
+    attribute_tokens = encoder.tokenize(attribute_table_phrases(space.attributes))
+    truth = torch.from_numpy(train.truth)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    steps_per_epoch = max(1, math.ceil(len(train.product_ids) / config.batch_size))
+    total_steps = steps_per_epoch * config.epochs
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.learning_rate, total_steps=total_steps, pct_start=0.1)
+    best = (-1.0, 0, copy.deepcopy(model.state_dict()))
+    history: list[dict] = []
+    started = time.perf_counter()
+    epochs_run = 0
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        order = torch.randperm(len(train.product_ids), generator=generator)
+        losses = []
+        for step in range(steps_per_epoch):
+            idx = order[step * config.batch_size:(step + 1) * config.batch_size]
+            if len(idx) == 0:
+                continue
+            products = encoder.encode_products(train.images[idx], train.title_tokens[idx] if encoder.spec.fuse_title else None)
+            attributes = encoder.encode_attributes(attribute_tokens)
+            loss = per_key_loss(products, attributes, encoder.logit_scale, truth[idx], space.key_slices)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            with torch.no_grad():
+                model.logit_scale.clamp_(0, math.log(100))
+            losses.append(float(loss))
+        epochs_run = epoch
+        val_acc = mean_top1_accuracy(similarities(encoder, validation, attribute_tokens), validation.truth, space.key_slices)
+        history.append({"epoch": epoch, "loss": float(np.mean(losses)) if losses else 0.0, "validation_accuracy": val_acc})
+        log.info("epoch %d/%d loss %.4f validation top-1 %.4f (%.0fs)", epoch, config.epochs, history[-1]["loss"], val_acc, time.perf_counter() - started)
+        if val_acc > best[0]:
+            best = (val_acc, epoch, copy.deepcopy(model.state_dict()))
+        elif epoch - best[1] >= config.patience:
+            log.info("early stopping: no validation gain for %d epochs", config.patience)
+            break
+    model.load_state_dict(best[2])
+    model.eval()
+    return TrainingReport(epochs_run, best[1], best[0], time.perf_counter() - started, history)

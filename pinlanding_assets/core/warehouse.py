@@ -1,0 +1,153 @@
+"""The DuckDB warehouse: one embedded database file, polars frames in and out.
+
+DuckDB lets one process at a time open a database file for writing, and a second process
+that tries gets a lock error. Several Dagster steps (the multiprocess executor, a backfill
+next to `dagster dev`) may touch the warehouse at once, so every access takes an
+exclusive file lock beside the database for as long as its connection is open, and
+connections are kept short. Writes happen in one transaction each: a re-materialized
+partition replaces its rows, never adds to them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+
+class WarehouseError(RuntimeError):
+    pass
+
+
+class Warehouse:
+    def __init__(self, path: Path | str, lock_timeout_s: float = 600.0):
+        self.path = Path(path)
+        self.lock_path = self.path.with_suffix(self.path.suffix + ".lock")
+        self.lock_timeout_s = lock_timeout_s
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_path, "a+") as lock_file:
+            self._acquire(lock_file)
+            try:
+                con = duckdb.connect(str(self.path))
+                try:
+                    yield con
+                finally:
+                    con.close()
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    def _acquire(self, lock_file) -> None:
+        deadline = time.monotonic() + self.lock_timeout_s
+        while True:
+            try:
+                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise WarehouseError(
+                        f"waited {self.lock_timeout_s:.0f}s for the warehouse lock {self.lock_path}"
+                    ) from None
+                time.sleep(0.05)
+
+    # -- reads -------------------------------------------------------------------------
+
+    def has_table(self, table: str) -> bool:
+        with self.connect() as con:
+            return _has_table(con, table)
+
+    def read(self, sql: str, params: Sequence | None = None) -> pl.DataFrame:
+        with self.connect() as con:
+            return con.execute(sql, params or []).pl()
+
+    def read_table(self, table: str, where: str | None = None, params: Sequence | None = None) -> pl.DataFrame:
+        """The table's rows (optionally filtered); an empty frame if the table does not exist."""
+        with self.connect() as con:
+            if not _has_table(con, table):
+                return pl.DataFrame()
+            sql = f'SELECT * FROM "{table}"' + (f" WHERE {where}" if where else "")
+            return con.execute(sql, params or []).pl()
+
+    # -- writes ------------------------------------------------------------------------
+
+    def replace_table(self, table: str, frame: pl.DataFrame) -> int:
+        with self.connect() as con:
+            con.register("incoming", frame.to_arrow())
+            con.execute(f'CREATE OR REPLACE TABLE "{table}" AS SELECT * FROM incoming')
+            con.unregister("incoming")
+        return frame.height
+
+    def replace_rows(self, table: str, frame: pl.DataFrame, column: str, values: Sequence[str]) -> int:
+        """Delete the rows whose `column` is in `values`, insert `frame`, in one transaction.
+
+        This is how a partition (a shard) is re-materialized: its old rows go, the new ones
+        come, and the other partitions are untouched.
+        """
+        if column not in frame.columns:
+            raise WarehouseError(f"frame for {table!r} has no partition column {column!r}")
+        with self.connect() as con:
+            con.register("incoming", frame.to_arrow())
+            con.execute("BEGIN TRANSACTION")
+            try:
+                if not _has_table(con, table):
+                    con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM incoming LIMIT 0')
+                _check_columns(con, table, frame)
+                con.execute(
+                    f'DELETE FROM "{table}" WHERE "{column}" IN (SELECT UNNEST(?::VARCHAR[]))',
+                    [list(values)],
+                )
+                con.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM incoming')
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                con.unregister("incoming")
+        return frame.height
+
+    def upsert(self, table: str, frame: pl.DataFrame, key_columns: Sequence[str]) -> int:
+        """Insert rows, replacing any with the same key (caches: embeddings, LLM answers)."""
+        if frame.is_empty():
+            return 0
+        keys = ", ".join(f'"{c}"' for c in key_columns)
+        with self.connect() as con:
+            con.register("incoming", frame.to_arrow())
+            con.execute("BEGIN TRANSACTION")
+            try:
+                if not _has_table(con, table):
+                    con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM incoming LIMIT 0')
+                _check_columns(con, table, frame)
+                con.execute(
+                    f'DELETE FROM "{table}" WHERE ({keys}) IN (SELECT ({keys}) FROM incoming)'
+                )
+                con.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM incoming')
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                con.unregister("incoming")
+        return frame.height
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    row = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _check_columns(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
+    existing = [r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall()]
+    if set(existing) != set(frame.columns):
+        raise WarehouseError(
+            f"table {table!r} has columns {existing} but the new rows have {frame.columns}; "
+            "the schema changed since it was written: drop the table (or use a fresh PINLANDING_HOME)"
+        )

@@ -1,0 +1,27 @@
+"""The Dagster code location: `dagster dev` (workspace.yaml) loads `defs` from here."""
+
+from dagster import Definitions
+
+from .defs.collection_assets import collection_queries
+from .defs.extraction_assets import raw_attributes
+from .defs.jobs import ALL_JOBS
+from .defs.model_assets import clip_model
+from .defs.page_assets import landing_pages
+from .defs.resources import default_resources
+from .defs.scoring_assets import product_attribute_scores
+from .defs.sensors import catalog_shard_sensor
+from .defs.vocabulary_assets import curated_vocabulary
+
+ASSETS = [raw_attributes, curated_vocabulary, clip_model, product_attribute_scores, collection_queries, landing_pages]
+
+
+def build_definitions(resources: dict | None = None) -> Definitions:
+    return Definitions(
+        assets=ASSETS,
+        jobs=ALL_JOBS,
+        sensors=[catalog_shard_sensor],
+        resources=resources or default_resources(),
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,122 @@
+"""`clip_model`: the dual encoder, trained on the labeled sample of all shards."""
+
+
+import json
+import shutil
+from datetime import datetime, timezone
+
+import polars as pl
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+
+from ..core.clip_model import ModelSpec
+from ..core.evaluation import catalog_label_attributes
+from ..core.extraction import SampleSpec, select_sample
+from ..core.model_fitting import AssignmentConfig, fit_dual_encoder
+from ..core.training import TrainingConfig
+from ..core.vocabulary import canonical_labels, kept_attributes
+from .resources import DataHomeResource
+from .vocabulary_assets import curated_vocabulary
+
+
+class ModelConfig(Config):
+    model_name: str = "pinlanding-tiny"  # open_clip name, "local-dir:<path>" or pinlanding-tiny
+    pretrained: str | None = None  # open_clip tag (needs a hub) or checkpoint file
+    fuse_title: bool = True
+    epochs: int = 10
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    validation_share: float = 0.15
+    patience: int = 2
+    seed: int = 0
+    target_precision: float = 0.9
+    max_values_per_key: int = 1
+    eval_max_products: int = 3000
+    min_recall_at_10: float = 0.95  # blocking check
+    min_key_top1: float = 0.6  # blocking check: every key's held-out top-1 accuracy
+
+
+@asset(
+    deps=[curated_vocabulary],
+    group_name="model",
+    check_specs=[
+        AssetCheckSpec("heldout_recall_at_10", asset="clip_model", blocking=True, description="Held-out attribute Recall@10 ≥ min_recall_at_10; a bad model must not make pages."),
+        AssetCheckSpec("heldout_key_accuracy", asset="clip_model", blocking=True, description="Every key's held-out top-1 accuracy ≥ min_key_top1."),
+    ],
+)
+def clip_model(context: AssetExecutionContext, config: ModelConfig, data_home: DataHomeResource) -> MaterializeResult:
+    """Train, calibrate, set assignment thresholds and evaluate the dual encoder; the
+    checkpoint is saved in open_clip's local-dir layout under the data home."""
+    warehouse = data_home.warehouse
+    vocabulary = warehouse.read_table("curated_vocabulary")
+    raw = warehouse.read_table("raw_attributes")
+    products = warehouse.read_table("catalog_products")
+    attributes = kept_attributes(vocabulary)
+    labels = canonical_labels(raw, vocabulary)
+    labeled = products.join(labels.select("product_id").unique(), on="product_id", how="semi")
+    # Held-out: products outside the labeled sample that carry catalog labels.
+    unseen = products.filter(~pl.col("in_sample"))
+    heldout = select_sample(unseen, SampleSpec(share=1.0, min_count=0, max_count=config.eval_max_products, seed=config.seed + 1))
+    heldout_truth = catalog_label_attributes(heldout).join(attributes.select("key", "value"), on=["key", "value"], how="semi")
+    heldout = heldout.join(heldout_truth.select("product_id").unique(), on="product_id", how="semi")
+    context.log.info("labeled %d products, held-out %d, vocabulary %d", labeled.height, heldout.height, attributes.height)
+
+    spec = ModelSpec(name=config.model_name, pretrained=config.pretrained, fuse_title=config.fuse_title)
+    training = TrainingConfig(config.epochs, config.batch_size, config.learning_rate, 0.05, config.validation_share, config.patience, config.seed)
+    staging = data_home.paths.models / "clip_model" / "staging"
+    fitted = fit_dual_encoder(labeled, labels, heldout, heldout_truth, attributes, spec, training, AssignmentConfig(config.target_precision, config.max_values_per_key), staging)
+    final_dir = data_home.paths.models / "clip_model" / fitted.saved.version
+    if final_dir.exists():  # same weights trained again: replace
+        shutil.rmtree(final_dir)
+    staging.rename(final_dir)
+
+    trained = fitted.evaluations["trained"]
+    warehouse.replace_table(
+        "clip_model",
+        pl.DataFrame(
+            {
+                "version": [fitted.saved.version],
+                "path": [str(final_dir)],
+                "created_at": [datetime.now(timezone.utc).isoformat()],
+                "evaluation": [json.dumps({name: vars(e) for name, e in fitted.evaluations.items()})],
+            }
+        ),
+    )
+    recall10 = trained.recall.get("recall@10", 0.0)
+    worst_key, worst_acc = min(trained.top1.items(), key=lambda kv: kv[1]) if trained.top1 else ("-", 0.0)
+    comparison = {name: {**e.recall, **{f"top1/{k}": v for k, v in e.top1.items()}} for name, e in fitted.evaluations.items()}
+    return MaterializeResult(
+        metadata={
+            "version": fitted.saved.version,
+            "checkpoint": MetadataValue.path(str(final_dir)),
+            "labeled_products": labeled.height,
+            "heldout_products": trained.n_products,
+            "vocabulary_size": attributes.height,
+            "training_seconds": round(fitted.training.seconds, 1),
+            "epochs_run": fitted.training.epochs_run,
+            "best_epoch": fitted.training.best_epoch,
+            "heldout_recall@1": trained.recall.get("recall@1"),
+            "heldout_recall@5": trained.recall.get("recall@5"),
+            "heldout_recall@10": recall10,
+            "heldout_top1_per_key": MetadataValue.json(trained.top1),
+            "heldout_assignment_precision_per_key": MetadataValue.json(trained.assignment_precision),
+            "comparison": MetadataValue.json(comparison),
+            "calibration_prior_weight": fitted.calibration.prior_weight,
+            "calibration_ablation": MetadataValue.json(fitted.calibration_ablation),
+            "thresholds": MetadataValue.json(fitted.thresholds),
+            "training_history": MetadataValue.json(fitted.training.history),
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name="heldout_recall_at_10",
+                passed=recall10 >= config.min_recall_at_10,
+                severity=AssetCheckSeverity.ERROR,
+                metadata={"value": recall10, "threshold": config.min_recall_at_10},
+            ),
+            AssetCheckResult(
+                check_name="heldout_key_accuracy",
+                passed=worst_acc >= config.min_key_top1,
+                severity=AssetCheckSeverity.ERROR,
+                metadata={"value": worst_acc, "worst_key": worst_key, "threshold": config.min_key_top1},
+            ),
+        ],
+    )

@@ -1,0 +1,90 @@
+"""`landing_pages`: products matched to collections on Spark, stored, exported, rendered.
+
+Global like `collection_queries`: pages span shards.
+"""
+
+
+import polars as pl
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from dagster_pyspark import LazyPySparkResource
+
+from ..core.collections import collection_attribute_rows
+from ..core.evaluation import catalog_label_attributes, collection_precision_at_k
+from ..core.matching import MatchingConfig, match_pages_spark
+from ..core.site import SiteConfig, render_site
+from .collection_assets import collection_queries
+from .resources import DataHomeResource
+
+
+class PagesConfig(Config):
+    min_relevance: float = 0.5
+    min_page_size: int = 10
+    max_page_size: int = 60
+    min_pages: int = 1  # check
+    min_precision_at_10: float = 0.8  # check, against catalog labels where there are some
+    base_url: str = "https://example.com/pinlanding"
+
+
+@asset(
+    deps=[collection_queries],
+    group_name="pages",
+    check_specs=[
+        AssetCheckSpec("page_size_bounds", asset="landing_pages", description="Every page within [min_page_size, max_page_size] products."),
+        AssetCheckSpec("page_count", asset="landing_pages", description="At least min_pages pages."),
+        AssetCheckSpec("page_precision_at_10", asset="landing_pages", description="Collection P@10 against catalog labels ≥ min_precision_at_10."),
+    ],
+)
+def landing_pages(context: AssetExecutionContext, config: PagesConfig, data_home: DataHomeResource, spark: LazyPySparkResource) -> MaterializeResult:
+    warehouse = data_home.warehouse
+    paths = data_home.paths
+    product_attributes = warehouse.read("SELECT product_id, key, value, probability FROM product_attribute_scores WHERE assigned")
+    collections = warehouse.read_table("collection_queries")
+    collection_attrs = collection_attribute_rows(collections)
+    matching = MatchingConfig(config.min_relevance, config.min_page_size, config.max_page_size)
+    context.log.info("matching %d assigned attributes against %d collections on Spark", product_attributes.height, collection_attrs.get_column("slug").n_unique())
+    session = spark.spark_session
+    session.sparkContext.setLogLevel("WARN")
+    pages = match_pages_spark(session, product_attributes, collection_attrs, matching)
+    warehouse.replace_table("landing_pages", pages)
+    pages.write_parquet(paths.exports / "landing_pages.parquet")
+
+    products = warehouse.read_table("catalog_products")
+    site = render_site(paths.site, collections, pages, products, SiteConfig(config.base_url))
+    sizes = pages.group_by("slug").len()
+    n_pages = sizes.height
+    smallest = int(sizes.get_column("len").min() or 0) if n_pages else 0
+    largest = int(sizes.get_column("len").max() or 0) if n_pages else 0
+    precision = collection_precision_at_k(pages, collection_attrs, catalog_label_attributes(products))
+    context.log.info("%d landing pages; site at %s", n_pages, site["index"])
+    return MaterializeResult(
+        metadata={
+            "pages": n_pages,
+            "page_rows": pages.height,
+            "smallest_page": smallest,
+            "largest_page": largest,
+            "precision_at_10": precision,
+            "site": MetadataValue.path(site["index"]),
+            "parquet": MetadataValue.path(str(paths.exports / "landing_pages.parquet")),
+            "engine": "spark",
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name="page_size_bounds",
+                passed=n_pages == 0 or (smallest >= config.min_page_size and largest <= config.max_page_size),
+                severity=AssetCheckSeverity.ERROR,
+                metadata={"smallest": smallest, "largest": largest, "min": config.min_page_size, "max": config.max_page_size},
+            ),
+            AssetCheckResult(
+                check_name="page_count",
+                passed=n_pages >= config.min_pages,
+                severity=AssetCheckSeverity.ERROR,
+                metadata={"value": n_pages, "threshold": config.min_pages},
+            ),
+            AssetCheckResult(
+                check_name="page_precision_at_10",
+                passed=bool(precision != precision or precision >= config.min_precision_at_10),
+                severity=AssetCheckSeverity.WARN,
+                metadata={"value": None if precision != precision else precision, "threshold": config.min_precision_at_10},
+            ),
+        ],
+    )

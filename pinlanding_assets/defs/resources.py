@@ -1,0 +1,69 @@
+"""Resources: where the data home and the catalog are, and the Spark session.
+
+Defaults come from the environment when the code location loads (`PINLANDING_HOME`,
+`PINLANDING_CATALOG`, `PINLANDING_SPARK_MASTER`); each is a resource config field, so a run
+can override it in its run config.
+"""
+
+
+import os
+from pathlib import Path
+
+from dagster import ConfigurableResource
+from dagster_pyspark import LazyPySparkResource
+
+from ..core.catalog import CatalogTable, locate_catalog
+from ..core.settings import DataHome, default_catalog, default_home
+from ..core.warehouse import Warehouse
+
+
+class DataHomeResource(ConfigurableResource):
+    """The data home: the DuckDB warehouse, model checkpoints, the site, exports."""
+
+    home: str
+
+    @property
+    def paths(self) -> DataHome:
+        return DataHome(Path(self.home)).ensure()
+
+    @property
+    def warehouse(self) -> Warehouse:
+        return Warehouse(self.paths.warehouse)
+
+
+class CatalogResource(ConfigurableResource):
+    """The catalog: a directory (Kaggle `styles.csv`, or `products.csv`/`products.parquet`)
+    or a table file. `shard_column` defaults to masterCategory (Kaggle) or `shard`."""
+
+    location: str
+    shard_column: str | None = None
+
+    def table(self) -> CatalogTable:
+        return locate_catalog(self.location, self.shard_column)
+
+
+def spark_resource(master: str | None = None, home: str | None = None) -> LazyPySparkResource:
+    """Lazy: the JVM starts only in steps that use Spark. Any `spark.*` setting can be added
+    to `spark_config` in run config; the master defaults to local[*]."""
+    master = master or os.environ.get("PINLANDING_SPARK_MASTER", "local[*]")
+    home = home or str(default_home())
+    return LazyPySparkResource(
+        spark_config={
+            "spark.master": master,
+            "spark.app.name": "pinlanding",
+            "spark.ui.enabled": "false",
+            "spark.sql.shuffle.partitions": os.environ.get("PINLANDING_SPARK_SHUFFLE_PARTITIONS", "8"),
+            "spark.driver.memory": os.environ.get("PINLANDING_SPARK_DRIVER_MEMORY", "2g"),
+            "spark.sql.warehouse.dir": f"{home}/spark-warehouse",
+            "spark.sql.execution.arrow.pyspark.enabled": "true",
+        }
+    )
+
+
+def default_resources() -> dict:
+    home = str(default_home())
+    return {
+        "data_home": DataHomeResource(home=home),
+        "catalog": CatalogResource(location=str(default_catalog()), shard_column=os.environ.get("PINLANDING_SHARD_COLUMN") or None),
+        "spark": spark_resource(home=home),
+    }

@@ -1,0 +1,82 @@
+"""`product_attribute_scores`: every product of a shard x every vocabulary attribute."""
+
+
+from pathlib import Path
+
+import polars as pl
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+
+from ..core.clip_model import load_encoder
+from ..core.evaluation import catalog_label_attributes
+from ..core.scoring import score_products
+from .extraction_assets import raw_attributes
+from .model_assets import clip_model
+from .partitions import shard_partitions
+from .resources import DataHomeResource
+
+
+class ScoringConfig(Config):
+    batch_size: int = 512
+    min_assignment_precision: float = 0.8  # check, on products with catalog labels
+
+
+def latest_model(data_home: DataHomeResource) -> tuple[str, str]:
+    registry = data_home.warehouse.read_table("clip_model")
+    if registry.is_empty():
+        raise ValueError("no trained clip_model: materialize clip_model first")
+    row = registry.row(0, named=True)
+    return row["version"], row["path"]
+
+
+@asset(
+    partitions_def=shard_partitions,
+    deps=[clip_model, raw_attributes],
+    group_name="model",
+    check_specs=[AssetCheckSpec("assignment_precision", asset="product_attribute_scores", blocking=True, description="Precision of assigned attributes on products with catalog labels ≥ min_assignment_precision.")],
+)
+def product_attribute_scores(context: AssetExecutionContext, config: ScoringConfig, data_home: DataHomeResource) -> MaterializeResult:
+    """Raw and calibrated scores of every (product, attribute) of the shard, with the
+    assigned flags; product embeddings are cached so unchanged products are not re-encoded."""
+    shard = context.partition_key
+    warehouse = data_home.warehouse
+    version, path = latest_model(data_home)
+    encoder, extra = load_encoder(Path(path))
+    products = warehouse.read_table("catalog_products", "shard = ?", [shard])
+    cached = warehouse.read("SELECT * FROM product_embeddings WHERE model_version = ?", [version]) if warehouse.has_table("product_embeddings") else pl.DataFrame()
+
+    def progress(done: int, total: int) -> None:
+        context.log.info("shard %s: encoded %d/%d products", shard, done, total)
+
+    result = score_products(encoder, extra, version, products, cached, config.batch_size, progress)
+    warehouse.upsert("product_embeddings", result.new_embeddings, ["model_version", "product_id"])
+    scores = result.scores.with_columns(pl.lit(shard).alias("shard"), pl.lit(version).alias("model_version"))
+    warehouse.replace_rows("product_attribute_scores", scores, "shard", [shard])
+
+    assigned = scores.filter(pl.col("assigned"))
+    truth = catalog_label_attributes(products)
+    checkable = assigned.join(truth.select("product_id", "key").unique(), on=["product_id", "key"], how="semi")
+    correct = checkable.join(truth, on=["product_id", "key", "value"], how="semi").height
+    precision = correct / checkable.height if checkable.height else float("nan")
+    throughput = result.encoded / result.encode_seconds if result.encode_seconds > 0 and result.encoded else 0.0
+    return MaterializeResult(
+        metadata={
+            "shard": shard,
+            "model_version": version,
+            "products": products.height,
+            "encoded": result.encoded,
+            "reused_embeddings": result.reused,
+            "products_per_second": round(throughput, 1),
+            "score_rows": scores.height,
+            "assigned_rows": assigned.height,
+            "assigned_per_key": MetadataValue.json(dict(assigned.group_by("key").len().sort("key").iter_rows())),
+            "assignment_precision": precision,
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name="assignment_precision",
+                passed=bool(checkable.height == 0 or precision >= config.min_assignment_precision),
+                severity=AssetCheckSeverity.ERROR,
+                metadata={"value": precision if checkable.height else None, "threshold": config.min_assignment_precision, "checked_assignments": checkable.height},
+            )
+        ],
+    )
