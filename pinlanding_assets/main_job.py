@@ -38,7 +38,7 @@ def run_graph(defs: Definitions, instance: DagsterInstance, shards: list[str] | 
         started = time.perf_counter()
         label = f"{job_name}[{partition_key}]" if partition_key else job_name
         print(f"-> {label}", flush=True)
-        result = defs.get_job_def(job_name).execute_in_process(
+        result = defs.resolve_job_def(job_name).execute_in_process(
             instance=instance, partition_key=partition_key, run_config=(run_config or {}).get(job_name), raise_on_error=False
         )
         timings[label] = round(time.perf_counter() - started, 1)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
+from .warehouse import query_polars
+
 PAGE_SCHEMA = {"slug": pl.String, "product_id": pl.String, "relevance": pl.Float64, "rank": pl.Int64}
 
 
@@ -66,7 +68,7 @@ def match_pages_duckdb(product_attributes: pl.DataFrame, collection_attributes: 
     try:
         con.register("product_attributes", product_attributes.to_arrow())
         con.register("collection_attributes", collection_attributes.to_arrow())
-        return _sorted(con.execute(_sql(config)).pl())
+        return _sorted(query_polars(con, _sql(config)))
     finally:
         con.close()
 

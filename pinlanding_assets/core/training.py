@@ -34,6 +34,7 @@ class TrainingConfig:
     validation_share: float = 0.15
     patience: int = 2
     seed: int = 0
+    min_steps: int = 200  # small samples get more epochs, so the towers see enough updates
 
 
 @dataclass
@@ -137,6 +138,18 @@ def mean_top1_accuracy(sim: np.ndarray, truth: np.ndarray, key_slices: dict[str,
     return float(np.mean(accs)) if accs else 0.0
 
 
+def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_share: float = 0.1) -> torch.optim.lr_scheduler.LambdaLR:
+    warmup = max(1, int(total_steps * warmup_share))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 @dataclass
 class TrainingReport:
     epochs_run: int
@@ -155,13 +168,13 @@ def train_encoder(encoder: DualEncoder, train: ProductBatchData, validation: Pro
     truth = torch.from_numpy(train.truth)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(train.product_ids) / config.batch_size))
-    total_steps = steps_per_epoch * config.epochs
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.learning_rate, total_steps=total_steps, pct_start=0.1)
+    epochs = max(config.epochs, math.ceil(config.min_steps / steps_per_epoch))
+    schedule = warmup_cosine(optimizer, total_steps=steps_per_epoch * epochs)
     best = (-1.0, 0, copy.deepcopy(model.state_dict()))
     history: list[dict] = []
     started = time.perf_counter()
     epochs_run = 0
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(1, epochs + 1):
         model.train()
         order = torch.randperm(len(train.product_ids), generator=generator)
         losses = []
@@ -182,11 +195,11 @@ def train_encoder(encoder: DualEncoder, train: ProductBatchData, validation: Pro
         epochs_run = epoch
         val_acc = mean_top1_accuracy(similarities(encoder, validation, attribute_tokens), validation.truth, space.key_slices)
         history.append({"epoch": epoch, "loss": float(np.mean(losses)) if losses else 0.0, "validation_accuracy": val_acc})
-        log.info("epoch %d/%d loss %.4f validation top-1 %.4f (%.0fs)", epoch, config.epochs, history[-1]["loss"], val_acc, time.perf_counter() - started)
+        log.info("epoch %d/%d loss %.4f validation top-1 %.4f (%.0fs)", epoch, epochs, history[-1]["loss"], val_acc, time.perf_counter() - started)
         if val_acc > best[0]:
             best = (val_acc, epoch, copy.deepcopy(model.state_dict()))
-        elif epoch - best[1] >= config.patience:
-            log.info("early stopping: no validation gain for %d epochs", config.patience)
+        elif (epoch - best[1]) * steps_per_epoch >= max(config.patience * steps_per_epoch, 50):
+            log.info("early stopping: no validation gain since epoch %d", best[1])
             break
     model.load_state_dict(best[2])
     model.eval()

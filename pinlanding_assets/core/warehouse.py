@@ -65,7 +65,7 @@ class Warehouse:
 
     def read(self, sql: str, params: Sequence | None = None) -> pl.DataFrame:
         with self.connect() as con:
-            return con.execute(sql, params or []).pl()
+            return query_polars(con, sql, params)
 
     def read_table(self, table: str, where: str | None = None, params: Sequence | None = None) -> pl.DataFrame:
         """The table's rows (optionally filtered); an empty frame if the table does not exist."""
@@ -73,14 +73,14 @@ class Warehouse:
             if not _has_table(con, table):
                 return pl.DataFrame()
             sql = f'SELECT * FROM "{table}"' + (f" WHERE {where}" if where else "")
-            return con.execute(sql, params or []).pl()
+            return query_polars(con, sql, params)
 
     # -- writes ------------------------------------------------------------------------
 
     def replace_table(self, table: str, frame: pl.DataFrame) -> int:
         with self.connect() as con:
             con.register("incoming", frame.to_arrow())
-            con.execute(f'CREATE OR REPLACE TABLE "{table}" AS SELECT * FROM incoming')
+            _run(con, f'CREATE OR REPLACE TABLE "{table}" AS SELECT * FROM incoming')
             con.unregister("incoming")
         return frame.height
 
@@ -94,19 +94,19 @@ class Warehouse:
             raise WarehouseError(f"frame for {table!r} has no partition column {column!r}")
         with self.connect() as con:
             con.register("incoming", frame.to_arrow())
-            con.execute("BEGIN TRANSACTION")
+            _run(con, "BEGIN TRANSACTION")
             try:
                 if not _has_table(con, table):
-                    con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM incoming LIMIT 0')
+                    _run(con, f'CREATE TABLE "{table}" AS SELECT * FROM incoming LIMIT 0')
                 _check_columns(con, table, frame)
-                con.execute(
+                _run(con, 
                     f'DELETE FROM "{table}" WHERE "{column}" IN (SELECT UNNEST(?::VARCHAR[]))',
                     [list(values)],
                 )
-                con.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM incoming')
-                con.execute("COMMIT")
+                _run(con, f'INSERT INTO "{table}" BY NAME SELECT * FROM incoming')
+                _run(con, "COMMIT")
             except Exception:
-                con.execute("ROLLBACK")
+                _run(con, "ROLLBACK")
                 raise
             finally:
                 con.unregister("incoming")
@@ -119,33 +119,40 @@ class Warehouse:
         keys = ", ".join(f'"{c}"' for c in key_columns)
         with self.connect() as con:
             con.register("incoming", frame.to_arrow())
-            con.execute("BEGIN TRANSACTION")
+            _run(con, "BEGIN TRANSACTION")
             try:
                 if not _has_table(con, table):
-                    con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM incoming LIMIT 0')
+                    _run(con, f'CREATE TABLE "{table}" AS SELECT * FROM incoming LIMIT 0')
                 _check_columns(con, table, frame)
-                con.execute(
+                _run(con, 
                     f'DELETE FROM "{table}" WHERE ({keys}) IN (SELECT ({keys}) FROM incoming)'
                 )
-                con.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM incoming')
-                con.execute("COMMIT")
+                _run(con, f'INSERT INTO "{table}" BY NAME SELECT * FROM incoming')
+                _run(con, "COMMIT")
             except Exception:
-                con.execute("ROLLBACK")
+                _run(con, "ROLLBACK")
                 raise
             finally:
                 con.unregister("incoming")
         return frame.height
 
 
+def _run(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = None) -> list[tuple]:
+    # DuckDB 2 keeps a statement's result open until it is fully fetched.
+    return con.execute(sql, list(params) if params else []).fetchall()
+
+
+def query_polars(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = None) -> pl.DataFrame:
+    return pl.from_arrow(con.sql(sql, params=list(params) if params else None).to_arrow_table())  # type: ignore[return-value]
+
+
 def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    row = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-    ).fetchone()
-    return bool(row and row[0])
+    rows = _run(con, "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table])
+    return bool(rows[0][0])
 
 
 def _check_columns(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
-    existing = [r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall()]
+    existing = [r[0] for r in _run(con, f'DESCRIBE "{table}"')]
     if set(existing) != set(frame.columns):
         raise WarehouseError(
             f"table {table!r} has columns {existing} but the new rows have {frame.columns}; "
