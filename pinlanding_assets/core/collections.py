@@ -21,7 +21,7 @@ ANCHOR_KEY = "product_type"
 # Title order: adjectives first, the product type as the head noun, gender as "for ...".
 TITLE_KEY_ORDER = ["season", "color", "pattern", "material", "style", "fit", "sleeve", "neckline", "length", "occasion", ANCHOR_KEY, "gender"]
 GENDER_PHRASES = {"men": "for Men", "women": "for Women", "boys": "for Boys", "girls": "for Girls", "unisex": "Unisex", "kids": "for Kids"}
-DISPLAY = {"t-shirt": "T-Shirt", "tshirt": "T-Shirt"}
+DISPLAY = {"tshirt": "T-Shirt", "tshirts": "T-Shirts"}
 NO_PLURAL = {"jeans", "trousers", "shorts", "leggings", "sunglasses", "pants", "briefs", "capris", "tights", "track pants", "jeggings", "innerwear vests", "flip flops", "sandals", "heels", "flats", "socks", "trunks", "dupatta", "nightwear", "swimwear", "perfume and body mist", "deodorant", "lipstick", "kajal and eyeliner", "nail polish"}
 COLLECTION_SCHEMA = {
     "slug": pl.String,
@@ -87,7 +87,8 @@ def pluralize(noun: str) -> str:
 
 
 def display_words(text: str) -> str:
-    return " ".join(DISPLAY.get(w, w[:1].upper() + w[1:]) for w in text.split(" "))
+    """Title case per word and per hyphenated part: "t-shirts" -> "T-Shirts"."""
+    return " ".join(DISPLAY.get(w, "-".join(p[:1].upper() + p[1:] for p in w.split("-"))) for w in text.split(" "))
 
 
 def template_title(attributes: list[tuple[str, str]]) -> str:

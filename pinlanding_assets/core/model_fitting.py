@@ -25,6 +25,7 @@ from .training import (
     ProductBatchData,
     TrainingConfig,
     TrainingReport,
+    add_absent_values,
     prepare_products,
     similarities,
     split_train_validation,
@@ -86,9 +87,10 @@ def fit_dual_encoder(
 ) -> FittedModel:
     """labeled/heldout: product frames (product_id, title, image_path); labels/heldout_truth:
     (product_id, key, value) in the curated vocabulary; attributes: (key, value, frequency)."""
-    space = AttributeSpace(attributes)
-    if len(space) == 0:
+    if attributes.is_empty():
         raise ValueError("the curated vocabulary is empty: nothing to train on")
+    attributes, labels = add_absent_values(attributes, labels, labeled.get_column("product_id").to_list())
+    space = AttributeSpace(attributes)
     torch.manual_seed(training.seed)
     encoder = build_encoder(spec, seed=training.seed)
     untrained = copy.deepcopy(encoder)
@@ -110,7 +112,7 @@ def fit_dual_encoder(
     held = prepare_products(encoder, heldout, heldout_truth, space)
     sim = similarities(encoder, held, tokens)
     probs = calibration.probabilities(sim, space.key_slices)
-    assigned = assign(probs, space.key_slices, thresholds, assignment.max_values_per_key)
+    assigned = assign(probs, space.key_slices, thresholds, assignment.max_values_per_key, space.assignable)
     uncalibrated = Calibration(scale, 0.0, calibration.log_prior).probabilities(sim, space.key_slices)
     untrained_sim = similarities(untrained, held, untrained.tokenize(attribute_table_phrases(space.attributes)))
     prior = np.broadcast_to(space.log_prior()[None, :], probs.shape)

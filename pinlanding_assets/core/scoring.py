@@ -89,7 +89,9 @@ def choose_thresholds(probs: np.ndarray, truth: np.ndarray, key_slices: dict[str
     return thresholds
 
 
-def assign(probs: np.ndarray, key_slices: dict[str, slice], thresholds: dict[str, float], max_values_per_key: int) -> np.ndarray:
+def assign(probs: np.ndarray, key_slices: dict[str, slice], thresholds: dict[str, float], max_values_per_key: int, assignable: np.ndarray | None = None) -> np.ndarray:
+    """Top values per key at or above the key's threshold; columns not `assignable` (the
+    ABSENT pseudo-values) can win a key but are never assigned."""
     assigned = np.zeros(probs.shape, dtype=bool)
     rows = np.arange(probs.shape[0])[:, None]
     for key, sl in key_slices.items():
@@ -99,6 +101,8 @@ def assign(probs: np.ndarray, key_slices: dict[str, slice], thresholds: dict[str
         chosen = np.zeros_like(part, dtype=bool)
         chosen[rows, top] = True
         assigned[:, sl] = chosen & (part >= thresholds.get(key, 1.0))
+    if assignable is not None:
+        assigned &= assignable[None, :]
     return assigned
 
 
@@ -184,7 +188,7 @@ def score_products(encoder, model_extra: dict, model_version: str, products: pl.
     attr = embed_attributes(encoder, attributes).numpy()
     sim = matrix @ attr.T if products.height else np.zeros((0, attributes.height), dtype=np.float32)
     probs = calibration.probabilities(sim, key_slices)
-    assigned = assign(probs, key_slices, model_extra["thresholds"], model_extra["max_values_per_key"])
+    assigned = assign(probs, key_slices, model_extra["thresholds"], model_extra["max_values_per_key"], space.assignable)
     return ShardScores(
         scores=scores_frame(products.get_column("product_id").to_list(), attributes, sim, probs, assigned),
         new_embeddings=new_embeddings,

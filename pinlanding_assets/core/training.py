@@ -37,6 +37,29 @@ class TrainingConfig:
     min_steps: int = 200  # small samples get more epochs, so the towers see enough updates
 
 
+# The value of a key a product does not have ("pattern: (none)" for a plain shirt). Keys
+# that only some products carry (pattern, material) need it: without it the per-key softmax
+# would force every product to take one of the key's values. Never assigned, never a page.
+ABSENT = "(none)"
+
+
+def add_absent_values(attributes: pl.DataFrame, labels: pl.DataFrame, product_ids: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Add (key, ABSENT) to the attributes and to the labels of products lacking the key,
+    for every key that some labeled products lack."""
+    products = pl.DataFrame({"product_id": product_ids}, schema={"product_id": pl.String})
+    extra_attrs, extra_labels = [], []
+    for key in attributes.get_column("key").unique().sort().to_list():
+        have = labels.filter(pl.col("key") == key).select("product_id").unique()
+        lacking = products.join(have, on="product_id", how="anti")
+        if lacking.height:
+            extra_attrs.append({"key": key, "value": ABSENT, "frequency": lacking.height})
+            extra_labels.append(lacking.with_columns(pl.lit(key).alias("key"), pl.lit(ABSENT).alias("value")))
+    if not extra_attrs:
+        return attributes, labels
+    attrs = pl.concat([attributes.select("key", "value", "frequency"), pl.DataFrame(extra_attrs, schema=attributes.select("key", "value", "frequency").schema)])
+    return attrs, pl.concat([labels.select("product_id", "key", "value"), *extra_labels])
+
+
 @dataclass
 class AttributeSpace:
     """The curated attributes in a fixed order, grouped by key (contiguous slices)."""
@@ -54,6 +77,11 @@ class AttributeSpace:
 
     def __len__(self) -> int:
         return self.attributes.height
+
+    @property
+    def assignable(self) -> np.ndarray:
+        """False for the ABSENT pseudo-values."""
+        return (self.attributes.get_column("value") != ABSENT).to_numpy()
 
     def multi_hot(self, product_ids: list[str], labels: pl.DataFrame) -> np.ndarray:
         """[N, A] truth matrix from (product_id, key, value) rows (unknown attributes ignored)."""

@@ -27,6 +27,7 @@ class ModelConfig(Config):
     learning_rate: float = 2e-3
     validation_share: float = 0.15
     patience: int = 2
+    min_steps: int = 200
     seed: int = 0
     target_precision: float = 0.9
     max_values_per_key: int = 1
@@ -62,7 +63,15 @@ def clip_model(context: AssetExecutionContext, config: ModelConfig, data_home: D
     context.log.info("labeled %d products, held-out %d, vocabulary %d", labeled.height, heldout.height, attributes.height)
 
     spec = ModelSpec(name=config.model_name, pretrained=config.pretrained, fuse_title=config.fuse_title)
-    training = TrainingConfig(config.epochs, config.batch_size, config.learning_rate, 0.05, config.validation_share, config.patience, config.seed)
+    training = TrainingConfig(
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        validation_share=config.validation_share,
+        patience=config.patience,
+        seed=config.seed,
+        min_steps=config.min_steps,
+    )
     staging = data_home.paths.models / "clip_model" / "staging"
     fitted = fit_dual_encoder(labeled, labels, heldout, heldout_truth, attributes, spec, training, AssignmentConfig(config.target_precision, config.max_values_per_key), staging)
     final_dir = data_home.paths.models / "clip_model" / fitted.saved.version
