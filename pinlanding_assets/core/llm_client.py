@@ -1,0 +1,437 @@
+"""A cached, retrying, bounded-concurrency client for JSON-schema chat completions.
+
+Every stage that asks a model for structured output (VLM attribute extraction, the
+vocabulary judge, collection titles) goes through `CachedLLMClient.complete_json`:
+
+* **Cache first.** Each `LLMRequest` carries a `cache_key` that the caller derives from
+  everything that determines the answer (inputs, prompt version, model). Keys already in
+  the DuckDB cache table are answered without a call; answers are written to the cache as
+  they arrive, so an interrupted run resumes where it stopped and a re-run pays nothing.
+* **Terminal failures are cached too** (output still invalid after the repair attempt): a
+  re-run does not pay again for an answer that will not parse. `retry_cached_failures`
+  asks for them again. Transient failures (429/5xx/timeouts after all retries) are not
+  cached: the next run tries them again.
+* **Retries** on 429, 5xx, timeouts and connection errors, with exponential backoff
+  (plus jitter), honouring `Retry-After` / `retry-after-ms`, each wait capped.
+* **One repair attempt** when the answer is not valid JSON, is truncated
+  (`finish_reason == "length"`) or does not match the schema: the model sees its own
+  answer and the error and is asked again.
+* **Bounded concurrency**: at most `max_concurrency` requests in flight.
+* **Counters**: calls, cache hits, retries, repairs, failures, tokens, estimated cost.
+
+It speaks the Chat Completions protocol through the `openai` package, so any
+OpenAI-compatible server works (OpenAI, Azure, vLLM, Ollama, the tests' loopback server).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+
+import polars as pl
+
+from .warehouse import Warehouse
+
+CACHE_SCHEMA = {
+    "cache_key": pl.String,
+    "model": pl.String,
+    "schema_name": pl.String,
+    "status": pl.String,  # "ok" | "failed" (terminal: invalid output after the repair)
+    "response_json": pl.String,
+    "error": pl.String,
+    "prompt_tokens": pl.Int64,
+    "completion_tokens": pl.Int64,
+    "created_at": pl.Datetime("us", "UTC"),
+}
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """Where the endpoint is and how hard to push it. `api_key=None` lets the `openai`
+    client read OPENAI_API_KEY itself; `base_url=None` means OPENAI_BASE_URL or OpenAI."""
+
+    model: str
+    base_url: str | None = None
+    api_key: str | None = None
+    timeout_s: float = 60.0
+    max_retries: int = 5
+    max_concurrency: int = 4
+    backoff_base_s: float = 1.0
+    max_backoff_s: float = 60.0
+    temperature: float | None = 0.0
+    max_output_tokens: int | None = 1024
+    price_per_1k_input: float = 0.0  # USD, for the cost estimate only
+    price_per_1k_output: float = 0.0
+    retry_cached_failures: bool = False
+
+
+@dataclass(frozen=True)
+class LLMRequest:
+    cache_key: str
+    messages: list[dict]
+    schema_name: str
+    json_schema: dict
+
+
+@dataclass(frozen=True)
+class LLMResponse:
+    cache_key: str
+    data: dict | None
+    error: str | None
+    cached: bool
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.data is not None
+
+
+@dataclass
+class LLMStats:
+    """Counters of one client (cumulative over its `complete_json` calls)."""
+
+    requests: int = 0
+    cache_hits: int = 0
+    calls_made: int = 0  # HTTP requests sent, including retries and repairs
+    retries: int = 0
+    repairs: int = 0
+    failures: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    estimated_cost_usd: float = 0.0
+
+    def as_metadata(self, prefix: str = "") -> dict[str, int | float]:
+        return {f"{prefix}{k}": (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def stable_key(*parts: object) -> str:
+    """A cache key from the parts that determine an answer (order matters)."""
+    text = "\x1f".join(json.dumps(p, sort_keys=True, default=str) if not isinstance(p, str) else p for p in parts)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class TransientError(RuntimeError):
+    """Worth retrying: rate limits, server errors, timeouts, dropped connections."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class InvalidOutput(ValueError):
+    """The model answered, but not with JSON matching the schema."""
+
+
+@dataclass
+class _Attempt:
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass
+class _Outcome:
+    response: LLMResponse
+    terminal: bool  # worth caching (success, or invalid even after the repair)
+
+
+class CachedLLMClient:
+    def __init__(
+        self,
+        settings: LLMSettings,
+        warehouse: Warehouse,
+        cache_table: str = "llm_cache",
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.settings = settings
+        self.warehouse = warehouse
+        self.cache_table = cache_table
+        self.stats = LLMStats()
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._client = None
+
+    # -- public ---------------------------------------------------------------------------
+
+    def complete_json(self, requests: Sequence[LLMRequest], on_response: Callable[[LLMResponse], None] | None = None) -> list[LLMResponse]:
+        """Answers in the order of `requests`; each either `data` (a dict) or `error`."""
+        unique: dict[str, LLMRequest] = {}
+        for request in requests:
+            unique.setdefault(request.cache_key, request)
+        self.stats.requests += len(requests)
+        answers = self._cached(list(unique))
+        self.stats.cache_hits += sum(1 for r in requests if r.cache_key in answers)
+        pending = [r for key, r in unique.items() if key not in answers]
+        for response in answers.values():
+            if on_response:
+                on_response(response)
+        if pending:
+            answers.update(self._call_all(pending, on_response))
+        return [answers[r.cache_key] for r in requests]
+
+    def cached_keys(self, keys: Sequence[str]) -> set[str]:
+        return set(self._cached(list(keys)))
+
+    # -- cache ----------------------------------------------------------------------------
+
+    def _cached(self, keys: list[str]) -> dict[str, LLMResponse]:
+        if not keys or not self.warehouse.has_table(self.cache_table):
+            return {}
+        statuses = ["ok"] if self.settings.retry_cached_failures else ["ok", "failed"]
+        rows = self.warehouse.read(
+            f'SELECT * FROM "{self.cache_table}" WHERE cache_key IN (SELECT UNNEST(?::VARCHAR[])) '
+            "AND model = ? AND status IN (SELECT UNNEST(?::VARCHAR[]))",
+            [keys, self.settings.model, statuses],
+        )
+        out = {}
+        for row in rows.iter_rows(named=True):
+            data = json.loads(row["response_json"]) if row["status"] == "ok" else None
+            out[row["cache_key"]] = LLMResponse(row["cache_key"], data, row["error"], True, row["prompt_tokens"], row["completion_tokens"])
+        return out
+
+    def _store(self, request: LLMRequest, response: LLMResponse) -> None:
+        row = {
+            "cache_key": response.cache_key,
+            "model": self.settings.model,
+            "schema_name": request.schema_name,
+            "status": "ok" if response.ok else "failed",
+            "response_json": json.dumps(response.data) if response.ok else None,
+            "error": response.error,
+            "prompt_tokens": response.prompt_tokens,
+            "completion_tokens": response.completion_tokens,
+            "created_at": datetime.now(timezone.utc),
+        }
+        self.warehouse.upsert(self.cache_table, pl.DataFrame([row], schema=CACHE_SCHEMA), ["cache_key"])
+
+    # -- calls ----------------------------------------------------------------------------
+
+    def _call_all(self, pending: list[LLMRequest], on_response: Callable[[LLMResponse], None] | None) -> dict[str, LLMResponse]:
+        answers: dict[str, LLMResponse] = {}
+        workers = max(1, min(self.settings.max_concurrency, len(pending)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm") as pool:
+            futures: dict[Future, LLMRequest] = {pool.submit(self._complete_one, r): r for r in pending}
+            remaining = set(futures)
+            try:
+                while remaining:
+                    done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        request = futures[future]
+                        outcome = future.result()
+                        # Stored from this (the caller's) thread as each answer arrives.
+                        if outcome.terminal:
+                            self._store(request, outcome.response)
+                        answers[request.cache_key] = outcome.response
+                        if on_response:
+                            on_response(outcome.response)
+            except BaseException:
+                for future in remaining:
+                    future.cancel()
+                raise
+        return answers
+
+    def _complete_one(self, request: LLMRequest) -> _Outcome:
+        tokens = [0, 0]
+        messages = list(request.messages)
+        try:
+            attempt = self._call_with_retries(messages, request, tokens)
+            try:
+                data = parse_json_answer(attempt, request.json_schema)
+            except InvalidOutput as first_error:
+                with self._lock:
+                    self.stats.repairs += 1
+                messages = messages + [
+                    {"role": "assistant", "content": attempt.text},
+                    {"role": "user", "content": repair_instruction(str(first_error))},
+                ]
+                attempt = self._call_with_retries(messages, request, tokens)
+                data = parse_json_answer(attempt, request.json_schema)
+        except InvalidOutput as exc:
+            with self._lock:
+                self.stats.failures += 1
+            error = f"invalid output after one repair attempt: {exc}"
+            return _Outcome(LLMResponse(request.cache_key, None, error, False, *tokens), terminal=True)
+        except TransientError as exc:
+            with self._lock:
+                self.stats.failures += 1
+            error = f"gave up after {self.settings.max_retries} retries: {exc}"
+            return _Outcome(LLMResponse(request.cache_key, None, error, False, *tokens), terminal=False)
+        except Exception as exc:  # e.g. 400/401: a clear error for this request, not a crash
+            with self._lock:
+                self.stats.failures += 1
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            return _Outcome(LLMResponse(request.cache_key, None, error, False, *tokens), terminal=False)
+        return _Outcome(LLMResponse(request.cache_key, data, None, False, *tokens), terminal=True)
+
+    def _call_with_retries(self, messages: list[dict], request: LLMRequest, tokens: list[int]) -> _Attempt:
+        retries = 0
+        while True:
+            try:
+                attempt = self._call_once(messages, request)
+            except TransientError as exc:
+                if retries >= self.settings.max_retries:
+                    raise
+                retries += 1
+                with self._lock:
+                    self.stats.retries += 1
+                self._sleep(self._backoff(retries, exc.retry_after_s))
+                continue
+            tokens[0] += attempt.prompt_tokens
+            tokens[1] += attempt.completion_tokens
+            return attempt
+
+    def _backoff(self, retry: int, retry_after_s: float | None) -> float:
+        if retry_after_s is not None:
+            return min(max(retry_after_s, 0.0), self.settings.max_backoff_s)
+        delay = self.settings.backoff_base_s * (2 ** (retry - 1))
+        return min(delay * (1 + 0.25 * random.random()), self.settings.max_backoff_s)
+
+    def _openai(self):
+        if self._client is None:
+            import openai
+
+            # Retries are ours (counted, with Retry-After and our caps), not the client's.
+            self._client = openai.OpenAI(
+                api_key=self.settings.api_key, base_url=self.settings.base_url, timeout=self.settings.timeout_s, max_retries=0
+            )
+        return self._client
+
+    def _call_once(self, messages: list[dict], request: LLMRequest) -> _Attempt:
+        import openai
+
+        client = self._openai()
+        kwargs: dict = {
+            "model": self.settings.model,
+            "messages": messages,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": request.schema_name, "schema": request.json_schema, "strict": True},
+            },
+        }
+        if self.settings.temperature is not None:
+            kwargs["temperature"] = self.settings.temperature
+        if self.settings.max_output_tokens is not None:
+            kwargs["max_tokens"] = self.settings.max_output_tokens
+        with self._lock:
+            self.stats.calls_made += 1
+        try:
+            completion = client.chat.completions.create(**kwargs)
+        except openai.APITimeoutError as exc:
+            raise TransientError(f"timeout after {self.settings.timeout_s}s") from exc
+        except openai.APIConnectionError as exc:
+            raise TransientError(f"connection error: {exc}") from exc
+        except openai.APIStatusError as exc:
+            if exc.status_code == 429 or exc.status_code >= 500 or exc.status_code == 408:
+                raise TransientError(f"HTTP {exc.status_code}", retry_after(exc.response.headers)) from exc
+            raise
+        except openai.APIResponseValidationError as exc:
+            raise TransientError(f"unreadable response body: {exc}") from exc
+        usage = completion.usage
+        prompt_tokens = usage.prompt_tokens if usage else 0
+        completion_tokens = usage.completion_tokens if usage else 0
+        with self._lock:
+            self.stats.prompt_tokens += prompt_tokens
+            self.stats.completion_tokens += completion_tokens
+            self.stats.estimated_cost_usd += (
+                prompt_tokens * self.settings.price_per_1k_input + completion_tokens * self.settings.price_per_1k_output
+            ) / 1000
+        if not completion.choices:
+            raise TransientError("response without choices")
+        choice = completion.choices[0]
+        return _Attempt(choice.message.content or "", choice.finish_reason, prompt_tokens, completion_tokens)
+
+
+# -- answers -------------------------------------------------------------------------------
+
+
+def retry_after(headers) -> float | None:
+    """Seconds to wait from `retry-after-ms`, or `Retry-After` (seconds or an HTTP date)."""
+    if headers is None:
+        return None
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return float(millis) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        if parsed is None:
+            return None
+        return max((parsed - datetime.now(timezone.utc)).total_seconds(), 0.0)
+
+
+def repair_instruction(error: str) -> str:
+    return (
+        f"Your previous answer could not be used: {error}. "
+        "Reply again with only one complete JSON object that matches the requested schema, and nothing else."
+    )
+
+
+def parse_json_answer(attempt: _Attempt, schema: dict) -> dict:
+    if attempt.finish_reason == "length":
+        raise InvalidOutput("the answer was truncated (finish_reason=length)")
+    text = attempt.text.strip()
+    if text.startswith("```"):  # some servers wrap JSON in a fence despite the schema
+        text = text.strip("`").removeprefix("json").strip()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidOutput(f"not valid JSON ({exc.msg} at char {exc.pos})") from None
+    problems = schema_problems(data, schema)
+    if problems:
+        raise InvalidOutput("does not match the schema: " + "; ".join(problems[:5]))
+    return data
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "object": (dict,),
+    "array": (list,),
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "null": (type(None),),
+}
+
+
+def schema_problems(value: object, schema: dict, path: str = "$") -> list[str]:
+    """Checks the JSON-schema subset used by structured outputs: type, properties, required,
+    additionalProperties, items, enum. (No dependency for a few dozen lines.)"""
+    problems: list[str] = []
+    types = schema.get("type")
+    if types is not None:
+        allowed = [types] if isinstance(types, str) else list(types)
+        ok = any(isinstance(value, _TYPES[t]) and not (t in ("integer", "number") and isinstance(value, bool)) for t in allowed)
+        if not ok:
+            return [f"{path}: expected {'/'.join(allowed)}, got {type(value).__name__}"]
+    if "enum" in schema and value not in schema["enum"]:
+        problems.append(f"{path}: {value!r} not one of {schema['enum']}")
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        for name in schema.get("required", []):
+            if name not in value:
+                problems.append(f"{path}: missing {name!r}")
+        for name, item in value.items():
+            if name in properties:
+                problems.extend(schema_problems(item, properties[name], f"{path}.{name}"))
+            elif schema.get("additionalProperties") is False:
+                problems.append(f"{path}: unexpected property {name!r}")
+    if isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            problems.extend(schema_problems(item, schema["items"], f"{path}[{i}]"))
+    return problems

@@ -1,0 +1,164 @@
+"""CachedLLMClient against a real loopback Chat Completions server, with injected faults."""
+
+from pathlib import Path
+
+import pytest
+
+from pinlanding_assets.core.llm_client import CachedLLMClient, LLMRequest, LLMSettings, retry_after, schema_problems
+from pinlanding_assets.core.warehouse import Warehouse
+from pinlanding_tests.fake_openai_server import Fault, fake_openai  # noqa: F401 (fixture)
+
+ECHO_SCHEMA = {"type": "object", "properties": {"echo": {"type": "string"}}, "required": ["echo"], "additionalProperties": False}
+
+
+def settings_for(server, **overrides) -> LLMSettings:
+    base = dict(
+        model="fake-model", base_url=server.base_url, api_key="test-key", timeout_s=0.5, max_retries=3,
+        max_concurrency=3, backoff_base_s=0.01, max_backoff_s=2.0, price_per_1k_input=0.5, price_per_1k_output=1.5,
+    )
+    return LLMSettings(**(base | overrides))
+
+
+def requests_for(names: list[str]) -> list[LLMRequest]:
+    return [LLMRequest(f"key-{n}", [{"role": "user", "content": f"<{n}>"}], "echo", ECHO_SCHEMA) for n in names]
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Warehouse:
+    return Warehouse(tmp_path / "warehouse.duckdb")
+
+
+def test_answers_are_parsed_sent_with_the_schema_and_cached(fake_openai, warehouse):
+    client = CachedLLMClient(settings_for(fake_openai), warehouse)
+    answers = client.complete_json(requests_for(["a", "b", "c"]))
+    assert [a.data for a in answers] == [{"echo": "<a>"}, {"echo": "<b>"}, {"echo": "<c>"}]
+    assert fake_openai.request_count() == 3
+    body = fake_openai.requests[0].body
+    assert body["model"] == "fake-model"
+    assert body["response_format"]["type"] == "json_schema"
+    assert body["response_format"]["json_schema"]["schema"] == ECHO_SCHEMA
+    assert fake_openai.requests[0].headers["authorization"] == "Bearer test-key"
+    assert client.stats.calls_made == 3 and client.stats.cache_hits == 0
+    assert client.stats.prompt_tokens > 0 and client.stats.estimated_cost_usd > 0
+
+    # A new client (a new run) on the same warehouse: all from the cache, no call.
+    again = CachedLLMClient(settings_for(fake_openai), warehouse)
+    answers = again.complete_json(requests_for(["a", "b", "c", "d"]))
+    assert [a.cached for a in answers] == [True, True, True, False]
+    assert again.stats.cache_hits == 3 and again.stats.calls_made == 1
+    assert fake_openai.request_count() == 4
+
+
+def test_a_different_model_is_not_served_from_another_models_cache(fake_openai, warehouse):
+    CachedLLMClient(settings_for(fake_openai), warehouse).complete_json(requests_for(["a"]))
+    other = CachedLLMClient(settings_for(fake_openai, model="other-model"), warehouse)
+    other.complete_json(requests_for(["a"]))
+    assert other.stats.calls_made == 1
+
+
+def test_every_fault_is_survived_and_nothing_is_lost(fake_openai, warehouse):
+    fake_openai.inject(Fault.rate_limit(retry_after_s=1), match="<limited>")
+    fake_openai.inject(Fault.server_error(500), Fault.server_error(503), match="<broken>")
+    fake_openai.inject(Fault.hang(3.0), match="<slow>")
+    fake_openai.inject(Fault.malformed(), match="<garbled>")
+    fake_openai.inject(Fault.truncated(), match="<cut>")
+    fake_openai.inject(Fault.invalid_schema(), match="<offschema>")
+    fake_openai.inject(Fault.malformed(), Fault.truncated(), match="<hopeless>")
+    names = ["fine", "limited", "broken", "slow", "garbled", "cut", "offschema", "hopeless"]
+    client = CachedLLMClient(settings_for(fake_openai), warehouse)
+    answers = {a.cache_key: a for a in client.complete_json(requests_for(names))}
+
+    assert set(answers) == {f"key-{n}" for n in names}
+    for name in names[:-1]:
+        assert answers[f"key-{name}"].data == {"echo": f"<{name}>"} or name in ("garbled", "cut", "offschema"), name
+    # repaired answers are the model's second try: valid JSON matching the schema
+    for name in ("garbled", "cut", "offschema"):
+        assert answers[f"key-{name}"].ok and "echo" in answers[f"key-{name}"].data
+    hopeless = answers["key-hopeless"]
+    assert not hopeless.ok and "invalid output after one repair attempt" in hopeless.error
+    assert fake_openai.pending_faults() == 0
+
+    # Retry-After honoured: the retry of the rate-limited request came >= 1 s later.
+    limited = [r.received_at for r in fake_openai.requests if "<limited>" in r.raw]
+    assert len(limited) == 2 and limited[1] - limited[0] >= 0.95
+    # The hung request was abandoned at the timeout and retried.
+    assert sum("<slow>" in r.raw for r in fake_openai.requests) == 2
+    assert client.stats.retries == 4  # limited 1, broken 2, slow 1
+    assert client.stats.repairs == 4  # garbled, cut, offschema, hopeless
+    assert client.stats.failures == 1
+    assert client.stats.calls_made == fake_openai.request_count() == 8 + 4 + 4
+
+    # The re-run pays nothing: successes and the terminal failure are cached.
+    calls_before = fake_openai.request_count()
+    rerun = CachedLLMClient(settings_for(fake_openai), warehouse)
+    again = rerun.complete_json(requests_for(names))
+    assert fake_openai.request_count() == calls_before and rerun.stats.calls_made == 0
+    assert [a.ok for a in again] == [answers[a.cache_key].ok for a in again]
+    # ...unless asked to retry cached failures.
+    retrying = CachedLLMClient(settings_for(fake_openai, retry_cached_failures=True), warehouse)
+    assert retrying.complete_json(requests_for(["hopeless"]))[0].ok
+    assert retrying.stats.calls_made == 1
+
+
+def test_transient_failures_after_all_retries_are_reported_and_not_cached(fake_openai, warehouse):
+    fake_openai.inject(*[Fault.server_error()] * 3, match="<down>")
+    client = CachedLLMClient(settings_for(fake_openai, max_retries=2), warehouse)
+    [answer] = client.complete_json(requests_for(["down"]))
+    assert not answer.ok and "gave up after 2 retries" in answer.error
+    assert fake_openai.request_count() == 3
+    # next run tries again (the server has recovered)
+    [answer] = CachedLLMClient(settings_for(fake_openai), warehouse).complete_json(requests_for(["down"]))
+    assert answer.ok
+
+
+def test_concurrency_is_bounded(fake_openai, warehouse):
+    import threading
+    import time
+
+    in_flight, peak, lock = [0], [0], threading.Lock()
+
+    def slow_echo(body):
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        time.sleep(0.05)
+        with lock:
+            in_flight[0] -= 1
+        return {"echo": "x"}
+
+    fake_openai.responder = slow_echo
+    client = CachedLLMClient(settings_for(fake_openai, max_concurrency=2), warehouse)
+    client.complete_json(requests_for([str(i) for i in range(10)]))
+    assert peak[0] == 2
+
+
+def test_interrupted_run_resumes_from_answers_stored_as_they_arrived(fake_openai, warehouse):
+    client = CachedLLMClient(settings_for(fake_openai, max_concurrency=1), warehouse)
+    seen = []
+
+    def stop_after_three(response):
+        seen.append(response)
+        if len(seen) == 3:
+            raise KeyboardInterrupt  # the run is killed mid-way
+
+    with pytest.raises(KeyboardInterrupt):
+        client.complete_json(requests_for([str(i) for i in range(8)]), on_response=stop_after_three)
+    resumed = CachedLLMClient(settings_for(fake_openai), warehouse)
+    resumed.complete_json(requests_for([str(i) for i in range(8)]))
+    assert resumed.stats.cache_hits == 3
+    assert resumed.stats.calls_made == 5
+
+
+def test_retry_after_forms():
+    assert retry_after({"retry-after": "2"}) == 2.0
+    assert retry_after({"retry-after-ms": "250"}) == 0.25
+    assert retry_after({}) is None
+    assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0  # in the past
+
+
+def test_schema_subset_validation():
+    schema = {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "string"}}}, "required": ["items"], "additionalProperties": False}
+    assert schema_problems({"items": ["a"]}, schema) == []
+    assert schema_problems({"items": [1]}, schema) == ["$.items[0]: expected string, got int"]
+    assert schema_problems({}, schema) == ["$: missing 'items'"]
+    assert schema_problems({"items": [], "x": 1}, schema) == ["$: unexpected property 'x'"]

@@ -1,0 +1,262 @@
+"""A real OpenAI-compatible HTTP server on loopback, for tests: Chat Completions only.
+
+It listens on 127.0.0.1 on a random free port, answers `POST /v1/chat/completions` with
+whatever a *responder* function returns, records every request, and injects faults on
+demand. Nothing leaves the machine.
+
+Usage: the `fake_openai` pytest fixture below starts it before a test and stops it after
+(import it into a test module: ``from pinlanding_tests.fake_openai_server import Fault,
+fake_openai  # noqa: F401``)::
+
+    def test_something(fake_openai):
+        fake_openai.responder = lambda body: {"attributes": [{"key": "color", "value": "red"}]}
+        fake_openai.inject(Fault.rate_limit(retry_after_s=1), match="Red Shirt")
+        settings = LLMSettings(model="fake-vlm", base_url=fake_openai.base_url, api_key="test")
+        ...
+        assert fake_openai.request_count() == 3
+        body = fake_openai.requests[0].body  # the parsed JSON request
+
+Or without pytest: ``with FakeOpenAIServer() as server: ...``.
+
+* `responder(body) -> dict | str`: the assistant message content for one request (a dict is
+  serialized to JSON). The default echoes `{"echo": <last user text>}`.
+* `inject(*faults, match=None)`: queue faults; each applies to one later request whose
+  raw body contains `match` (any request if None), in order. Faults:
+  `Fault.rate_limit(retry_after_s)` (429 + Retry-After), `Fault.server_error(status)` (500),
+  `Fault.hang(seconds)` (sleeps before answering: longer than the client timeout),
+  `Fault.malformed()` (content that is not JSON), `Fault.truncated()` (half the content
+  with finish_reason "length"), `Fault.invalid_schema()` (JSON that ignores the schema).
+* `requests`: list of `RecordedRequest(path, body, raw, headers, received_at, fault)`.
+* Usage tokens are reported (about 4 characters per token) so cost counters can be tested.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str  # rate_limit | server_error | hang | malformed | truncated | invalid_schema
+    seconds: float = 0.0
+    status: int = 500
+
+    @staticmethod
+    def rate_limit(retry_after_s: float = 1.0) -> "Fault":
+        return Fault("rate_limit", seconds=retry_after_s, status=429)
+
+    @staticmethod
+    def server_error(status: int = 500) -> "Fault":
+        return Fault("server_error", status=status)
+
+    @staticmethod
+    def hang(seconds: float) -> "Fault":
+        return Fault("hang", seconds=seconds)
+
+    @staticmethod
+    def malformed() -> "Fault":
+        return Fault("malformed")
+
+    @staticmethod
+    def truncated() -> "Fault":
+        return Fault("truncated")
+
+    @staticmethod
+    def invalid_schema() -> "Fault":
+        return Fault("invalid_schema")
+
+
+@dataclass
+class RecordedRequest:
+    path: str
+    body: dict
+    raw: str
+    headers: dict[str, str]  # names lowercased
+    received_at: float
+    fault: str | None = None
+
+
+@dataclass
+class _Injection:
+    fault: Fault
+    match: str | None
+
+
+def last_user_text(body: dict) -> str:
+    for message in reversed(body.get("messages", [])):
+        if message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return content
+        return "\n".join(part.get("text", "") for part in content or [] if part.get("type") == "text")
+    return ""
+
+
+def image_urls(body: dict) -> list[str]:
+    urls = []
+    for message in body.get("messages", []):
+        content = message.get("content")
+        if isinstance(content, list):
+            urls.extend(part["image_url"]["url"] for part in content if part.get("type") == "image_url")
+    return urls
+
+
+@dataclass
+class FakeOpenAIServer:
+    responder: Callable[[dict], dict | str] = field(default=lambda body: {"echo": last_user_text(body)})
+    requests: list[RecordedRequest] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._injections: list[_Injection] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> "FakeOpenAIServer":
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        server.daemon_threads = True
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes hanging handlers
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> "FakeOpenAIServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "server not started"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    # -- scripting ------------------------------------------------------------------------
+
+    def inject(self, *faults: Fault, match: str | None = None) -> None:
+        with self._lock:
+            self._injections.extend(_Injection(f, match) for f in faults)
+
+    def pending_faults(self) -> int:
+        with self._lock:
+            return len(self._injections)
+
+    def request_count(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self._injections.clear()
+
+    def _take_fault(self, raw: str) -> Fault | None:
+        with self._lock:
+            for i, injection in enumerate(self._injections):
+                if injection.match is None or injection.match in raw:
+                    return self._injections.pop(i).fault
+        return None
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    # -- answering ------------------------------------------------------------------------
+
+    def _answer(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw = handler.rfile.read(length).decode("utf-8", "replace")
+        try:
+            body = json.loads(raw)
+        except json.JSONDecodeError:
+            return _send(handler, 400, {"error": {"message": "request body is not JSON", "type": "invalid_request_error"}})
+        fault = self._take_fault(raw)
+        self._record(RecordedRequest(handler.path, body, raw, {k.lower(): v for k, v in handler.headers.items()}, time.monotonic(), fault.kind if fault else None))
+        if not handler.path.rstrip("/").endswith("/chat/completions"):
+            return _send(handler, 404, {"error": {"message": f"unknown path {handler.path}", "type": "not_found"}})
+        if fault and fault.kind == "rate_limit":
+            return _send(handler, 429, {"error": {"message": "rate limited", "type": "rate_limit_error"}}, {"Retry-After": f"{fault.seconds:g}"})
+        if fault and fault.kind == "server_error":
+            return _send(handler, fault.status, {"error": {"message": "injected server error", "type": "server_error"}})
+        if fault and fault.kind == "hang":
+            if self._stopping.wait(fault.seconds):
+                return
+        try:
+            answer = self.responder(body)
+        except Exception as exc:  # a broken responder is a test bug: make it loud, as a 400
+            return _send(handler, 400, {"error": {"message": f"responder failed: {exc!r}", "type": "invalid_request_error"}})
+        content = answer if isinstance(answer, str) else json.dumps(answer)
+        finish_reason = "stop"
+        if fault and fault.kind == "malformed":
+            content = "Sure! Here are the attributes: {key: color, value: red"
+        elif fault and fault.kind == "truncated":
+            content, finish_reason = content[: max(1, len(content) // 2)], "length"
+        elif fault and fault.kind == "invalid_schema":
+            content = json.dumps({"unexpected": True})
+        completion = {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "fake"),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish_reason}],
+            "usage": {"prompt_tokens": len(raw) // 4, "completion_tokens": max(1, len(content) // 4), "total_tokens": len(raw) // 4 + max(1, len(content) // 4)},
+        }
+        _send(handler, 200, completion)
+
+
+def _send(handler: BaseHTTPRequestHandler, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:
+    data = json.dumps(payload).encode()
+    try:
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(data)
+    except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout): fine
+        pass
+
+
+def _handler_for(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            server._answer(self)
+
+        def log_message(self, format: str, *args) -> None:  # keep test output quiet
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def fake_openai():
+    """A started `FakeOpenAIServer`, stopped after the test."""
+    server = FakeOpenAIServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
