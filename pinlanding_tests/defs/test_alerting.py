@@ -1,0 +1,242 @@
+"""The check-failure alert sensor against a real on-disk Dagster instance.
+
+The instance is `DagsterInstance.local_temp`: the same run-sharded SQLite storage that
+`dagster dev` uses with a DAGSTER_HOME (the ephemeral in-memory instance stores events
+differently and would hide cursor bugs)."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    Config,
+    DagsterInstance,
+    Definitions,
+    MaterializeResult,
+    StaticPartitionsDefinition,
+    asset,
+    build_sensor_context,
+    materialize,
+)
+
+from pinlanding_assets.core.alerts import AlertLedger
+from pinlanding_assets.defs.alerting import AlertResource, check_failure_alert_sensor
+
+shards = StaticPartitionsDefinition(["apparel", "footwear"])
+
+
+class CoverageConfig(Config):
+    coverage: float = 0.95
+    min_coverage: float = 0.9
+
+
+@asset(partitions_def=shards, check_specs=[AssetCheckSpec("coverage", asset="tiny_shard")])
+def tiny_shard(config: CoverageConfig) -> MaterializeResult:
+    return MaterializeResult(
+        check_results=[
+            AssetCheckResult(
+                check_name="coverage",
+                passed=config.coverage >= config.min_coverage,
+                severity=AssetCheckSeverity.WARN,
+                metadata={"value": config.coverage, "threshold": config.min_coverage, "rows": 12},
+            )
+        ]
+    )
+
+
+@asset(check_specs=[AssetCheckSpec("recall", asset="tiny_model", blocking=True)])
+def tiny_model() -> MaterializeResult:
+    return MaterializeResult(
+        check_results=[AssetCheckResult(check_name="recall", passed=False, severity=AssetCheckSeverity.ERROR, metadata={"value": float("nan"), "threshold": 0.95})]
+    )
+
+
+@asset(deps=[tiny_model])
+def tiny_pages() -> None:
+    pass
+
+
+@pytest.fixture
+def instance(tmp_path):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with DagsterInstance.local_temp(str(home)) as instance:
+        yield instance
+
+
+@pytest.fixture
+def alerts(tmp_path) -> AlertResource:
+    return AlertResource(alerts_file=str(tmp_path / "alerts" / "check_alerts.jsonl"), dagster_ui_url="http://127.0.0.1:3000/")
+
+
+def run_shard(instance, shard: str, coverage: float):
+    config = {"ops": {"tiny_shard": {"config": {"coverage": coverage, "min_coverage": 0.9}}}}
+    result = materialize([tiny_shard], instance=instance, partition_key=shard, run_config=config)
+    assert result.success
+    return result
+
+
+def tick(instance, alerts: AlertResource, cursor: str | None):
+    """One sensor evaluation in a fresh context, as the daemon does after a restart."""
+    context = build_sensor_context(instance=instance, cursor=cursor, resources={"alerts": alerts})
+    result = check_failure_alert_sensor(context)
+    return result.cursor
+
+
+def ledger(alerts: AlertResource) -> list[dict]:
+    return AlertLedger(alerts.alerts_file).read()
+
+
+def test_failing_check_produces_exactly_one_alert(instance, alerts):
+    run = run_shard(instance, "apparel", coverage=0.5)
+    tick(instance, alerts, None)
+    lines = ledger(alerts)
+    assert len(lines) == 1
+    alert = lines[0]
+    assert (alert["asset"], alert["partition"], alert["check"], alert["severity"]) == ("tiny_shard", "apparel", "coverage", "WARN")
+    assert (alert["value"], alert["threshold"], alert["run_id"]) == (0.5, 0.9, run.run_id)
+    assert alert["metadata"] == {"rows": 12}
+    assert alert["run_url"] == f"http://127.0.0.1:3000/runs/{run.run_id}"
+    assert alert["webhook"] == "not configured"
+    assert "[WARN] tiny_shard.coverage failed for partition apparel: value 0.5, threshold 0.9" in alert["text"]
+
+
+def test_passing_check_produces_no_alert(instance, alerts):
+    run = run_shard(instance, "apparel", coverage=0.95)
+    assert [e.passed for e in run.get_asset_check_evaluations()] == [True]
+    tick(instance, alerts, None)
+    assert ledger(alerts) == []
+
+
+def test_restart_with_stored_cursor_does_not_resend(instance, alerts):
+    run_shard(instance, "apparel", coverage=0.5)
+    cursor = tick(instance, alerts, None)
+    assert len(ledger(alerts)) == 1
+    # The ledger line is the only record of what was sent: move it away so that only the
+    # cursor can stop a resend.
+    sent = ledger(alerts)
+    AlertLedger(alerts.alerts_file).path.unlink()
+    assert tick(instance, alerts, cursor) == cursor
+    assert ledger(alerts) == []
+    # The cursor still moves on: a new failure after the restart is alerted, once.
+    footwear = run_shard(instance, "footwear", coverage=0.1)
+    run_shard(instance, "apparel", coverage=0.99)
+    cursor = tick(instance, alerts, cursor)
+    lines = ledger(alerts)
+    assert [(a["partition"], a["run_id"]) for a in lines] == [("footwear", footwear.run_id)]
+    assert lines[0]["alert_id"] != sent[0]["alert_id"]
+    tick(instance, alerts, cursor)
+    assert len(ledger(alerts)) == 1
+
+
+def test_lost_cursor_does_not_resend_thanks_to_ledger(instance, alerts):
+    run_shard(instance, "apparel", coverage=0.5)
+    tick(instance, alerts, None)
+    tick(instance, alerts, None)  # cursor reset (e.g. sensor reset in the UI)
+    assert len(ledger(alerts)) == 1
+
+
+def test_failed_blocking_check_fails_the_run_and_alerts_once(instance, alerts):
+    result = materialize([tiny_model, tiny_pages], instance=instance, raise_on_error=False)
+    assert not result.success  # the blocking ERROR check stopped tiny_pages
+    tick(instance, alerts, None)
+    lines = ledger(alerts)
+    assert len(lines) == 1
+    assert (lines[0]["asset"], lines[0]["check"], lines[0]["severity"], lines[0]["partition"]) == ("tiny_model", "recall", "ERROR", None)
+    assert lines[0]["value"] is None  # NaN metadata is written as null, not as invalid JSON
+    assert lines[0]["job_name"] == "__ephemeral_asset_job__"
+
+
+def test_one_alert_per_failed_evaluation_across_runs(instance, alerts):
+    runs = [run_shard(instance, shard, coverage) for shard, coverage in [("apparel", 0.5), ("footwear", 0.2), ("apparel", 0.95), ("apparel", 0.3)]]
+    tick(instance, alerts, None)
+    lines = ledger(alerts)
+    assert sorted(a["run_id"] for a in lines) == sorted([runs[0].run_id, runs[1].run_id, runs[3].run_id])
+    assert len({a["alert_id"] for a in lines}) == 3
+
+
+class RecordingHandler(BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append((self.path, self.headers["Content-Type"], json.loads(body)))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook_server():
+    RecordingHandler.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RecordingHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server, RecordingHandler.received
+    server.shutdown()
+    server.server_close()
+
+
+def test_sensor_posts_one_slack_payload_per_failure(instance, tmp_path, webhook_server):
+    server, received = webhook_server
+    url = f"http://127.0.0.1:{server.server_address[1]}/hooks/quality"
+    alerts = AlertResource(alerts_file=str(tmp_path / "alerts.jsonl"), webhook_url=url)
+    run = run_shard(instance, "footwear", coverage=0.25)
+    run_shard(instance, "apparel", coverage=0.97)
+    cursor = tick(instance, alerts, None)
+    tick(instance, alerts, cursor)
+    assert len(received) == 1
+    path, content_type, payload = received[0]
+    assert (path, content_type) == ("/hooks/quality", "application/json")
+    assert payload["text"].startswith("[WARN] tiny_shard.coverage failed for partition footwear: value 0.25, threshold 0.9")
+    assert payload["alert"]["run_id"] == run.run_id and payload["alert"]["partition"] == "footwear"
+    assert ledger(alerts)[0]["webhook"] == "sent"
+
+
+def test_definitions_with_alert_sensor_load(alerts):
+    defs = Definitions(assets=[tiny_shard], sensors=[check_failure_alert_sensor], resources={"alerts": alerts})
+    Definitions.validate_loadable(defs)
+    assert check_failure_alert_sensor.required_resource_keys == {"alerts"}
+
+
+def test_partition_comes_from_the_targeted_materialization(instance, alerts):
+    """In-asset checks of partitioned assets carry no partition themselves (dagster 1.13):
+    the alert takes it from the materialization the check targeted, not only the run tag."""
+    from dagster import DagsterEventType
+
+    from pinlanding_assets.defs.alerting import partition_of, run_records
+
+    run = run_shard(instance, "footwear", coverage=0.5)
+    records = run_records(instance, run.run_id, {DagsterEventType.ASSET_CHECK_EVALUATION, DagsterEventType.ASSET_MATERIALIZATION})
+    materialized = {(r.asset_key, r.timestamp): r.partition_key for r in records if r.event_type == DagsterEventType.ASSET_MATERIALIZATION}
+    (evaluation,) = [r.event_log_entry.dagster_event.event_specific_data for r in records if r.event_type == DagsterEventType.ASSET_CHECK_EVALUATION]
+    assert evaluation.partition is None
+    assert partition_of(evaluation, materialized, run_tags={}) == "footwear"
+    assert partition_of(evaluation, {}, run_tags={"dagster/partition": "apparel"}) == "apparel"
+    assert partition_of(evaluation, {}, run_tags={}) is None
+
+
+def test_real_raw_attributes_check_failure_is_alerted(instance, alerts, tmp_path):
+    """The project's own asset on the sample catalog: an unreachable coverage threshold fails
+    `attribute_coverage` for the shard; `quarantine_share` passes and is not alerted."""
+    from pinlanding_assets.core.settings import SAMPLE_CATALOG
+    from pinlanding_assets.defs.extraction_assets import raw_attributes
+    from pinlanding_assets.defs.partitions import shard_partitions
+    from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource
+
+    instance.add_dynamic_partitions(shard_partitions.name, ["apparel"])
+    resources = {"data_home": DataHomeResource(home=str(tmp_path / "pinlanding_home")), "catalog": CatalogResource(location=str(SAMPLE_CATALOG))}
+    run_config = {"ops": {"raw_attributes": {"config": {"min_coverage": 1.01}}}}
+    result = materialize([raw_attributes], instance=instance, partition_key="apparel", resources=resources, run_config=run_config)
+    assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == {"attribute_coverage": False, "quarantine_share": True}
+    tick(instance, alerts, None)
+    (alert,) = ledger(alerts)
+    assert (alert["asset"], alert["partition"], alert["check"], alert["threshold"], alert["run_id"]) == ("raw_attributes", "apparel", "attribute_coverage", 1.01, result.run_id)
+    assert 0.0 <= alert["value"] <= 1.0
