@@ -5,16 +5,20 @@ import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
 from ..core.catalog import load_catalog
-from ..core.extraction import OfflineExtractor, SampleSpec, select_sample
+from ..core.extraction import AttributeExtractor, OfflineExtractor, SampleSpec, select_sample
+from ..core.vlm_extraction import VLMExtractionConfig, VLMExtractor
+from ..core.warehouse import Warehouse
+from .llm_resources import LLMResource
 from .partitions import shard_partitions
 from .resources import CatalogResource, DataHomeResource
 
 
 class ExtractionConfig(Config):
-    sample_share: float = 0.2
+    sample_share: float = 0.2  # of the shard's products sent to the (paid) extractor
     sample_min: int = 50
-    sample_max: int | None = None
+    sample_max: int | None = None  # a hard cap on calls per shard
     seed: int = 0
+    max_image_side: int = 512  # VLM: larger images are downscaled before sending
     min_coverage: float = 0.9  # check: share of sampled products that got attributes
     max_quarantine_share: float = 0.05  # check: share of the shard's rows quarantined
 
@@ -25,19 +29,22 @@ class ExtractionConfig(Config):
     check_specs=[
         AssetCheckSpec("attribute_coverage", asset="raw_attributes", description="Share of sampled products with attributes ≥ min_coverage."),
         AssetCheckSpec("quarantine_share", asset="raw_attributes", description="Share of catalog rows quarantined ≤ max_quarantine_share."),
+        AssetCheckSpec("sample_accounted_for", asset="raw_attributes", description="Every sampled product has attributes or a quarantine reason: nothing lost."),
     ],
 )
-def raw_attributes(context: AssetExecutionContext, config: ExtractionConfig, catalog: CatalogResource, data_home: DataHomeResource) -> MaterializeResult:
-    """Key-value attributes of a sample of the shard's products, from the extractor
-    (offline stand-in for the VLM). Also stores the shard's validated products
-    (`catalog_products`) and rejected rows with reasons (`quarantine`)."""
+def raw_attributes(context: AssetExecutionContext, config: ExtractionConfig, catalog: CatalogResource, data_home: DataHomeResource, llm: LLMResource) -> MaterializeResult:
+    """Key-value attributes of a sample of the shard's products, from the extractor: the
+    VLM (`openai`, cached per product, image and prompt version) or its offline stand-in.
+    Also stores the shard's validated products (`catalog_products`) and rejected rows with
+    reasons (`quarantine`, including sampled products the extractor could not label)."""
     shard = context.partition_key
     warehouse = data_home.warehouse
     loaded = load_catalog(catalog.table(), shards=[shard])
     products = loaded.products
     context.log.info("shard %s: %d valid products, %d quarantined", shard, products.height, loaded.quarantine.height)
     sample = select_sample(products, SampleSpec(config.sample_share, config.sample_min, config.sample_max, config.seed))
-    extractor = OfflineExtractor()
+    extractor = choose_extractor(llm, warehouse, config)
+    context.log.info("extractor: %s (%s)", extractor.name, extractor.prompt_version)
     result = extractor.extract(sample)
     context.log.info("extractor %s labeled %d of %d sampled products", extractor.name, result.attributes.get_column("product_id").n_unique(), sample.height)
 
@@ -54,18 +61,22 @@ def raw_attributes(context: AssetExecutionContext, config: ExtractionConfig, cat
 
     labeled = attributes.get_column("product_id").n_unique()
     coverage = labeled / sample.height if sample.height else 0.0
+    accounted = set(attributes.get_column("product_id").to_list()) | set(result.quarantine.get_column("product_id").to_list())
+    lost = sorted(set(sample.get_column("product_id").to_list()) - accounted)
     total_rows = products.height + loaded.quarantine.height
     quarantine_share = loaded.quarantine.height / total_rows if total_rows else 0.0
     return MaterializeResult(
         metadata={
             "shard": shard,
             "extractor": extractor.name,
+            "prompt_version": extractor.prompt_version,
             "catalog_rows": total_rows,
             "valid_products": products.height,
             "quarantined": quarantine.height,
             "quarantine_reasons": MetadataValue.json(dict(quarantine.group_by("reason").len().iter_rows())),
             "sampled_products": sample.height,
             "labeled_products": labeled,
+            "extraction_quarantined": result.quarantine.height,
             "attribute_rows": attributes.height,
             "attributes_per_product": round(attributes.height / labeled, 2) if labeled else 0.0,
             **{f"stats/{k}": v for k, v in result.stats.items()},
@@ -76,6 +87,12 @@ def raw_attributes(context: AssetExecutionContext, config: ExtractionConfig, cat
                 passed=coverage >= config.min_coverage,
                 severity=AssetCheckSeverity.WARN,
                 metadata={"value": coverage, "threshold": config.min_coverage},
+            ),
+            AssetCheckResult(
+                check_name="sample_accounted_for",
+                passed=not lost,
+                severity=AssetCheckSeverity.ERROR,
+                metadata={"lost_products": len(lost), "examples": MetadataValue.json(lost[:20])},
             ),
             AssetCheckResult(
                 check_name="quarantine_share",
@@ -89,3 +106,9 @@ def raw_attributes(context: AssetExecutionContext, config: ExtractionConfig, cat
 
 def sample_flag(products: pl.DataFrame, sample: pl.DataFrame) -> pl.Expr:
     return pl.col("product_id").is_in(sample.get_column("product_id").implode()).alias("in_sample")
+
+
+def choose_extractor(llm: LLMResource, warehouse: Warehouse, config: ExtractionConfig) -> AttributeExtractor:
+    if llm.resolved_extractor() == "openai":
+        return VLMExtractor(llm.client(warehouse), VLMExtractionConfig(max_image_side=config.max_image_side))
+    return OfflineExtractor()

@@ -15,6 +15,7 @@ from dagster_pyspark import LazyPySparkResource
 from ..core.catalog import CatalogTable, locate_catalog
 from ..core.settings import DataHome, default_catalog, default_home
 from ..core.warehouse import Warehouse
+from .llm_resources import LLMResource
 
 
 class DataHomeResource(ConfigurableResource):
@@ -66,4 +67,5 @@ def default_resources() -> dict:
         "data_home": DataHomeResource(home=home),
         "catalog": CatalogResource(location=str(default_catalog()), shard_column=os.environ.get("PINLANDING_SHARD_COLUMN") or None),
         "spark": spark_resource(home=home),
+        "llm": LLMResource.from_env(),  # extractor + OpenAI-compatible endpoint (issue 3)
     }

@@ -1,39 +1,98 @@
 """`curated_vocabulary`: the attribute set every later stage uses."""
 
 
-import polars as pl
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+import time
 
-from ..core.vocabulary import CurationConfig, curate_vocabulary as curate
-from ..core.vocabulary import kept_attributes
+import polars as pl
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+
+from ..core.settings import VOCABULARY_OVERRIDES
+from ..core.vocabulary import (
+    CurationConfig,
+    LLMJudge,
+    RuleJudge,
+    curation_funnel,
+    kept_attributes,
+    load_overrides,
+    minilm_encoder,
+)
+from ..core.vocabulary import curate_vocabulary as curate
 from .extraction_assets import raw_attributes
+from .llm_resources import LLMResource
 from .resources import DataHomeResource
 
 
 class VocabularyConfig(Config):
     min_count: int = 5
     min_share: float = 0.002
+    merge: bool = True
+    merge_encoder: str = "minilm"  # minilm | none (spelling alone)
+    merge_min_cosine: float = 0.92
+    judge: str = "auto"  # auto (llm when the llm resource resolves to openai) | llm | rules
+    overrides_path: str = str(VOCABULARY_OVERRIDES)
+    extra_denylist: list[str] = []
 
 
-@asset(deps=[raw_attributes], group_name="curation")
-def curated_vocabulary(context: AssetExecutionContext, config: VocabularyConfig, data_home: DataHomeResource) -> MaterializeResult:
-    """One row per raw attribute value of all shards: canonical form, frequency, kept or
-    dropped and why."""
+@asset(
+    deps=[raw_attributes],
+    group_name="curation",
+    check_specs=[
+        AssetCheckSpec("every_decision_explained", asset="curated_vocabulary", blocking=True, description="Every dropped or merged value has a reason; every kept value a canonical form."),
+    ],
+)
+def curated_vocabulary(context: AssetExecutionContext, config: VocabularyConfig, data_home: DataHomeResource, llm: LLMResource) -> MaterializeResult:
+    """One row per raw attribute value of all shards: normalized and canonical form,
+    frequency, merged-from, kept or dropped, the deciding step and why."""
     warehouse = data_home.warehouse
     raw = warehouse.read_table("raw_attributes")
     if raw.is_empty():
         raise ValueError("raw_attributes is empty: materialize raw_attributes for at least one shard first")
-    vocabulary = curate(raw, CurationConfig(config.min_count, config.min_share))
+    started = time.perf_counter()
+    encoder = minilm_encoder() if config.merge and config.merge_encoder == "minilm" else None
+    curation = CurationConfig(
+        min_count=config.min_count, min_share=config.min_share, merge=config.merge,
+        merge_min_cosine=config.merge_min_cosine, extra_denylist=tuple(config.extra_denylist),
+    )
+    judge_choice = config.judge if config.judge != "auto" else ("llm" if llm.resolved_extractor() == "openai" else "rules")
+    client = llm.client(warehouse) if judge_choice == "llm" else None
+    judge = LLMJudge(client) if client is not None else RuleJudge(curation.max_value_words, curation.max_value_chars)
+    overrides = load_overrides(config.overrides_path)
+    vocabulary = curate(raw, curation, encoder=encoder, judge=judge, overrides=overrides)
     warehouse.replace_table("curated_vocabulary", vocabulary)
     kept = kept_attributes(vocabulary)
+    funnel = curation_funnel(vocabulary)
     per_key = dict(kept.group_by("key").len().sort("key").iter_rows())
-    context.log.info("vocabulary: %d kept attributes from %d raw values", kept.height, vocabulary.height)
+    unexplained = vocabulary.filter(
+        ((pl.col("status") == "dropped") | (pl.col("value") != pl.col("canonical"))) & (pl.col("reason").is_null() | (pl.col("reason") == "kept"))
+    )
+    used = vocabulary.filter(pl.col("step") == "override").height
+    context.log.info("vocabulary: %d kept attributes from %d raw values (judge: %s)", kept.height, vocabulary.height, judge_choice)
+    metadata = {
+        "raw_values": vocabulary.height,
+        "kept_attributes": kept.height,
+        "dropped_values": vocabulary.filter(pl.col("status") == "dropped").height,
+        "merged_values": vocabulary.filter(pl.col("step") == "merge").height,
+        "dropped_by_step": MetadataValue.json(dict(vocabulary.filter(pl.col("status") == "dropped").group_by("step").len().sort("step").iter_rows())),
+        "kept_per_key": MetadataValue.json(per_key),
+        "funnel": MetadataValue.md(funnel.to_pandas().to_markdown(index=False)),
+        "judge": judge_choice,
+        "merge_encoder": config.merge_encoder if config.merge else "off",
+        "overrides_file": config.overrides_path,
+        "overrides_rows": overrides.height,
+        "values_decided_by_overrides": used,
+        "seconds": round(time.perf_counter() - started, 2),
+        "preview": MetadataValue.md(kept.head(30).to_pandas().to_markdown(index=False) if kept.height else "(empty)"),
+    }
+    if client is not None:
+        metadata |= client.stats.as_metadata("judge/")
     return MaterializeResult(
-        metadata={
-            "raw_values": vocabulary.height,
-            "kept_attributes": kept.height,
-            "dropped_values": vocabulary.filter(pl.col("status") == "dropped").height,
-            "kept_per_key": MetadataValue.json(per_key),
-            "preview": MetadataValue.md(kept.head(30).to_pandas().to_markdown(index=False) if kept.height else "(empty)"),
-        }
+        metadata=metadata,
+        check_results=[
+            AssetCheckResult(
+                check_name="every_decision_explained",
+                passed=unexplained.is_empty() and kept.height > 0,
+                severity=AssetCheckSeverity.ERROR,
+                metadata={"unexplained": unexplained.height, "kept": kept.height},
+            )
+        ],
     )
