@@ -2,10 +2,16 @@
 
 Mining (ours): every combination of 2-4 assigned attributes from different keys that
 includes the product's type (the anchor), counted over products; combinations supported by
-at least `min_support` products are candidates. The offline title writer is a template with
-a fixed key order, plurals and gender phrasing ("Navy Blue Casual Shirts for Men"); rule-based
-validation and a 1-5 quality score stand in for the LLM's. Slugs come from the attribute set
-alone, so the same attributes give the same URL run after run.
+at least `min_support` products are candidates. Each candidate also carries a fingerprint of
+its supporting product set, so two combinations that would show exactly the same products
+("Black Watches for Men" and "Black Casual Watches for Men" when every black men's watch is
+casual) are merged into the more general one.
+
+Titles come from a `TitleWriter`: the offline default here is a template with a fixed key
+order, plurals and gender phrasing ("Navy Blue Casual Shirts for Men") plus rule-based
+validation and a 1-5 quality score; `title_writer.LLMTitleWriter` does the same three steps
+through an OpenAI-compatible endpoint. Slugs come from the attribute set alone (never from the
+title), so the same attributes give the same URL run after run, whichever writer ran.
 """
 
 from __future__ import annotations
@@ -13,27 +19,63 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import polars as pl
 
 ANCHOR_KEY = "product_type"
-# Title order: adjectives first, the product type as the head noun, gender as "for ...".
-TITLE_KEY_ORDER = ["season", "color", "pattern", "material", "style", "fit", "sleeve", "neckline", "length", "occasion", ANCHOR_KEY, "gender"]
-GENDER_PHRASES = {"men": "for Men", "women": "for Women", "boys": "for Boys", "girls": "for Girls", "unisex": "Unisex", "kids": "for Kids"}
-DISPLAY = {"tshirt": "T-Shirt", "tshirts": "T-Shirts"}
-NO_PLURAL = {"jeans", "trousers", "shorts", "leggings", "sunglasses", "pants", "briefs", "capris", "tights", "track pants", "jeggings", "innerwear vests", "flip flops", "sandals", "heels", "flats", "socks", "trunks", "dupatta", "nightwear", "swimwear", "perfume and body mist", "deodorant", "lipstick", "kajal and eyeliner", "nail polish"}
+# Title order: when/where adjectives, colour, pattern, purpose, cut, material, then the
+# product type as the head noun; gender becomes "for Men" (or a "Unisex" prefix).
+TITLE_KEY_ORDER = ["season", "color", "pattern", "occasion", "style", "fit", "sleeve", "neckline", "length", "material", ANCHOR_KEY, "gender"]
+# Slug order is frozen separately: a later change of title grammar must never move a URL.
+SLUG_KEY_ORDER = ("season", "color", "pattern", "material", "style", "fit", "sleeve", "neckline", "length", "occasion", ANCHOR_KEY, "gender")
+GENDER_PHRASES = {"men": "for Men", "women": "for Women", "boys": "for Boys", "girls": "for Girls", "kids": "for Kids", "unisex": "Unisex"}
+# Display forms of single words (after pluralization); everything else is title-cased.
+DISPLAY = {"tshirt": "T-Shirt", "tshirts": "T-Shirts", "t-shirt": "T-Shirt", "t-shirts": "T-Shirts", "and": "and", "multi": "Multicolour", "of": "of", "with": "with"}
+# Nouns whose plural is their own form, or which are uncountable: never get an "s".
+NO_PLURAL = {
+    "jeans", "trousers", "shorts", "leggings", "sunglasses", "pants", "briefs", "boxers", "capris", "tights",
+    "jeggings", "innerwear vests", "flip flops", "sandals", "heels", "flats", "socks", "trunks", "dupatta",
+    "nightwear", "swimwear", "shapewear", "loungewear", "sleepwear", "footwear", "eyewear", "kurtas", "kurtis",
+    "deodorant", "lipstick", "nail polish", "mascara", "concealer", "sunscreen", "eyeshadow", "compact",
+    "lip gloss", "lip liner", "lip care", "lip plumper", "hair colour", "toner", "makeup remover", "patiala",
+    "salwar", "churidar", "stoles", "mufflers", "scarves", "gloves", "cufflinks", "suspenders", "earrings",
+    "wallets", "lehenga choli", "clothing", "jewellery", "eye cream", "body lotion",
+}
+# "X and Y" catalog phrases read as a category name ("Perfume and Body Mist"); a few want
+# both nouns in the plural.
+PLURAL_PHRASES = {"necklace and chain": "necklaces and chains", "tie and cufflink": "ties and cufflinks", "ties and cufflinks": "ties and cufflinks"}
+# Product types a season says nothing about (the catalog's season is a release season; on a
+# watch or a lipstick it is noise, not a shopping intent).
+NON_SEASONAL_TYPES = {
+    "watch", "wallets", "belt", "handbag", "backpack", "clutch", "sunglasses", "perfume and body mist", "deodorant",
+    "lipstick", "nail polish", "lip gloss", "lip liner", "kajal and eyeliner", "mascara", "eyeshadow", "concealer",
+    "foundation and primer", "highlighter and blush", "compact", "earrings", "ring", "pendant", "bangle", "bracelet",
+    "necklace and chain", "jewellery set", "cufflinks", "tie", "socks", "briefs", "bra", "trunk", "boxers",
+    "laptop bag", "duffel bag", "messenger bag", "mobile pouch", "waist pouch", "accessory gift set",
+    "fragrance gift set", "free gift", "water bottle", "umbrella",
+}
+# Product types only sold for women and girls: "Bras for Men" is a labeling error, not a page.
+WOMENSWEAR_TYPES = {"bra", "saree", "dress", "nightdress", "kurtis", "lipstick", "lip gloss", "heels", "camisole", "baby doll", "lehenga choli", "jeggings", "stocking", "dupatta", "salwar and dupatta", "patiala"}
+STOPWORDS = {"for", "and", "the", "with", "of", "in", "s"}
+
 COLLECTION_SCHEMA = {
     "slug": pl.String,
     "title": pl.String,
     "attributes": pl.List(pl.Struct({"key": pl.String, "value": pl.String})),
     "n_attributes": pl.Int64,
     "support": pl.Int64,
+    "product_set": pl.String,
     "quality": pl.Int64,
     "status": pl.String,
     "reason": pl.String,
     "writer": pl.String,
 }
+COMBO_SCHEMA = {"combo": pl.String, "support": pl.Int64, "product_set": pl.String}
+
+Attributes = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -45,38 +87,66 @@ class MiningConfig:
     quality_cutoff: int = 4
 
 
-def mine_combinations(assignments: pl.DataFrame, config: MiningConfig) -> pl.DataFrame:
-    """(combo, support) for every anchored attribute combination with enough products.
+# -- mining ------------------------------------------------------------------------------
 
-    assignments: product_id, key, value (assigned attributes only). combo is a sorted
-    tuple of "key=value" strings, serialized with "|".
+
+def _product_hash(product_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(product_id.encode(), digest_size=8).digest(), "big")
+
+
+def mine_combinations(assignments: pl.DataFrame, config: MiningConfig) -> pl.DataFrame:
+    """(combo, support, product_set) for every anchored combination with enough products.
+
+    assignments: product_id, key, value (assigned attributes only). combo is a sorted tuple
+    of "key=value" strings joined with "|"; product_set is an order-independent fingerprint
+    of the supporting products (their count and the sum of 64-bit hashes of their ids).
     """
-    rows: dict[str, int] = {}
-    per_product = assignments.group_by("product_id").agg(pl.struct("key", "value").alias("attrs"))
-    for attrs in per_product.get_column("attrs").to_list():
+    support: dict[str, int] = {}
+    hash_sums: dict[str, int] = {}
+    per_product = assignments.unique(["product_id", "key", "value"]).group_by("product_id").agg(pl.struct("key", "value").alias("attrs"))
+    for product_id, attrs in per_product.select("product_id", "attrs").iter_rows():
+        product_hash = _product_hash(product_id)
         by_key: dict[str, list[str]] = {}
         for item in attrs:
             by_key.setdefault(item["key"], []).append(f"{item['key']}={item['value']}")
         anchors = by_key.pop(ANCHOR_KEY, [])
         others = sorted(by_key)
         for anchor in anchors:
-            for n_more in range(config.min_attributes - 1, config.max_attributes):
+            for n_more in range(max(config.min_attributes - 1, 1), config.max_attributes):
                 for keys in itertools.combinations(others, n_more):
                     for values in itertools.product(*(by_key[k] for k in keys)):
                         combo = "|".join(sorted((anchor, *values)))
-                        rows[combo] = rows.get(combo, 0) + 1
-    frame = pl.DataFrame({"combo": list(rows), "support": list(rows.values())}, schema={"combo": pl.String, "support": pl.Int64})
+                        support[combo] = support.get(combo, 0) + 1
+                        hash_sums[combo] = (hash_sums.get(combo, 0) + product_hash) & 0xFFFFFFFFFFFFFFFF
+    frame = pl.DataFrame(
+        {
+            "combo": list(support),
+            "support": list(support.values()),
+            "product_set": [f"{support[c]}:{hash_sums[c]:016x}" for c in support],
+        },
+        schema=COMBO_SCHEMA,
+    )
     return frame.filter(pl.col("support") >= config.min_support).sort(["support", "combo"], descending=[True, False])
 
 
-def parse_combo(combo: str) -> list[tuple[str, str]]:
-    return [tuple(part.split("=", 1)) for part in combo.split("|")]  # type: ignore[misc]
+def parse_combo(combo: str) -> Attributes:
+    return tuple(tuple(part.split("=", 1)) for part in combo.split("|"))  # type: ignore[misc]
+
+
+# -- the template title ---------------------------------------------------------------
 
 
 def pluralize(noun: str) -> str:
-    if noun in NO_PLURAL or noun.endswith("s") and not noun.endswith(("ss", "us")):
+    """Plural of a product-type phrase: its last word, unless the phrase is invariant."""
+    if noun in PLURAL_PHRASES:
+        return PLURAL_PHRASES[noun]
+    if noun in NO_PLURAL or " and " in noun:
         return noun
     head, _, last = noun.rpartition(" ")
+    if last in NO_PLURAL or last.endswith("wear"):
+        return noun
+    if last.endswith("s") and not last.endswith(("ss", "us")):
+        return noun  # already plural ("kurtas", "sports sandals")
     if last.endswith("y") and last[-2:-1] not in "aeiou":
         last = last[:-1] + "ies"
     elif last.endswith(("ch", "sh", "ss", "x")):
@@ -87,14 +157,22 @@ def pluralize(noun: str) -> str:
 
 
 def display_words(text: str) -> str:
-    """Title case per word and per hyphenated part: "t-shirts" -> "T-Shirts"."""
-    return " ".join(DISPLAY.get(w, "-".join(p[:1].upper() + p[1:] for p in w.split("-"))) for w in text.split(" "))
+    """Title case per word and per hyphenated part ("t-shirts" -> "T-Shirts"), small words
+    lower case ("Perfume and Body Mist")."""
+    words = []
+    for word in text.split(" "):
+        if word in DISPLAY:
+            words.append(DISPLAY[word])
+        else:
+            words.append("-".join(part[:1].upper() + part[1:] for part in word.split("-")))
+    return " ".join(words)
 
 
-def template_title(attributes: list[tuple[str, str]]) -> str:
+def template_title(attributes: Sequence[tuple[str, str]]) -> str:
     """"Navy Blue Casual Shirts for Men" from {color: navy blue, occasion: casual, ...}."""
     by_key = dict(attributes)
     words: list[str] = []
+    prefix = ""
     suffix = ""
     order = TITLE_KEY_ORDER + sorted(k for k in by_key if k not in TITLE_KEY_ORDER)
     for key in order:
@@ -108,35 +186,62 @@ def template_title(attributes: list[tuple[str, str]]) -> str:
             if phrase.startswith("for "):
                 suffix = " " + phrase
             else:
-                words.insert(0, phrase)
+                prefix = phrase + " "
         else:
             words.append(display_words(value))
-    return (" ".join(words) + suffix).strip()
+    return (prefix + " ".join(words) + suffix).strip()
 
 
-def validate_and_score(attributes: list[tuple[str, str]], title: str) -> tuple[int, str | None]:
+# -- rule-based validation and score --------------------------------------------------
+
+
+def _stem(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def title_tokens(text: str) -> list[str]:
+    """Lower-case word stems ("T-Shirts for Men" -> t, shirt, for, men)."""
+    return [_stem(w) for w in re.findall(r"[a-z0-9]+", text.lower())]
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A validation verdict and a 1-5 quality score for one titled combination."""
+
+    quality: int
+    reason: str | None  # why it is invalid; None when valid
+
+
+def validate_and_score(attributes: Sequence[tuple[str, str]], title: str) -> Judgement:
     """Rule-based semantic validation and a 1-5 quality score (offline stand-in for the LLM)."""
     values = [v for _, v in attributes]
     if len(set(values)) < len(values):
-        return 1, "repeated value"
-    anchor = dict(attributes).get(ANCHOR_KEY, "")
+        return Judgement(1, "repeated value")
+    by_key = dict(attributes)
+    anchor = by_key.get(ANCHOR_KEY, "")
+    anchor_tokens = set(title_tokens(anchor))
     for key, value in attributes:
-        if key != ANCHOR_KEY and value in anchor.split():
-            return 2, f"{key} '{value}' repeats the product type"
+        if key != ANCHOR_KEY and set(title_tokens(value)) <= anchor_tokens:
+            return Judgement(2, f"{key} '{value}' repeats the product type")
+    if by_key.get("gender") in {"men", "boys"} and anchor in WOMENSWEAR_TYPES:
+        return Judgement(1, f"'{anchor}' is not sold for {by_key['gender']}")
     score = 5
     if len(title) > 60:
         score -= 1
     if len(attributes) >= 4:
         score -= 1
+    if "season" in by_key and anchor in NON_SEASONAL_TYPES:
+        score -= 2  # "Summer Watches": a release season, not something a shopper looks for
     if not re.fullmatch(r"[A-Za-z0-9&' \-]+", title):
         score -= 2
-    return score, None if score >= 1 else "unreadable"
+    score = max(score, 1)
+    return Judgement(score, None)
 
 
-def collection_slug(attributes: list[tuple[str, str]]) -> str:
-    """Readable and stable: the values in title order, plus a short hash of the exact set
-    (two sets can share their values under different keys)."""
-    order = {k: i for i, k in enumerate(TITLE_KEY_ORDER)}
+def collection_slug(attributes: Sequence[tuple[str, str]]) -> str:
+    """Readable and stable: the values in a frozen key order, plus a short hash of the exact
+    set (two sets can share their values under different keys)."""
+    order = {k: i for i, k in enumerate(SLUG_KEY_ORDER)}
     ordered = sorted(attributes, key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
     readable = re.sub(r"[^a-z0-9]+", "-", " ".join(v for _, v in ordered).lower()).strip("-")
     digest = hashlib.sha1("|".join(sorted(f"{k}={v}" for k, v in attributes)).encode()).hexdigest()[:6]
@@ -144,59 +249,124 @@ def collection_slug(attributes: list[tuple[str, str]]) -> str:
 
 
 def title_fingerprint(title: str) -> str:
-    """Near-duplicate key: lowercase words, singular, sorted ("Shirts for Men" ~ "Men Shirt")."""
-    words = re.findall(r"[a-z0-9]+", title.lower())
-    return " ".join(sorted(w.rstrip("s") for w in words if w not in {"for", "and", "the"}))
+    """Near-duplicate key: lower-case word stems, sorted, without small words
+    ("Shirts for Men" ~ "Men Shirt", "T-Shirts" ~ "Tshirt")."""
+    text = title.lower().replace("t-shirt", "tshirt")
+    return " ".join(sorted(w for w in title_tokens(text) if w not in STOPWORDS))
 
 
-def write_collections(combos: pl.DataFrame, config: MiningConfig) -> pl.DataFrame:
-    """Titles, quality and status for mined combinations; near-duplicate titles merged into
-    the best-supported one."""
+# -- writers --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TitleCandidate:
+    slug: str
+    attributes: Attributes
+    support: int
+
+
+@dataclass(frozen=True)
+class TitledCollection:
+    slug: str
+    title: str
+    quality: int  # 1-5
+    reason: str | None  # None when valid
+    writer: str
+
+
+class TitleWriter(Protocol):
+    """Validation -> title -> 1-5 quality score for a batch of candidates, in order."""
+
+    name: str
+
+    def write(self, candidates: Sequence[TitleCandidate]) -> list[TitledCollection]: ...
+
+
+class TemplateTitleWriter:
+    """The offline writer: template titles, rule-based validation and score."""
+
+    name = "template"
+
+    def write(self, candidates: Sequence[TitleCandidate]) -> list[TitledCollection]:
+        out = []
+        for candidate in candidates:
+            title = template_title(candidate.attributes)
+            judgement = validate_and_score(candidate.attributes, title)
+            out.append(TitledCollection(candidate.slug, title, judgement.quality, judgement.reason, self.name))
+        return out
+
+
+def _merge_order(combos: pl.DataFrame) -> pl.DataFrame:
+    """Best-supported first; among equals the most general (fewest attributes) first, so a
+    merge keeps "Black Watches for Men" over "Black Casual Watches for Men"."""
+    return combos.with_columns(pl.col("combo").str.count_matches(r"\|").add(1).alias("_n")).sort(["support", "_n", "combo"], descending=[True, False, False]).drop("_n")
+
+
+def write_collections(combos: pl.DataFrame, config: MiningConfig, writer: TitleWriter | None = None) -> pl.DataFrame:
+    """Titles, quality and status (kept / rejected / merged) for mined combinations.
+
+    A kept collection has a valid title with quality >= the cutoff; among kept ones, a
+    near-duplicate title or an identical product set merges into the first (best-supported,
+    most general) collection; at most `max_collections` stay kept.
+    """
+    writer = writer or TemplateTitleWriter()
+    ordered = _merge_order(combos)
+    candidates = [
+        TitleCandidate(collection_slug(parse_combo(combo)), parse_combo(combo), support)
+        for combo, support in ordered.select("combo", "support").iter_rows()
+    ]
+    titled = writer.write(candidates)
+    if len(titled) != len(candidates):
+        raise RuntimeError(f"title writer {writer.name} returned {len(titled)} results for {len(candidates)} candidates")
     rows = []
-    seen_fingerprints: dict[str, str] = {}
-    for combo, support in combos.select("combo", "support").iter_rows():
-        attributes = parse_combo(combo)
-        title = template_title(attributes)
-        quality, reason = validate_and_score(attributes, title)
-        status = "kept" if quality >= config.quality_cutoff and reason is None else "rejected"
-        if status == "rejected" and reason is None:
-            reason = f"quality {quality} < cutoff {config.quality_cutoff}"
-        fingerprint = title_fingerprint(title)
-        if status == "kept" and fingerprint in seen_fingerprints:
-            status, reason = "merged", f"near-duplicate of {seen_fingerprints[fingerprint]}"
-        slug = collection_slug(attributes)
-        if status == "kept":
-            seen_fingerprints[fingerprint] = slug
+    seen_titles: dict[str, str] = {}
+    seen_sets: dict[str, str] = {}
+    n_kept = 0
+    for candidate, result, product_set in zip(candidates, titled, ordered.get_column("product_set").to_list()):
+        status, reason = "kept", None
+        if result.reason is not None:
+            status, reason = "rejected", result.reason
+        elif result.quality < config.quality_cutoff:
+            status, reason = "rejected", f"quality {result.quality} < cutoff {config.quality_cutoff}"
+        else:
+            fingerprint = title_fingerprint(result.title)
+            if fingerprint in seen_titles:
+                status, reason = "merged", f"near-duplicate title of {seen_titles[fingerprint]}"
+            elif product_set in seen_sets:
+                status, reason = "merged", f"same products as {seen_sets[product_set]}"
+            elif n_kept >= config.max_collections:
+                status, reason = "rejected", f"beyond max_collections {config.max_collections}"
+            else:
+                seen_titles[fingerprint] = candidate.slug
+                seen_sets[product_set] = candidate.slug
+                n_kept += 1
         rows.append(
             {
-                "slug": slug,
-                "title": title,
-                "attributes": [{"key": k, "value": v} for k, v in sorted(attributes)],
-                "n_attributes": len(attributes),
-                "support": support,
-                "quality": quality,
+                "slug": candidate.slug,
+                "title": result.title,
+                "attributes": [{"key": k, "value": v} for k, v in sorted(candidate.attributes)],
+                "n_attributes": len(candidate.attributes),
+                "support": candidate.support,
+                "product_set": product_set,
+                "quality": result.quality,
                 "status": status,
                 "reason": reason,
-                "writer": "template",
+                "writer": result.writer,
             }
         )
-    frame = pl.DataFrame(rows, schema=COLLECTION_SCHEMA)
-    kept = frame.filter(pl.col("status") == "kept")
-    if kept.height > config.max_collections:
-        over = set(kept.get_column("slug").to_list()[config.max_collections:])
-        frame = frame.with_columns(
-            pl.when(pl.col("slug").is_in(list(over))).then(pl.lit("rejected")).otherwise(pl.col("status")).alias("status"),
-            pl.when(pl.col("slug").is_in(list(over))).then(pl.lit(f"beyond max_collections {config.max_collections}")).otherwise(pl.col("reason")).alias("reason"),
-        )
-    return frame
+    return pl.DataFrame(rows, schema=COLLECTION_SCHEMA)
 
 
 def collection_attribute_rows(collections: pl.DataFrame) -> pl.DataFrame:
     """slug, key, value, n_attributes for kept collections (the matching input)."""
+    schema = {"slug": pl.String, "key": pl.String, "value": pl.String, "n_attributes": pl.Int64}
+    if collections.is_empty():
+        return pl.DataFrame(schema=schema)
     return (
         collections.filter(pl.col("status") == "kept")
         .select("slug", "n_attributes", "attributes")
         .explode("attributes")
         .unnest("attributes")
         .select("slug", "key", "value", "n_attributes")
+        .cast(schema)  # type: ignore[arg-type]
     )

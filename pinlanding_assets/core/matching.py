@@ -13,6 +13,7 @@ used to cross-check Spark in tests).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -29,65 +30,203 @@ class MatchingConfig:
     max_page_size: int = 60
 
 
-MATCH_SQL = """
-WITH hits AS (
-    SELECT c.slug, a.product_id, count(*) AS matched, avg(a.probability) AS relevance, any_value(c.n_attributes) AS n_attributes
-    FROM collection_attributes c
-    JOIN product_attributes a ON a.key = c.key AND a.value = c.value
-    GROUP BY c.slug, a.product_id
+# The engines see integer codes, not strings: joining millions of (collection, product)
+# pairs on strings is what dominated the cost. Product codes follow the sorted product ids,
+# so ordering by code is ordering by id (the tie-break), in both engines.
+#
+# Plan (ours): each collection's attributes are laid out rarest first (a1, a2, ...). The
+# candidates are the products carrying a1, and each further attribute is one equi-join on
+# (product, attribute) that can only shrink them. This costs about the rarest attribute's
+# frequency per collection and needs no (collection, product) aggregation; joining every
+# attribute and counting matches (the obvious form) costs the sum of all frequencies per
+# collection, which "gender = men" alone makes quadratic.
+# Relevance = (p1 + ... + pn) / n in DOUBLE: a sum of float32 values is exact there, so
+# DuckDB and Spark compute bit-identical relevances and therefore identical ranks.
+
+
+def _sql(config: MatchingConfig, max_attributes: int) -> str:
+    slots = range(1, max(max_attributes, 1) + 1)
+    pivot = ",\n".join(f"        max(CASE WHEN pos = {i} THEN attr END) AS a{i}" for i in slots)
+    joins = ["    JOIN product_attributes p1 ON p1.attr = c.a1"]
+    for i in slots:
+        if i > 1:
+            joins.append(f"    LEFT JOIN product_attributes p{i} ON p{i}.pid = p1.pid AND p{i}.attr = c.a{i}")
+    present = " AND ".join(f"(c.a{i} IS NULL OR p{i}.pid IS NOT NULL)" for i in slots if i > 1) or "TRUE"
+    total = " + ".join(f"coalesce(CAST(p{i}.probability AS DOUBLE), 0.0)" for i in slots)
+    nl = "\n"
+    return f"""
+WITH attribute_frequency AS (
+    SELECT attr, count(*) AS frequency FROM product_attributes GROUP BY attr
+), positioned AS (
+    SELECT c.cid, c.attr, c.n_attributes,
+           row_number() OVER (PARTITION BY c.cid ORDER BY coalesce(f.frequency, 0) ASC, c.attr ASC) AS pos
+    FROM collection_attributes c LEFT JOIN attribute_frequency f ON f.attr = c.attr
+), wide AS (
+    SELECT cid, min(n_attributes) AS n_attributes, count(*) AS n_rows,
+{pivot}
+    FROM positioned GROUP BY cid
 ), eligible AS (
-    SELECT slug, product_id, relevance FROM hits
-    WHERE matched = n_attributes AND relevance >= {min_relevance}
+    SELECT c.cid, p1.pid, ({total}) / c.n_attributes AS relevance
+    FROM wide c
+{nl.join(joins)}
+    WHERE c.n_rows = c.n_attributes AND {present}
 ), ranked AS (
-    SELECT slug, product_id, relevance,
-           row_number() OVER (PARTITION BY slug ORDER BY relevance DESC, product_id ASC) AS rank,
-           count(*) OVER (PARTITION BY slug) AS eligible_count
+    SELECT cid, pid, relevance,
+           row_number() OVER (PARTITION BY cid ORDER BY relevance DESC, pid ASC) AS rank,
+           count(*) OVER (PARTITION BY cid) AS eligible_count
     FROM eligible
+    WHERE relevance >= {float(config.min_relevance)!r}
 )
-SELECT slug, product_id, relevance, rank FROM ranked
-WHERE rank <= {max_page_size} AND eligible_count >= {min_page_size}
+SELECT cid, pid, relevance, rank FROM ranked
+WHERE rank <= {int(config.max_page_size)} AND eligible_count >= {int(config.min_page_size)}
 """
 
 
-def _sql(config: MatchingConfig) -> str:
-    return MATCH_SQL.format(
-        min_relevance=float(config.min_relevance),
-        max_page_size=int(config.max_page_size),
-        min_page_size=int(config.min_page_size),
+PRODUCT_INPUT_SCHEMA = {"product_id": pl.String, "key": pl.String, "value": pl.String, "probability": pl.Float32}
+COLLECTION_INPUT_SCHEMA = {"slug": pl.String, "key": pl.String, "value": pl.String, "n_attributes": pl.Int64}
+
+
+@dataclass(frozen=True)
+class EncodedInputs:
+    """What the engines read: product_attributes(pid, attr, probability) and
+    collection_attributes(cid, attr, n_attributes), plus the code tables to decode pages."""
+
+    product_attributes: pl.DataFrame
+    collection_attributes: pl.DataFrame
+    product_codes: pl.DataFrame  # pid, product_id
+    collection_codes: pl.DataFrame  # cid, slug
+
+    @property
+    def max_attributes(self) -> int:
+        return int(self.collection_attributes.group_by("cid").len().get_column("len").max() or 0)
+
+    @property
+    def empty(self) -> bool:
+        return self.product_attributes.is_empty() or self.collection_attributes.is_empty()
+
+    def decode(self, raw_pages: pl.DataFrame) -> pl.DataFrame:
+        if raw_pages.is_empty():
+            return pl.DataFrame(schema=PAGE_SCHEMA)
+        pages = raw_pages.cast({"cid": pl.Int32, "pid": pl.Int32}).join(self.collection_codes, on="cid").join(self.product_codes, on="pid")
+        return pages.select(list(PAGE_SCHEMA)).cast(PAGE_SCHEMA).sort("slug", "rank")  # type: ignore[arg-type]
+
+
+def encode_inputs(product_attributes: pl.DataFrame, collection_attributes: pl.DataFrame) -> EncodedInputs:
+    """Typed, de-duplicated, integer-coded inputs. A repeated (product, key, value) row would
+    count twice toward `matched` and let a product into a page it does not belong to."""
+    products = product_attributes.select(list(PRODUCT_INPUT_SCHEMA)).cast(PRODUCT_INPUT_SCHEMA).unique(["product_id", "key", "value"], keep="first")  # type: ignore[arg-type]
+    collections = collection_attributes.select(list(COLLECTION_INPUT_SCHEMA)).cast(COLLECTION_INPUT_SCHEMA).unique(["slug", "key", "value"], keep="first")  # type: ignore[arg-type]
+    product_codes = products.select("product_id").unique().sort("product_id").with_row_index("pid").cast({"pid": pl.Int32})
+    collection_codes = collections.select("slug").unique().sort("slug").with_row_index("cid").cast({"cid": pl.Int32})
+    attribute_codes = (
+        pl.concat([products.select("key", "value"), collections.select("key", "value")]).unique().sort("key", "value").with_row_index("attr").cast({"attr": pl.Int32})
+    )
+    return EncodedInputs(
+        product_attributes=products.join(product_codes, on="product_id").join(attribute_codes, on=["key", "value"]).select("pid", "attr", "probability"),
+        collection_attributes=collections.join(collection_codes, on="slug").join(attribute_codes, on=["key", "value"]).select("cid", "attr", "n_attributes"),
+        product_codes=product_codes,
+        collection_codes=collection_codes,
     )
 
 
-def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.cast(PAGE_SCHEMA).sort("slug", "rank")  # type: ignore[arg-type]
-
-
-def match_pages_duckdb(product_attributes: pl.DataFrame, collection_attributes: pl.DataFrame, config: MatchingConfig) -> pl.DataFrame:
+def match_pages_duckdb(product_attributes: pl.DataFrame, collection_attributes: pl.DataFrame, config: MatchingConfig, threads: int | None = None) -> pl.DataFrame:
     """product_attributes: product_id, key, value, probability (assigned only);
     collection_attributes: slug, key, value, n_attributes."""
+    inputs = encode_inputs(product_attributes, collection_attributes)
+    if inputs.empty:
+        return pl.DataFrame(schema=PAGE_SCHEMA)
     con = duckdb.connect()
     try:
-        con.register("product_attributes", product_attributes.to_arrow())
-        con.register("collection_attributes", collection_attributes.to_arrow())
-        return _sorted(query_polars(con, _sql(config)))
+        if threads:
+            con.execute(f"SET threads = {int(threads)}").fetchall()
+        con.execute("SET enable_progress_bar = false").fetchall()
+        con.register("product_attributes", inputs.product_attributes.to_arrow())
+        con.register("collection_attributes", inputs.collection_attributes.to_arrow())
+        return inputs.decode(query_polars(con, _sql(config, inputs.max_attributes)))
     finally:
         con.close()
 
 
-def match_pages_spark(spark, product_attributes: pl.DataFrame, collection_attributes: pl.DataFrame, config: MatchingConfig, input_dir: str | None = None) -> pl.DataFrame:
+def match_pages_spark(spark, product_attributes: pl.DataFrame, collection_attributes: pl.DataFrame, config: MatchingConfig, input_dir: str | Path | None = None) -> pl.DataFrame:
     """The same rule on Spark. With `input_dir` (a path the executors can read) the inputs
-    travel as Parquet files, which is how a cluster gets them; without, as in-memory frames."""
+    travel as Parquet files, which is how a cluster gets them and how large inputs avoid a
+    trip through pandas; without, as in-memory frames (tests)."""
+    inputs = encode_inputs(product_attributes, collection_attributes)
+    if inputs.empty:
+        return pl.DataFrame(schema=PAGE_SCHEMA)
     if input_dir:
-        products_path = f"{input_dir}/product_attributes.parquet"
-        collections_path = f"{input_dir}/collection_attributes.parquet"
-        product_attributes.write_parquet(products_path)
-        collection_attributes.write_parquet(collections_path)
-        products_df = spark.read.parquet(products_path)
-        collections_df = spark.read.parquet(collections_path)
+        directory = Path(input_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        products_path = directory / "product_attributes.parquet"
+        collections_path = directory / "collection_attributes.parquet"
+        inputs.product_attributes.write_parquet(products_path)
+        inputs.collection_attributes.write_parquet(collections_path)
+        products_df = spark.read.parquet(str(products_path))
+        collections_df = spark.read.parquet(str(collections_path))
     else:
-        products_df = spark.createDataFrame(product_attributes.to_pandas())
-        collections_df = spark.createDataFrame(collection_attributes.to_pandas())
+        products_df = spark.createDataFrame(inputs.product_attributes.to_pandas())
+        collections_df = spark.createDataFrame(inputs.collection_attributes.to_pandas())
     products_df.createOrReplaceTempView("product_attributes")
     collections_df.createOrReplaceTempView("collection_attributes")
-    sql = _sql(config).replace("any_value(", "first(")
-    result = spark.sql(sql).toArrow()
-    return _sorted(pl.from_arrow(result))  # type: ignore[arg-type]
+    result = spark.sql(_sql(config, inputs.max_attributes)).toArrow()
+    return inputs.decode(pl.from_arrow(result))  # type: ignore[arg-type]
+
+
+# -- generated inputs (equality tests and the scale benchmark) ------------------------
+
+SYNTHETIC_KEYS = {  # key: (number of values, share of products that carry the key)
+    "product_type": (120, 1.0),
+    "color": (40, 1.0),
+    "gender": (5, 1.0),
+    "occasion": (8, 0.9),
+    "season": (4, 0.9),
+    "pattern": (10, 0.4),
+    "material": (12, 0.3),
+}
+
+
+def synthetic_inputs(n_products: int, n_collections: int, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Catalog-shaped matching inputs: Zipf-distributed values per key, probabilities in
+    [0.3, 1], and collections built from real products' attributes (the product type plus
+    1-3 other keys), so pages have the skewed sizes mined collections have."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    ids = np.char.add("p", np.arange(n_products).astype(str))
+    columns: dict[str, np.ndarray] = {}
+    parts = []
+    for key, (n_values, share) in SYNTHETIC_KEYS.items():
+        weights = 1.0 / np.arange(1, n_values + 1) ** 1.1
+        values = rng.choice(n_values, size=n_products, p=weights / weights.sum())
+        present = rng.random(n_products) < share
+        columns[key] = np.where(present, values, -1)
+        parts.append(
+            pl.DataFrame(
+                {
+                    "product_id": ids[present],
+                    "key": key,
+                    "value": np.char.add(f"{key[:3]}", values[present].astype(str)),
+                    "probability": rng.uniform(0.3, 1.0, int(present.sum())).astype(np.float32),
+                }
+            )
+        )
+    products = pl.concat(parts).cast(PRODUCT_INPUT_SCHEMA)  # type: ignore[arg-type]
+    other_keys = [k for k in SYNTHETIC_KEYS if k != "product_type"]
+    seen: set[tuple[tuple[str, str], ...]] = set()
+    rows = []
+    attempts = 0
+    while len(seen) < n_collections and attempts < n_collections * 50:
+        attempts += 1
+        pick = int(rng.integers(n_products))
+        n_more = int(rng.integers(1, 4))
+        keys = [k for k in rng.permutation(other_keys)[: n_more * 2] if columns[k][pick] >= 0][:n_more]
+        if not keys:
+            continue
+        attrs = tuple(sorted([("product_type", f"pro{columns['product_type'][pick]}")] + [(k, f"{k[:3]}{columns[k][pick]}") for k in keys]))
+        if attrs in seen:
+            continue
+        seen.add(attrs)
+        slug = f"c{len(seen):06d}"
+        rows.extend((slug, k, v, len(attrs)) for k, v in attrs)
+    collections = pl.DataFrame(rows, schema=COLLECTION_INPUT_SCHEMA, orient="row")
+    return products, collections
