@@ -90,15 +90,28 @@ class _Injection:
     match: str | None
 
 
-def last_user_text(body: dict) -> str:
-    for message in reversed(body.get("messages", [])):
+def user_texts(body: dict) -> list[str]:
+    """The text of every user message, in order (a repair request adds one at the end)."""
+    texts = []
+    for message in body.get("messages", []):
         if message.get("role") != "user":
             continue
         content = message.get("content")
         if isinstance(content, str):
-            return content
-        return "\n".join(part.get("text", "") for part in content or [] if part.get("type") == "text")
-    return ""
+            texts.append(content)
+        else:
+            texts.append("\n".join(part.get("text", "") for part in content or [] if part.get("type") == "text"))
+    return texts
+
+
+def first_user_text(body: dict) -> str:
+    texts = user_texts(body)
+    return texts[0] if texts else ""
+
+
+def last_user_text(body: dict) -> str:
+    texts = user_texts(body)
+    return texts[-1] if texts else ""
 
 
 def image_urls(body: dict) -> list[str]:

@@ -13,7 +13,7 @@ from pinlanding_assets.core.extraction import ATTRIBUTE_SCHEMA, OfflineExtractor
 from pinlanding_assets.core.llm_client import CachedLLMClient, LLMSettings
 from pinlanding_assets.core.vlm_extraction import PROMPT_VERSION, RESPONSE_SCHEMA, VLMExtractor
 from pinlanding_assets.core.warehouse import Warehouse
-from pinlanding_tests.fake_openai_server import Fault, fake_openai, last_user_text  # noqa: F401 (fixture)
+from pinlanding_tests.fake_openai_server import Fault, fake_openai, first_user_text, last_user_text  # noqa: F401 (fixture)
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def sample_products(sample_catalog: Path) -> pl.DataFrame:
 
 def vlm_answer(body: dict) -> dict:
     """A plausible VLM: reads the catalog colour line, names a product type from the title."""
-    text = last_user_text(body)
+    text = first_user_text(body)
     color = next((line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("Catalog color")), "black")
     return {"attributes": [{"key": "Color", "value": color.title()}, {"key": "product_type", "value": text.splitlines()[0].split()[-1].lower()}, {"key": "pattern", "value": "solid"}]}
 
