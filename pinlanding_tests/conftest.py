@@ -1,0 +1,51 @@
+"""Shared fixtures: paths to the real dataset and small catalogs built from it."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pinlanding_assets.core.settings import SAMPLE_CATALOG, SHARED_DATASET
+
+
+@pytest.fixture(scope="session")
+def shared_dataset() -> Path:
+    if not (SHARED_DATASET / "styles.csv").is_file():
+        pytest.fail(f"the shared dataset is missing at {SHARED_DATASET}")
+    return SHARED_DATASET
+
+
+@pytest.fixture(scope="session")
+def sample_catalog() -> Path:
+    return SAMPLE_CATALOG
+
+
+def write_kaggle_slice(source: Path, target: Path, per_category: dict[str, int]) -> Path:
+    """A Kaggle-layout catalog in `target` with the first N products of each masterCategory
+    (images copied: a catalog's images must live under its own folder)."""
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "images").mkdir(exist_ok=True)
+    taken = {k: 0 for k in per_category}
+    with (source / "styles.csv").open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = []
+        for row in reader:
+            cat = row["masterCategory"]
+            if cat in taken and taken[cat] < per_category[cat]:
+                taken[cat] += 1
+                rows.append(row)
+                shutil.copyfile(source / row["image"], target / row["image"])
+    with (target / "styles.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return target
+
+
+@pytest.fixture(scope="session")
+def real_slice(shared_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """~300 real products in three shards."""
+    return write_kaggle_slice(shared_dataset, tmp_path_factory.mktemp("real_slice"), {"Apparel": 140, "Accessories": 90, "Footwear": 90})
