@@ -302,58 +302,65 @@ def _merge_order(combos: pl.DataFrame) -> pl.DataFrame:
     return combos.with_columns(pl.col("combo").str.count_matches(r"\|").add(1).alias("_n")).sort(["support", "_n", "combo"], descending=[True, False, False]).drop("_n")
 
 
-def write_collections(combos: pl.DataFrame, config: MiningConfig, writer: TitleWriter | None = None) -> pl.DataFrame:
+def write_collections(combos: pl.DataFrame, config: MiningConfig, writer: TitleWriter | None = None, batch_size: int = 500) -> pl.DataFrame:
     """Titles, quality and status (kept / rejected / merged) for mined combinations.
 
     A kept collection has a valid title with quality >= the cutoff; among kept ones, a
     near-duplicate title or an identical product set merges into the first (best-supported,
-    most general) collection; at most `max_collections` stay kept.
+    most general) collection; at most `max_collections` stay kept. Candidates go to the
+    writer in batches, best-supported first, and once `max_collections` are kept the rest
+    get template titles only: a paid writer is never asked about pages that cannot be kept.
     """
     writer = writer or TemplateTitleWriter()
+    offline = TemplateTitleWriter()
     ordered = _merge_order(combos)
     candidates = [
         TitleCandidate(collection_slug(parse_combo(combo)), parse_combo(combo), support)
         for combo, support in ordered.select("combo", "support").iter_rows()
     ]
-    titled = writer.write(candidates)
-    if len(titled) != len(candidates):
-        raise RuntimeError(f"title writer {writer.name} returned {len(titled)} results for {len(candidates)} candidates")
+    product_sets = ordered.get_column("product_set").to_list()
     rows = []
     seen_titles: dict[str, str] = {}
     seen_sets: dict[str, str] = {}
     n_kept = 0
-    for candidate, result, product_set in zip(candidates, titled, ordered.get_column("product_set").to_list()):
-        status, reason = "kept", None
-        if result.reason is not None:
-            status, reason = "rejected", result.reason
-        elif result.quality < config.quality_cutoff:
-            status, reason = "rejected", f"quality {result.quality} < cutoff {config.quality_cutoff}"
-        else:
-            fingerprint = title_fingerprint(result.title)
-            if fingerprint in seen_titles:
-                status, reason = "merged", f"near-duplicate title of {seen_titles[fingerprint]}"
-            elif product_set in seen_sets:
-                status, reason = "merged", f"same products as {seen_sets[product_set]}"
-            elif n_kept >= config.max_collections:
-                status, reason = "rejected", f"beyond max_collections {config.max_collections}"
+    for start in range(0, len(candidates), batch_size):
+        batch = candidates[start : start + batch_size]
+        full = n_kept >= config.max_collections
+        titled = (offline if full else writer).write(batch)
+        if len(titled) != len(batch):
+            raise RuntimeError(f"title writer returned {len(titled)} results for {len(batch)} candidates")
+        for candidate, result, product_set in zip(batch, titled, product_sets[start : start + batch_size]):
+            status, reason = "kept", None
+            if result.reason is not None:
+                status, reason = "rejected", result.reason
+            elif result.quality < config.quality_cutoff:
+                status, reason = "rejected", f"quality {result.quality} < cutoff {config.quality_cutoff}"
             else:
-                seen_titles[fingerprint] = candidate.slug
-                seen_sets[product_set] = candidate.slug
-                n_kept += 1
-        rows.append(
-            {
-                "slug": candidate.slug,
-                "title": result.title,
-                "attributes": [{"key": k, "value": v} for k, v in sorted(candidate.attributes)],
-                "n_attributes": len(candidate.attributes),
-                "support": candidate.support,
-                "product_set": product_set,
-                "quality": result.quality,
-                "status": status,
-                "reason": reason,
-                "writer": result.writer,
-            }
-        )
+                fingerprint = title_fingerprint(result.title)
+                if fingerprint in seen_titles:
+                    status, reason = "merged", f"near-duplicate title of {seen_titles[fingerprint]}"
+                elif product_set in seen_sets:
+                    status, reason = "merged", f"same products as {seen_sets[product_set]}"
+                elif n_kept >= config.max_collections:
+                    status, reason = "rejected", f"beyond max_collections {config.max_collections}"
+                else:
+                    seen_titles[fingerprint] = candidate.slug
+                    seen_sets[product_set] = candidate.slug
+                    n_kept += 1
+            rows.append(
+                {
+                    "slug": candidate.slug,
+                    "title": result.title,
+                    "attributes": [{"key": k, "value": v} for k, v in sorted(candidate.attributes)],
+                    "n_attributes": len(candidate.attributes),
+                    "support": candidate.support,
+                    "product_set": product_set,
+                    "quality": result.quality,
+                    "status": status,
+                    "reason": reason,
+                    "writer": result.writer,
+                }
+            )
     return pl.DataFrame(rows, schema=COLLECTION_SCHEMA)
 
 

@@ -1,0 +1,190 @@
+"""The LLM title writer: semantic validation -> title synthesis -> 1-5 quality score.
+
+The paper's three steps, each one JSON-schema chat completion per collection through
+`CachedLLMClient` (the same client and cache table as the VLM extractor), so a re-run pays
+nothing for combinations it has seen, and changing a prompt (bump `PROMPT_VERSION`) or the
+model asks again deliberately.
+
+Guards (ours):
+* the deterministic rules of `collections.validate_and_score` run first; a combination they
+  reject (a value repeating the product type, "Bras for Men") never costs a call;
+* a synthesized title may only use the collection's own attribute words (plus "for", "and",
+  gender words, plural forms): an LLM that adds "Linen" or "Slim Fit" would promise products
+  the page does not have. Such a title is replaced by the template title, and the `writer`
+  column says so and why ("llm+template-title (words outside ...: linen)");
+* a failed call (after the client's retries and repair) falls back to the offline writer for
+  that collection (`writer` = "template-fallback"); transient failures are not cached, so the
+  next run asks again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .collections import (
+    ANCHOR_KEY,
+    GENDER_PHRASES,
+    STOPWORDS,
+    TemplateTitleWriter,
+    TitleCandidate,
+    TitledCollection,
+    pluralize,
+    template_title,
+    title_tokens,
+    validate_and_score,
+)
+from .llm_client import CachedLLMClient, LLMRequest, LLMResponse, stable_key
+
+PROMPT_VERSION = "collection-titles-v1"
+
+VALIDATION_PROMPT = """You review attribute combinations proposed as shopping landing pages
+for a fashion catalog. A combination is valid when a shopper could plausibly search for
+products having all of these attributes together, and the attributes do not contradict each
+other or repeat each other. Answer with JSON: {"valid": true|false, "reason": "<short>"}."""
+
+TITLE_PROMPT = """Write the title of a shopping landing page for products that have exactly
+these attributes. Rules: a natural search phrase of 2-8 words in Title Case; the product type
+in the plural as the head noun; gender as "for Men" / "for Women" / "for Boys" / "for Girls"
+(or the word "Unisex"); use every attribute and no other descriptive word: no brands, no
+materials, styles or colours that are not listed, no marketing words.
+Answer with JSON: {"title": "<title>"}."""
+
+SCORE_PROMPT = """Rate a shopping landing page title from 1 (useless) to 5 (excellent):
+5 = natural, specific, something many shoppers search for; 4 = good; 3 = understandable but
+awkward or of little search interest; 2 = unnatural; 1 = wrong or contradictory.
+Answer with JSON: {"score": <1-5>, "reason": "<short>"}."""
+
+VALIDATION_SCHEMA = {
+    "type": "object",
+    "properties": {"valid": {"type": "boolean"}, "reason": {"type": "string"}},
+    "required": ["valid", "reason"],
+    "additionalProperties": False,
+}
+TITLE_SCHEMA = {
+    "type": "object",
+    "properties": {"title": {"type": "string"}},
+    "required": ["title"],
+    "additionalProperties": False,
+}
+SCORE_SCHEMA = {
+    "type": "object",
+    "properties": {"score": {"type": "integer", "enum": [1, 2, 3, 4, 5]}, "reason": {"type": "string"}},
+    "required": ["score", "reason"],
+    "additionalProperties": False,
+}
+GENDER_WORDS = {"men", "man", "mens", "women", "woman", "womens", "boy", "boys", "girl", "girls", "kid", "kids", "unisex"}
+EXTRA_ALLOWED = STOPWORDS | {"a", "an"}
+MAX_TITLE_CHARS = 80
+
+
+def attribute_lines(attributes: Sequence[tuple[str, str]]) -> str:
+    return "\n".join(f"- {key.replace('_', ' ')}: {value}" for key, value in sorted(attributes))
+
+
+def vocabulary_problem(title: str, attributes: Sequence[tuple[str, str]]) -> str | None:
+    """Why `title` may not stand for `attributes` (None when it may): it must name every
+    attribute and use no other descriptive word."""
+    if not title.strip():
+        return "empty title"
+    if len(title) > MAX_TITLE_CHARS:
+        return f"longer than {MAX_TITLE_CHARS} characters"
+    words = set(title_tokens(title))
+    allowed = set(EXTRA_ALLOWED) | set(title_tokens(template_title(attributes)))
+    for key, value in attributes:
+        allowed |= set(title_tokens(value))
+        if key == ANCHOR_KEY:
+            allowed |= set(title_tokens(pluralize(value)))
+        if key == "gender":
+            allowed |= GENDER_WORDS & (set(title_tokens(value)) | set(title_tokens(GENDER_PHRASES.get(value, value))))
+    extra = sorted(words - allowed)
+    if extra:
+        return f"words outside the collection's attributes: {', '.join(extra)}"
+    for key, value in attributes:
+        spellings = [set(title_tokens(value)), set(title_tokens(template_title([(key, value)])))]
+        if key == ANCHOR_KEY:
+            spellings.append(set(title_tokens(pluralize(value))))
+        if not any(s and s <= words for s in spellings):
+            return f"does not name {key} '{value}'"
+    return None
+
+
+@dataclass(frozen=True)
+class _Stage:
+    name: str
+    system: str
+    schema: dict
+
+
+VALIDATE = _Stage("collection_validation", VALIDATION_PROMPT, VALIDATION_SCHEMA)
+SYNTHESIZE = _Stage("collection_title", TITLE_PROMPT, TITLE_SCHEMA)
+SCORE = _Stage("collection_title_score", SCORE_PROMPT, SCORE_SCHEMA)
+
+
+class LLMTitleWriter:
+    """Titles through an OpenAI-compatible endpoint (see the module docstring)."""
+
+    name = "llm"
+
+    def __init__(self, client: CachedLLMClient):
+        self.client = client
+        self.offline = TemplateTitleWriter()
+
+    def _request(self, stage: _Stage, candidate: TitleCandidate, user_text: str) -> LLMRequest:
+        key = stable_key(PROMPT_VERSION, stage.name, sorted(candidate.attributes), user_text, self.client.settings.model)
+        messages = [{"role": "system", "content": stage.system}, {"role": "user", "content": user_text}]
+        return LLMRequest(cache_key=key, messages=messages, schema_name=stage.name, json_schema=stage.schema)
+
+    def _ask(self, stage: _Stage, items: list[tuple[TitleCandidate, str]]) -> list[LLMResponse]:
+        if not items:
+            return []
+        return self.client.complete_json([self._request(stage, c, text) for c, text in items])
+
+    def write(self, candidates: Sequence[TitleCandidate]) -> list[TitledCollection]:
+        results: dict[str, TitledCollection] = {}
+        fallback = {t.slug: t for t in self.offline.write(candidates)}
+        # 0. deterministic rules: no call for what they already reject
+        open_candidates = []
+        for candidate in candidates:
+            if fallback[candidate.slug].reason is not None:
+                results[candidate.slug] = fallback[candidate.slug]
+            else:
+                open_candidates.append(candidate)
+        # 1. semantic validation
+        validations = self._ask(VALIDATE, [(c, "Attributes:\n" + attribute_lines(c.attributes)) for c in open_candidates])
+        to_title = []
+        for candidate, answer in zip(open_candidates, validations):
+            if not answer.ok:
+                results[candidate.slug] = self._fallback(fallback[candidate.slug], f"validation call failed: {answer.error}")
+            elif not answer.data["valid"]:
+                reason = f"llm: invalid ({str(answer.data.get('reason', ''))[:160]})"
+                results[candidate.slug] = TitledCollection(candidate.slug, fallback[candidate.slug].title, 1, reason, self.name)
+            else:
+                to_title.append(candidate)
+        # 2. title synthesis, with the vocabulary guard
+        titles = self._ask(SYNTHESIZE, [(c, "Attributes:\n" + attribute_lines(c.attributes)) for c in to_title])
+        titled: list[tuple[TitleCandidate, str, str]] = []
+        for candidate, answer in zip(to_title, titles):
+            if not answer.ok:
+                results[candidate.slug] = self._fallback(fallback[candidate.slug], f"title call failed: {answer.error}")
+                continue
+            title = " ".join(str(answer.data["title"]).split())
+            problem = vocabulary_problem(title, candidate.attributes)
+            if problem is None:
+                titled.append((candidate, title, self.name))
+            else:  # the guard: never publish an attribute the products were not matched on
+                titled.append((candidate, fallback[candidate.slug].title, f"{self.name}+template-title ({problem[:120]})"))
+        # 3. quality score of the title that will be published
+        scores = self._ask(SCORE, [(c, f"Title: {title}\nAttributes:\n{attribute_lines(c.attributes)}") for c, title, _ in titled])
+        for (candidate, title, writer), answer in zip(titled, scores):
+            if not answer.ok:
+                results[candidate.slug] = self._fallback(fallback[candidate.slug], f"score call failed: {answer.error}")
+                continue
+            rule = validate_and_score(candidate.attributes, title)
+            reason = rule.reason  # the rules still veto (e.g. unreadable characters)
+            results[candidate.slug] = TitledCollection(candidate.slug, title, int(answer.data["score"]), reason, writer)
+        return [results[c.slug] for c in candidates]
+
+    def _fallback(self, offline: TitledCollection, why: str) -> TitledCollection:
+        # The offline verdict stands in; `why` is not lost: it is the writer's label.
+        return TitledCollection(offline.slug, offline.title, offline.quality, offline.reason, f"template-fallback ({why[:120]})")

@@ -1,0 +1,171 @@
+"""Collection mining, template titles, rule-based validation, merging and stable slugs."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from pinlanding_assets.core.collections import (
+    MiningConfig,
+    collection_attribute_rows,
+    collection_slug,
+    mine_combinations,
+    template_title,
+    title_fingerprint,
+    validate_and_score,
+    write_collections,
+)
+from pinlanding_assets.core.vocabulary import normalize_value
+
+
+@pytest.mark.parametrize(
+    ("article_type", "expected"),
+    [
+        ("Tshirts", "Navy Blue Casual T-Shirts for Men"),
+        ("Casual Shoes", "Navy Blue Casual Shoes for Men"),  # occasion dropped below: see validation
+        ("Watches", "Navy Blue Casual Watches for Men"),
+        ("Flip Flops", "Navy Blue Casual Flip Flops for Men"),
+        ("Kurtas", "Navy Blue Casual Kurtas for Men"),
+        ("Track Pants", "Navy Blue Casual Track Pants for Men"),
+        ("Bra", "Navy Blue Casual Bras for Men"),
+        ("Perfume and Body Mist", "Navy Blue Casual Perfume and Body Mist for Men"),
+        ("Shirts", "Navy Blue Casual Shirts for Men"),
+        ("Dresses", "Navy Blue Casual Dresses for Men"),
+        ("Necklace and Chains", "Navy Blue Casual Necklaces and Chains for Men"),
+        ("Clutches", "Navy Blue Casual Clutches for Men"),
+    ],
+)
+def test_template_titles_for_real_article_types(article_type: str, expected: str) -> None:
+    product_type = normalize_value("product_type", article_type)  # as the vocabulary stores it
+    attributes = [("product_type", product_type), ("color", "navy blue"), ("gender", "men")]
+    if product_type != "casual shoe":
+        attributes.append(("occasion", "casual"))
+    title = template_title(attributes)
+    assert title == expected.replace("Casual Casual", "Casual")
+
+
+def test_template_gender_phrasing_and_unisex_prefix() -> None:
+    assert template_title([("product_type", "handbag"), ("color", "black"), ("gender", "women")]) == "Black Handbags for Women"
+    assert template_title([("product_type", "backpack"), ("gender", "unisex"), ("color", "multi")]) == "Unisex Multicolour Backpacks"
+    assert template_title([("gender", "girls"), ("product_type", "top"), ("season", "summer")]) == "Summer Tops for Girls"
+
+
+def test_rules_reject_redundant_and_contradictory_combinations() -> None:
+    redundant = [("product_type", "casual shoe"), ("occasion", "casual")]
+    assert validate_and_score(redundant, template_title(redundant)).reason == "occasion 'casual' repeats the product type"
+    sports = [("product_type", "sports shoe"), ("occasion", "sports"), ("gender", "men")]
+    assert validate_and_score(sports, template_title(sports)).reason is not None
+    bras_for_men = [("product_type", "bra"), ("gender", "men")]
+    assert validate_and_score(bras_for_men, template_title(bras_for_men)).reason == "'bra' is not sold for men"
+    seasonal_watch = [("product_type", "watch"), ("season", "summer"), ("gender", "men")]
+    judgement = validate_and_score(seasonal_watch, template_title(seasonal_watch))
+    assert judgement.reason is None and judgement.quality < 4  # valid, but below the default cutoff
+    good = [("product_type", "shirt"), ("color", "navy blue"), ("gender", "men")]
+    assert validate_and_score(good, template_title(good)).quality == 5
+    hostile = [("product_type", "shirt"), ("color", "<script>")]
+    assert validate_and_score(hostile, template_title(hostile)).quality < 4
+
+
+def test_slug_depends_only_on_the_attribute_set() -> None:
+    a = [("product_type", "shirt"), ("color", "navy blue"), ("gender", "men")]
+    assert collection_slug(a) == collection_slug(list(reversed(a)))
+    assert collection_slug(a) == "navy-blue-shirt-men-" + collection_slug(a).rsplit("-", 1)[1]
+    assert collection_slug(a) != collection_slug([("product_type", "shirt"), ("color", "navy blue"), ("gender", "women")])
+    # same values under different keys: different slugs
+    assert collection_slug([("product_type", "x"), ("color", "red")]) != collection_slug([("product_type", "x"), ("pattern", "red")])
+    assert collection_slug(a) == "navy-blue-shirt-men-3490bb"  # frozen: a URL people link to
+
+
+def test_near_duplicate_fingerprint() -> None:
+    assert title_fingerprint("T-Shirts for Men") == title_fingerprint("Men Tshirt")
+    assert title_fingerprint("Black Shirts for Men") != title_fingerprint("Black Shirts for Women")
+
+
+def assignments(rows: dict[str, list[tuple[str, str]]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [(pid, k, v) for pid, attrs in rows.items() for k, v in attrs], schema={"product_id": pl.String, "key": pl.String, "value": pl.String}, orient="row"
+    )
+
+
+def catalog(n_casual_black: int = 6, n_formal_black: int = 0, n_white: int = 5) -> pl.DataFrame:
+    rows = {}
+    for i in range(n_casual_black):
+        rows[f"cb{i}"] = [("product_type", "watch"), ("color", "black"), ("gender", "men"), ("occasion", "casual")]
+    for i in range(n_formal_black):
+        rows[f"fb{i}"] = [("product_type", "watch"), ("color", "black"), ("gender", "men"), ("occasion", "formal")]
+    for i in range(n_white):
+        rows[f"w{i}"] = [("product_type", "shirt"), ("color", "white"), ("gender", "women")]
+    return assignments(rows)
+
+
+def test_mining_counts_anchored_combinations_with_enough_support() -> None:
+    combos = mine_combinations(catalog(), MiningConfig(min_support=5, max_attributes=4))
+    got = dict(combos.select("combo", "support").iter_rows())
+    assert got["color=black|product_type=watch"] == 6
+    assert got["color=black|gender=men|occasion=casual|product_type=watch"] == 6
+    assert got["color=white|gender=women|product_type=shirt"] == 5
+    assert all("product_type=" in c for c in got)  # anchored
+    assert "color=black|gender=men" not in got
+    assert mine_combinations(catalog(), MiningConfig(min_support=7)).is_empty()
+
+
+def test_identical_product_sets_merge_into_the_most_general_collection() -> None:
+    config = MiningConfig(min_support=5, max_attributes=3)
+    collections = write_collections(mine_combinations(catalog(), config), config)
+    kept = collections.filter(pl.col("status") == "kept")
+    # every black men's watch is casual: one page for all of those combinations
+    watch_titles = [t for t in kept.get_column("title").to_list() if "Watches" in t]
+    assert watch_titles == ["Black Watches"]
+    merged = collections.filter(pl.col("status") == "merged")
+    assert set(merged.get_column("title").to_list()) >= {"Black Watches for Men", "Casual Watches for Men"}
+    watch_merges = merged.filter(pl.col("title").str.contains("Watches"))
+    assert watch_merges.height == 5 and all(r.startswith("same products as black-watch-") for r in watch_merges.get_column("reason").to_list())
+
+
+def test_different_product_sets_stay_separate() -> None:
+    config = MiningConfig(min_support=3, max_attributes=3)
+    collections = write_collections(mine_combinations(catalog(n_casual_black=4, n_formal_black=4), config), config)
+    kept = set(collections.filter(pl.col("status") == "kept").get_column("title").to_list())
+    assert {"Black Watches", "Casual Watches", "Formal Watches"} <= kept  # 8, 4 and 4 products
+    assert len(kept) == collections.filter(pl.col("status") == "kept").height  # titles unique
+
+
+def test_quality_cutoff_and_max_collections() -> None:
+    config = MiningConfig(min_support=5, max_attributes=4, quality_cutoff=5, max_collections=2)
+    collections = write_collections(mine_combinations(catalog(n_casual_black=6, n_formal_black=6), config), config)
+    kept = collections.filter(pl.col("status") == "kept")
+    assert kept.height == 2
+    assert (kept.get_column("quality") >= 5).all()
+    reasons = collections.filter(pl.col("status") == "rejected").get_column("reason").to_list()
+    assert any(r.startswith("quality 4 < cutoff 5") for r in reasons)
+    assert any(r == "beyond max_collections 2" for r in reasons)
+
+
+def test_slugs_are_stable_across_runs_and_writers() -> None:
+    config = MiningConfig(min_support=5)
+    first = write_collections(mine_combinations(catalog(), config), config)
+    second = write_collections(mine_combinations(catalog(n_white=9), config), config)
+    shared = first.join(second, on="slug", suffix="_2")
+    assert shared.height == first.height
+    assert (shared.get_column("attributes") == shared.get_column("attributes_2")).all()
+
+
+def test_collection_attribute_rows_are_the_matching_input() -> None:
+    config = MiningConfig(min_support=5, max_attributes=3)
+    collections = write_collections(mine_combinations(catalog(), config), config)
+    rows = collection_attribute_rows(collections)
+    kept = collections.filter(pl.col("status") == "kept")
+    assert set(rows.get_column("slug").unique().to_list()) == set(kept.get_column("slug").to_list())
+    assert rows.columns == ["slug", "key", "value", "n_attributes"]
+    assert collection_attribute_rows(pl.DataFrame()).is_empty()
+
+
+def test_near_duplicate_titles_merge_even_with_different_products() -> None:
+    rows = {f"a{i}": [("product_type", "shirt"), ("pattern", "checked")] for i in range(5)}
+    rows |= {f"b{i}": [("product_type", "shirt"), ("style", "checked")] for i in range(6)}
+    config = MiningConfig(min_support=5)
+    collections = write_collections(mine_combinations(assignments(rows), config), config)
+    assert collections.get_column("title").to_list() == ["Checked Shirts", "Checked Shirts"]
+    assert collections.get_column("status").to_list() == ["kept", "merged"]
+    assert collections.get_column("support").to_list() == [6, 5]  # the better-supported one stays
+    assert collections.get_column("reason")[1].startswith("near-duplicate title of checked-shirt-")

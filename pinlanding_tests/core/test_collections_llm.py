@@ -1,0 +1,110 @@
+"""The LLM title writer against the loopback OpenAI-compatible fake server."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pinlanding_assets.core.collections import MiningConfig, TitleCandidate, collection_slug, mine_combinations, write_collections
+from pinlanding_assets.core.llm_client import CachedLLMClient, LLMSettings
+from pinlanding_assets.core.title_writer import LLMTitleWriter, vocabulary_problem
+from pinlanding_assets.core.warehouse import Warehouse
+from pinlanding_tests.fake_openai_server import Fault, FakeOpenAIServer, fake_openai, first_user_text  # noqa: F401
+
+
+class ScriptedModel:
+    """Answers the three stages from the request: titles per attribute text, a score per title."""
+
+    def __init__(self, titles: dict[str, str], invalid: set[str] = frozenset(), scores: dict[str, int] | None = None):
+        self.titles = titles
+        self.invalid = invalid
+        self.scores = scores or {}
+
+    def __call__(self, body: dict) -> dict:
+        stage = body["response_format"]["json_schema"]["name"]
+        text = first_user_text(body)
+        if stage == "collection_validation":
+            bad = any(marker in text for marker in self.invalid)
+            return {"valid": not bad, "reason": "contradictory" if bad else "fine"}
+        if stage == "collection_title":
+            for marker, title in self.titles.items():
+                if marker in text:
+                    return {"title": title}
+            return {"title": "Something"}
+        title = text.splitlines()[0].removeprefix("Title: ")
+        return {"score": self.scores.get(title, 5), "reason": "ok"}
+
+
+def candidate(*attributes: tuple[str, str], support: int = 20) -> TitleCandidate:
+    return TitleCandidate(collection_slug(attributes), tuple(attributes), support)
+
+
+def client_for(server: FakeOpenAIServer, tmp_path) -> CachedLLMClient:
+    settings = LLMSettings(model="fake-llm", base_url=server.base_url, api_key="test", max_retries=1, backoff_base_s=0.01, timeout_s=5)
+    return CachedLLMClient(settings, Warehouse(tmp_path / "warehouse.duckdb"), sleep=lambda s: None)
+
+
+NAVY_SHIRTS = candidate(("product_type", "shirt"), ("color", "navy blue"), ("gender", "men"), ("occasion", "casual"))
+BLACK_WATCHES = candidate(("product_type", "watch"), ("color", "black"))
+BRAS_FOR_MEN = candidate(("product_type", "bra"), ("gender", "men"))
+WHITE_HEELS = candidate(("product_type", "heels"), ("color", "white"), ("season", "winter"))
+
+
+def test_llm_titles_validated_scored_and_cached(fake_openai, tmp_path) -> None:
+    fake_openai.responder = ScriptedModel(
+        titles={"color: navy blue": "Casual Navy Blue Shirts for Men", "color: black": "Black Watches", "color: white": "White Winter Heels"},
+        invalid={"season: winter"},
+        scores={"Black Watches": 3},
+    )
+    writer = LLMTitleWriter(client_for(fake_openai, tmp_path))
+    results = writer.write([NAVY_SHIRTS, BLACK_WATCHES, BRAS_FOR_MEN, WHITE_HEELS])
+    shirts, watches, bras, heels = results
+    assert (shirts.title, shirts.quality, shirts.reason, shirts.writer) == ("Casual Navy Blue Shirts for Men", 5, None, "llm")
+    assert (watches.title, watches.quality, watches.reason) == ("Black Watches", 3, None)  # scored below the cutoff
+    assert bras.reason == "'bra' is not sold for men" and bras.writer == "template"  # rules veto before any call
+    assert heels.reason.startswith("llm: invalid") and heels.quality == 1
+    # 3 validations + 2 titles + 2 scores; nothing about the bras
+    assert fake_openai.request_count() == 7
+    assert not any("product type: bra" in first_user_text(r.body) for r in fake_openai.requests)
+    again = LLMTitleWriter(client_for(fake_openai, tmp_path)).write([NAVY_SHIRTS, BLACK_WATCHES, BRAS_FOR_MEN, WHITE_HEELS])
+    assert again == results and fake_openai.request_count() == 7  # a re-run pays nothing
+
+
+def test_invented_attributes_are_replaced_by_the_template_title(fake_openai, tmp_path) -> None:
+    fake_openai.responder = ScriptedModel(titles={"color: navy blue": "Navy Blue Linen Shirts for Men <script>"})
+    [result] = LLMTitleWriter(client_for(fake_openai, tmp_path)).write([NAVY_SHIRTS])
+    assert result.title == "Navy Blue Casual Shirts for Men"
+    assert result.writer.startswith("llm+template-title (words outside the collection's attributes: linen, script")
+    # the score was asked about the title that is published
+    assert "Title: Navy Blue Casual Shirts for Men" in first_user_text(fake_openai.requests[-1].body)
+
+
+def test_vocabulary_guard() -> None:
+    attrs = NAVY_SHIRTS.attributes
+    assert vocabulary_problem("Navy Blue Casual Shirts for Men", attrs) is None
+    assert vocabulary_problem("Men's Casual Navy Blue Shirts", attrs) is None
+    assert vocabulary_problem("Navy Blue Shirts for Men", attrs) == "does not name occasion 'casual'"
+    assert vocabulary_problem("Navy Blue Casual Shirts for Women", attrs).startswith("words outside")
+    tees = (("product_type", "t-shirt"), ("gender", "unisex"), ("color", "multi"))
+    assert vocabulary_problem("Unisex Multicolour T-Shirts", tees) is None
+    assert vocabulary_problem("Unisex Multi T-Shirt", tees) is None
+
+
+def test_failed_calls_fall_back_to_the_offline_writer(fake_openai, tmp_path) -> None:
+    fake_openai.responder = ScriptedModel(titles={})
+    fake_openai.inject(Fault.server_error(), Fault.server_error(), match="collection_validation")
+    [result] = LLMTitleWriter(client_for(fake_openai, tmp_path)).write([BLACK_WATCHES])
+    assert result.title == "Black Watches" and result.quality == 5
+    assert result.writer.startswith("template-fallback (validation call failed")
+
+
+def test_write_collections_with_the_llm_writer_stops_asking_once_full(fake_openai, tmp_path) -> None:
+    fake_openai.responder = ScriptedModel(titles={})  # "Something": never passes the guard
+    rows = [(f"p{i}", k, v) for i in range(30) for k, v in [("product_type", "shirt"), ("color", "white" if i < 15 else "black"), ("gender", "men")]]
+    frame = pl.DataFrame(rows, schema={"product_id": pl.String, "key": pl.String, "value": pl.String}, orient="row")
+    config = MiningConfig(min_support=10, max_collections=1)
+    combos = mine_combinations(frame, config)
+    collections = write_collections(combos, config, LLMTitleWriter(client_for(fake_openai, tmp_path)), batch_size=1)
+    assert collections.filter(pl.col("status") == "kept").height == 1
+    assert collections.get_column("writer")[0].startswith("llm+template-title")
+    assert fake_openai.request_count() == 3  # only the first batch was sent to the model
+    assert set(collections.get_column("writer")[1:].to_list()) == {"template"}
