@@ -568,7 +568,8 @@ def _decide(row: dict, overrides: pl.DataFrame) -> dict:
     elif canonical != row["renamed"]:  # explain the merge of a dropped value too
         reason = f"{reason} (merged into {canonical!r}, cosine {row['similarity']:.2f})"
     for override in overrides.filter((pl.col("key") == key) & pl.col("action").is_in(["allow", "deny"])).iter_rows(named=True):
-        if override["value"] in (normalized, canonical):
+        # a human writes "best sellers" or "best seller": match either number
+        if singular(override["value"]) in (singular(normalized), singular(canonical)):
             note = f" ({override['note']})" if override["note"] else ""
             if override["action"] == "deny":
                 status, step, reason = "dropped", "override", f"override: deny{note}"
