@@ -8,6 +8,7 @@ from dagster import DagsterInstance
 
 from pinlanding_assets.core.warehouse import Warehouse
 from pinlanding_assets.definitions import build_definitions
+from pinlanding_assets.defs.llm_resources import LLMResource
 from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource, spark_resource
 from pinlanding_assets.main_job import run_graph
 
@@ -25,6 +26,7 @@ def graph_run(real_slice: Path, tmp_path_factory):
             "data_home": DataHomeResource(home=str(home)),
             "catalog": CatalogResource(location=str(real_slice)),
             "spark": spark_resource(home=str(home)),
+            "llm": LLMResource(extractor="offline"),  # no endpoint in tests
         }
     )
     with DagsterInstance.ephemeral() as instance:
