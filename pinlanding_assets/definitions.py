@@ -9,7 +9,7 @@ from .defs.model_assets import clip_model
 from .defs.page_assets import landing_pages
 from .defs.resources import default_resources
 from .defs.scoring_assets import product_attribute_scores
-from .defs.sensors import catalog_shard_sensor
+from .defs.sensors import catalog_refresh_sensor, rescore_after_training, weekly_model_retrain
 from .defs.vocabulary_assets import curated_vocabulary
 
 ASSETS = [raw_attributes, curated_vocabulary, clip_model, product_attribute_scores, collection_queries, landing_pages]
@@ -19,7 +19,8 @@ def build_definitions(resources: dict | None = None) -> Definitions:
     return Definitions(
         assets=ASSETS,
         jobs=ALL_JOBS,
-        sensors=[catalog_shard_sensor],
+        sensors=[catalog_refresh_sensor, rescore_after_training],
+        schedules=[weekly_model_retrain],
         resources=resources or default_resources(),
     )
 

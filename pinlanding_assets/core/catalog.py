@@ -238,3 +238,23 @@ def image_problem(path: Path) -> str | None:
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"[:300]
     return None
+
+
+def shard_fingerprints(table: CatalogTable) -> dict[str, str]:
+    """A content fingerprint per shard: its rows as read plus each image file's size and
+    modification time (a stat, not a read: cheap enough to run on every sensor tick).
+    Any edited row, added or removed product, or replaced image changes it."""
+    frame = read_catalog_table(table).sort("shard", "product_id")
+    root = table.root
+    digests: dict[str, hashlib._Hash] = {}
+    shard_at, image_at = frame.columns.index("shard"), frame.columns.index("image")
+    for row in frame.iter_rows():
+        shard, image = row[shard_at], row[image_at]
+        digest = digests.setdefault(shard, hashlib.sha1())
+        digest.update(repr(row).encode("utf-8", "replace"))
+        try:
+            stat = (root / image).stat() if image else None
+            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode() if stat else b"-")
+        except OSError:
+            digest.update(b"missing")
+    return {shard: d.hexdigest()[:16] for shard, d in digests.items()}
