@@ -16,12 +16,13 @@ ASSETS = [raw_attributes, curated_vocabulary, clip_model, product_attribute_scor
 
 
 def build_definitions(resources: dict | None = None) -> Definitions:
+    """The code location; `resources` replace the environment-configured defaults by key."""
     return Definitions(
         assets=ASSETS,
         jobs=ALL_JOBS,
         sensors=[catalog_refresh_sensor, rescore_after_training],
         schedules=[weekly_model_retrain],
-        resources=resources or default_resources(),
+        resources=default_resources() | (resources or {}),
     )
 
 
