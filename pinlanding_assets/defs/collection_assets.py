@@ -2,15 +2,25 @@
 
 Global (not partitioned): a collection such as "Black Handbags for Women" may draw products
 from several shards, so combinations are mined over the assigned attributes of all shards.
+Titles come from the LLM writer (validation -> title -> 1-5 score through the `llm`
+resource's OpenAI-compatible endpoint, cached) or the offline template writer:
+`title_writer` = auto (LLM when an API key is set) | llm | template.
 """
 
+
+from dataclasses import replace
 
 import polars as pl
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
-from ..core.collections import MiningConfig, mine_combinations, write_collections
+from ..core.collections import MiningConfig, TemplateTitleWriter, TitleWriter, mine_combinations, write_collections
+from ..core.llm_client import CachedLLMClient
+from ..core.title_writer import LLMTitleWriter
+from .llm_resources import LLMResource
 from .resources import DataHomeResource
 from .scoring_assets import product_attribute_scores
+
+TITLE_WRITERS = ("auto", "llm", "template")
 
 
 class CollectionConfig(Config):
@@ -18,24 +28,46 @@ class CollectionConfig(Config):
     max_attributes: int = 4
     max_collections: int = 5000
     quality_cutoff: int = 4
+    title_writer: str = "auto"
+    title_model: str | None = None  # default: the llm resource's model
+
+
+def choose_title_writer(config: CollectionConfig, llm: LLMResource, data_home: DataHomeResource) -> tuple[TitleWriter, CachedLLMClient | None]:
+    if config.title_writer not in TITLE_WRITERS:
+        raise ValueError(f"title_writer must be one of {TITLE_WRITERS}, got {config.title_writer!r}")
+    use_llm = config.title_writer == "llm" or (config.title_writer == "auto" and llm.api_key() is not None)
+    if not use_llm:
+        return TemplateTitleWriter(), None
+    if llm.api_key() is None:
+        raise ValueError(f"title_writer 'llm' needs an API key in ${llm.api_key_env} (or choose 'template')")
+    settings = llm.settings()
+    if config.title_model:
+        settings = replace(settings, model=config.title_model)
+    client = CachedLLMClient(settings, data_home.warehouse)
+    return LLMTitleWriter(client), client
 
 
 @asset(deps=[product_attribute_scores], group_name="pages")
-def collection_queries(context: AssetExecutionContext, config: CollectionConfig, data_home: DataHomeResource) -> MaterializeResult:
+def collection_queries(context: AssetExecutionContext, config: CollectionConfig, data_home: DataHomeResource, llm: LLMResource) -> MaterializeResult:
     warehouse = data_home.warehouse
     assignments = warehouse.read("SELECT product_id, key, value FROM product_attribute_scores WHERE assigned")
     mining = MiningConfig(min_support=config.min_support, max_attributes=config.max_attributes, max_collections=config.max_collections, quality_cutoff=config.quality_cutoff)
     combos = mine_combinations(assignments, mining)
-    collections = write_collections(combos, mining)
+    writer, client = choose_title_writer(config, llm, data_home)
+    collections = write_collections(combos, mining, writer)
     warehouse.replace_table("collection_queries", collections)
     kept = collections.filter(pl.col("status") == "kept")
-    context.log.info("%d combinations mined, %d collections kept", combos.height, kept.height)
+    context.log.info("%d combinations mined, %d collections kept (writer %s)", combos.height, kept.height, writer.name)
+    writers = collections.with_columns(pl.col("writer").str.extract(r"^([^ (]+)").alias("w")).group_by("w").len()
     return MaterializeResult(
         metadata={
             "combinations": combos.height,
             "kept": kept.height,
             "by_status": MetadataValue.json(dict(collections.group_by("status").len().iter_rows())),
-            "writer": "template",
+            "by_writer": MetadataValue.json(dict(writers.iter_rows())),
+            "quality_histogram": MetadataValue.json({str(q): n for q, n in collections.group_by("quality").len().sort("quality").iter_rows()}),
+            "writer": writer.name,
             "sample_titles": MetadataValue.json(kept.get_column("title").head(20).to_list()),
+            **(client.stats.as_metadata("llm_") if client else {}),
         }
     )
