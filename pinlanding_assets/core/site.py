@@ -51,7 +51,7 @@ h1{font-size:1.7rem;margin:.2rem 0 .6rem} h2{font-size:1.05rem;margin:1.8rem 0 .
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(170px,1fr));gap:1rem}
 .card{background:#fff;border-radius:10px;overflow:hidden;box-shadow:0 1px 2px rgba(0,0,0,.06);display:flex;flex-direction:column}
 .card .img{height:210px;display:flex;align-items:center;justify-content:center;background:#fff}
-.card img{max-width:100%;max-height:210px;object-fit:contain}
+.card img{width:100%;height:200px;object-fit:contain}
 .card .noimg{color:#aaa;font-size:.8rem}
 .card .body{padding:.55rem .7rem .7rem;font-size:.82rem;line-height:1.3;border-top:1px solid #f0f0ee}
 .card .score{color:#2e7d32;font-size:.75rem;margin-top:.25rem}

@@ -1,0 +1,97 @@
+"""`collection_queries` + `landing_pages` through Dagster on the sample catalog: the site,
+its path in metadata, and refresh semantics across two materializations.
+
+Scores are made from the catalog's own labels (probability 0.9), so the test needs no model;
+one local Spark session serves both materializations and is stopped at the end.
+"""
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from dagster import DagsterInstance, materialize
+from dagster_pyspark import LazyPySparkResource
+
+from pinlanding_assets.core.catalog import load_catalog, locate_catalog
+from pinlanding_assets.core.evaluation import catalog_label_attributes
+from pinlanding_assets.core.warehouse import Warehouse
+from pinlanding_assets.defs.collection_assets import collection_queries
+from pinlanding_assets.defs.llm_resources import LLMResource
+from pinlanding_assets.defs.page_assets import landing_pages
+from pinlanding_assets.defs.resources import DataHomeResource
+
+
+def scores_from_labels(products: pl.DataFrame, drop_products: set[str] = frozenset()) -> pl.DataFrame:
+    labels = catalog_label_attributes(products).filter(~pl.col("product_id").is_in(list(drop_products)))
+    return labels.with_columns(
+        pl.lit(0.0, pl.Float32).alias("score"), pl.lit(0.9, pl.Float32).alias("probability"), pl.lit(True).alias("assigned")
+    )
+
+
+@pytest.fixture(scope="module")
+def spark_resource():
+    resource = LazyPySparkResource(
+        spark_config={"spark.master": "local[1]", "spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2", "spark.ui.showConsoleProgress": "false"}
+    )
+    yield resource
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        active.stop()
+
+
+def run_pages(home: Path, spark_resource, instance) -> dict:
+    result = materialize(
+        [collection_queries, landing_pages],
+        resources={"data_home": DataHomeResource(home=str(home)), "spark": spark_resource, "llm": LLMResource(extractor="offline")},
+        instance=instance,
+        run_config={"ops": {"collection_queries": {"config": {"title_writer": "auto"}}}},
+    )
+    assert result.success
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+    [materialization] = [m for m in result.get_asset_materialization_events() if m.asset_key.to_user_string() == "landing_pages"]
+    return {k: v.value for k, v in materialization.materialization.metadata.items()}
+
+
+def test_pages_site_and_refresh(sample_catalog, tmp_path, spark_resource, monkeypatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # "auto" must pick the template writer
+    home = tmp_path / "home"
+    warehouse = Warehouse(home / "warehouse.duckdb")
+    products = load_catalog(locate_catalog(sample_catalog)).products
+    warehouse.replace_table("catalog_products", products)
+    warehouse.replace_table("product_attribute_scores", scores_from_labels(products))
+
+    with DagsterInstance.ephemeral() as instance:
+        first = run_pages(home, spark_resource, instance)
+        n_pages = first["pages"]
+        assert n_pages >= 10
+        assert first["pages_added"] == n_pages and first["pages_removed"] == 0 and first["retired_slugs"] == 0
+        site_index = Path(first["site"])
+        assert site_index == home / "site" / "index.html" and site_index.is_file()
+        assert first["site_url"] == site_index.resolve().as_uri()
+        assert len(list((home / "site" / "pages").glob("*.html"))) == n_pages
+        assert first["precision_at_10"] == 1.0  # pages built from the labels themselves
+        collections = warehouse.read_table("collection_queries")
+        assert set(collections.get_column("writer").unique().to_list()) == {"template"}
+
+        # Refresh: the dresses lose their scores, so every dress page goes and must redirect.
+        labels = catalog_label_attributes(products)
+        dresses = set(labels.filter((pl.col("key") == "product_type") & (pl.col("value") == "dress")).get_column("product_id").to_list())
+        dress_slugs = set(warehouse.read("SELECT DISTINCT slug FROM landing_pages WHERE slug LIKE '%dress%'").get_column("slug").to_list())
+        assert dresses and dress_slugs
+        warehouse.replace_table("product_attribute_scores", scores_from_labels(products, dresses))
+        second = run_pages(home, spark_resource, instance)
+
+    assert second["pages_removed"] == len(dress_slugs)
+    assert second["pages_unchanged"] >= 1
+    assert second["pages"] == n_pages - len(dress_slugs) + second["pages_added"]
+    retired = warehouse.read_table("retired_slugs")
+    assert set(retired.get_column("slug").to_list()) == dress_slugs
+    for slug in dress_slugs:
+        redirect = (home / "site" / "pages" / f"{slug}.html").read_text()
+        assert 'http-equiv="refresh"' in redirect
+    log = warehouse.read_table("page_refresh_log")
+    assert log.get_column("refresh_id").n_unique() == 2
+    assert set(log.filter(pl.col("change") == "removed").get_column("slug").to_list()) == dress_slugs
+    assert Path(second["parquet"]).is_file()
