@@ -144,7 +144,7 @@ GENERIC_VALUES = {
 NON_VISUAL_WORDS = {
     "new", "best", "bestseller", "seller", "trending", "premium", "luxury", "cheap", "sale",
     "discount", "offer", "original", "genuine", "authentic", "branded", "imported", "quality",
-    "latest", "exclusive", "limited", "gift", "free", "combo", "pack", "set", "warranty",
+    "latest", "exclusive", "limited", "gift", "free", "warranty",
 }
 # Safety denylist: matched as whole words. Kept to terms that are never a fashion attribute.
 DEFAULT_DENYLIST = (
