@@ -29,7 +29,11 @@ def catalog_label_attributes(products: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows, schema={"product_id": pl.String, "key": pl.String, "value": pl.String}, orient="row").unique()
 
 
-def recall_at_k(scores: np.ndarray, truth: np.ndarray, ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
+def recall_at_k(scores: np.ndarray, truth: np.ndarray, ks: tuple[int, ...] = (1, 5, 10), rankable: np.ndarray | None = None) -> dict[str, float]:
+    """Paper protocol: rank the whole vocabulary per product (only `rankable` columns: the
+    ABSENT pseudo-values are not attributes and take no rank)."""
+    if rankable is not None:
+        scores, truth = scores[:, rankable], truth[:, rankable]
     has_truth = truth.any(axis=1)
     scores, truth = scores[has_truth], truth[has_truth]
     if len(scores) == 0:
@@ -63,6 +67,36 @@ def attribute_precision_recall(assigned: np.ndarray, truth: np.ndarray, attribut
         pl.Series("precision", precision.astype(np.float64)),
         pl.Series("recall", recall.astype(np.float64)),
     )
+
+
+def top1_confusions(scores: np.ndarray, truth: np.ndarray, attributes: pl.DataFrame, key: str, key_slice: slice) -> pl.DataFrame:
+    """For one key: (true value, predicted top-1 value, count) over products with one true
+    value of the key, most frequent pairs first."""
+    values = attributes.get_column("value").to_numpy()[key_slice]
+    part = truth[:, key_slice]
+    single = part.sum(axis=1) == 1
+    true_idx = part[single].argmax(axis=1)
+    pred_idx = scores[single, key_slice].argmax(axis=1)
+    frame = pl.DataFrame({"true": values[true_idx].astype(str), "predicted": values[pred_idx].astype(str)}, schema={"true": pl.String, "predicted": pl.String})
+    return frame.group_by("true", "predicted").len("count").sort(["count", "true", "predicted"], descending=[True, False, False])
+
+
+def precision_recall_curve(scores: np.ndarray, truth: np.ndarray, key_slice: slice, rankable: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision and recall of "assign the top value when its score ≥ t" as t falls, over
+    products with a true value of the key: (thresholds, precision, recall)."""
+    part = scores[:, key_slice].copy()
+    if rankable is not None:
+        part[:, ~rankable[key_slice]] = -np.inf
+    has = truth[:, key_slice].any(axis=1)
+    if not has.any():
+        return np.zeros(0), np.zeros(0), np.zeros(0)
+    top = part[has].max(axis=1)
+    correct = truth[has, key_slice][np.arange(int(has.sum())), part[has].argmax(axis=1)]
+    order = np.argsort(-top, kind="stable")
+    tp = np.cumsum(correct[order])
+    precision = tp / np.arange(1, len(order) + 1)
+    recall = tp / len(order)
+    return top[order], precision, recall
 
 
 def assignment_precision_per_key(assigned: np.ndarray, truth: np.ndarray, key_slices: dict[str, slice]) -> dict[str, float]:

@@ -12,12 +12,13 @@ validation so that assignments reach a target precision, at most `max_values_per
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import polars as pl
 
-from .clip_model import embed_attributes, embed_products
+from .clip_model import DualEncoder, embed_attributes, embed_products
 from .training import AttributeSpace
 
 PRIOR_WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -117,13 +118,16 @@ SCORE_SCHEMA = {
 
 
 def scores_frame(product_ids: list[str], attributes: pl.DataFrame, sim: np.ndarray, probs: np.ndarray, assigned: np.ndarray) -> pl.DataFrame:
-    """Every product x every attribute, long format."""
+    """Every product x every attribute, long format (built with polars gathers: a 44k
+    catalog x 300 attributes is 13M rows)."""
     n, a = sim.shape
+    product_rows = pl.Series(np.repeat(np.arange(n, dtype=np.int64), a))
+    attribute_rows = pl.Series(np.tile(np.arange(a, dtype=np.int64), n))
     return pl.DataFrame(
         {
-            "product_id": np.repeat(np.asarray(product_ids, dtype=object), a),
-            "key": np.tile(attributes.get_column("key").to_numpy(), n),
-            "value": np.tile(attributes.get_column("value").to_numpy(), n),
+            "product_id": pl.Series(product_ids, dtype=pl.String).gather(product_rows),
+            "key": attributes.get_column("key").cast(pl.String).gather(attribute_rows),
+            "value": attributes.get_column("value").cast(pl.String).gather(attribute_rows),
             "score": sim.astype(np.float32).ravel(),
             "probability": probs.astype(np.float32).ravel(),
             "assigned": assigned.ravel(),
@@ -142,6 +146,17 @@ EMBEDDING_SCHEMA = {
     "embedding": pl.List(pl.Float32),
 }
 
+# How products are turned into embeddings: (image paths, titles, progress) -> [N, D] array.
+# In process (`local_embedder`) or on Spark executors (spark_scoring.spark_embedder).
+Embedder = Callable[[list[str], list[str], Callable[[int, int], None] | None], np.ndarray]
+
+
+def local_embedder(encoder: DualEncoder, batch_size: int = 512) -> Embedder:
+    def embed(image_paths: list[str], titles: list[str], progress=None) -> np.ndarray:
+        return embed_products(encoder, image_paths, titles, batch_size, progress).numpy()
+
+    return embed
+
 
 @dataclass
 class ShardScores:
@@ -150,6 +165,12 @@ class ShardScores:
     encoded: int
     reused: int
     encode_seconds: float
+    score_seconds: float = 0.0  # similarities, calibration, assignment, long frame
+
+    @property
+    def products_per_second(self) -> float:
+        """Encoding throughput of the products encoded this time (0 when all were reused)."""
+        return self.encoded / self.encode_seconds if self.encoded and self.encode_seconds > 0 else 0.0
 
 
 def reusable_embeddings(products: pl.DataFrame, cached: pl.DataFrame, model_version: str) -> pl.DataFrame:
@@ -158,19 +179,45 @@ def reusable_embeddings(products: pl.DataFrame, cached: pl.DataFrame, model_vers
         return pl.DataFrame(schema=EMBEDDING_SCHEMA)
     return cached.filter(pl.col("model_version") == model_version).join(
         products.select("product_id", "image_hash", "text_hash"), on=["product_id", "image_hash", "text_hash"], how="semi"
-    )
+    ).unique("product_id", keep="last", maintain_order=True)
 
 
-def score_products(encoder, model_extra: dict, model_version: str, products: pl.DataFrame, cached: pl.DataFrame, batch_size: int = 512, progress=None) -> ShardScores:
+@dataclass(frozen=True)
+class ScoringModel:
+    """What scoring needs from a saved model: the attribute space, the attribute
+    embeddings, the calibration and the assignment rule."""
+
+    version: str
+    space: AttributeSpace
+    attribute_embeddings: np.ndarray  # [A, D]
+    calibration: Calibration
+    thresholds: dict[str, float]
+    max_values_per_key: int
+
+    @classmethod
+    def from_saved(cls, encoder: DualEncoder, model_extra: dict, version: str) -> "ScoringModel":
+        space = AttributeSpace(pl.DataFrame(model_extra["attributes"]).select("key", "value", "frequency"))
+        calibration = Calibration(**{**model_extra["calibration"], "log_prior": tuple(model_extra["calibration"]["log_prior"])})
+        return cls(version, space, embed_attributes(encoder, space.attributes).numpy(), calibration, dict(model_extra["thresholds"]), int(model_extra["max_values_per_key"]))
+
+    def score(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(cosine similarities, calibrated probabilities, assigned flags), each [N, A]."""
+        sim = embeddings @ self.attribute_embeddings.T if len(embeddings) else np.zeros((0, len(self.space)), dtype=np.float32)
+        probs = self.calibration.probabilities(sim, self.space.key_slices)
+        assigned = assign(probs, self.space.key_slices, self.thresholds, self.max_values_per_key, self.space.assignable)
+        return sim, probs, assigned
+
+
+def score_products(encoder, model_extra: dict, model_version: str, products: pl.DataFrame, cached: pl.DataFrame, batch_size: int = 512, progress=None, embedder: Embedder | None = None) -> ShardScores:
     """Score every product against every attribute of the model's vocabulary, encoding only
-    products whose (image, text) has no cached embedding for this model version."""
-    space = AttributeSpace(pl.DataFrame(model_extra["attributes"]).select("key", "value", "frequency"))
-    attributes, key_slices = space.attributes, space.key_slices
-    calibration = Calibration(**{**model_extra["calibration"], "log_prior": tuple(model_extra["calibration"]["log_prior"])})
+    products whose (image, text) has no cached embedding for this model version.
+    `embedder` defaults to in-process batched encoding with `encoder`."""
+    model = ScoringModel.from_saved(encoder, model_extra, model_version)
+    embed = embedder or local_embedder(encoder, batch_size)
     reuse = reusable_embeddings(products, cached, model_version)
     todo = products.join(reuse.select("product_id"), on="product_id", how="anti")
     started = time.perf_counter()
-    fresh = embed_products(encoder, todo.get_column("image_path").to_list(), todo.get_column("title").to_list(), batch_size, progress)
+    fresh = embed(todo.get_column("image_path").to_list(), todo.get_column("title").to_list(), progress) if todo.height else np.zeros((0, model.attribute_embeddings.shape[1]), dtype=np.float32)
     encode_seconds = time.perf_counter() - started
     new_embeddings = pl.DataFrame(
         {
@@ -178,22 +225,22 @@ def score_products(encoder, model_extra: dict, model_version: str, products: pl.
             "product_id": todo.get_column("product_id"),
             "image_hash": todo.get_column("image_hash"),
             "text_hash": todo.get_column("text_hash"),
-            "embedding": fresh.numpy().astype(np.float32).tolist() if todo.height else [],
+            "embedding": pl.Series(fresh.astype(np.float32)).cast(pl.List(pl.Float32)) if todo.height else [],
         },
         schema=EMBEDDING_SCHEMA,
     )
+    started = time.perf_counter()
     all_embeddings = pl.concat([reuse, new_embeddings])
     order = products.select("product_id").join(all_embeddings, on="product_id", how="left", maintain_order="left")
-    matrix = np.asarray(order.get_column("embedding").to_list(), dtype=np.float32).reshape(products.height, -1)
-    attr = embed_attributes(encoder, attributes).numpy()
-    sim = matrix @ attr.T if products.height else np.zeros((0, attributes.height), dtype=np.float32)
-    probs = calibration.probabilities(sim, key_slices)
-    assigned = assign(probs, key_slices, model_extra["thresholds"], model_extra["max_values_per_key"], space.assignable)
+    dim = model.attribute_embeddings.shape[1]
+    matrix = order.get_column("embedding").cast(pl.Array(pl.Float32, dim)).to_numpy().astype(np.float32, copy=False) if products.height else np.zeros((0, dim), dtype=np.float32)
+    sim, probs, assigned = model.score(matrix)
+    scores = scores_frame(products.get_column("product_id").to_list(), model.space.attributes, sim, probs, assigned)
     return ShardScores(
-        scores=scores_frame(products.get_column("product_id").to_list(), attributes, sim, probs, assigned),
+        scores=scores,
         new_embeddings=new_embeddings,
         encoded=todo.height,
         reused=reuse.height,
         encode_seconds=encode_seconds,
+        score_seconds=time.perf_counter() - started,
     )
-

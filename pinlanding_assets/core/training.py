@@ -35,6 +35,7 @@ class TrainingConfig:
     patience: int = 2
     seed: int = 0
     min_steps: int = 200  # small samples get more epochs, so the towers see enough updates
+    augment: bool = True  # random horizontal flips of the training images
 
 
 # The value of a key a product does not have ("pattern: (none)" for a plain shirt). Keys
@@ -166,6 +167,13 @@ def mean_top1_accuracy(sim: np.ndarray, truth: np.ndarray, key_slices: dict[str,
     return float(np.mean(accs)) if accs else 0.0
 
 
+def augment_images(images_u8: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Flip a random half of the batch left-right: no fashion attribute we learn (type,
+    colour, gender, occasion, season) depends on the side a product faces."""
+    flip = torch.rand(images_u8.shape[0], generator=generator) < 0.5
+    return torch.where(flip[:, None, None, None], images_u8.flip(-1), images_u8)
+
+
 def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_share: float = 0.1) -> torch.optim.lr_scheduler.LambdaLR:
     warmup = max(1, int(total_steps * warmup_share))
 
@@ -210,7 +218,8 @@ def train_encoder(encoder: DualEncoder, train: ProductBatchData, validation: Pro
             idx = order[step * config.batch_size:(step + 1) * config.batch_size]
             if len(idx) == 0:
                 continue
-            products = encoder.encode_products(train.images[idx], train.title_tokens[idx] if encoder.spec.fuse_title else None)
+            images = augment_images(train.images[idx], generator) if config.augment else train.images[idx]
+            products = encoder.encode_products(images, train.title_tokens[idx] if encoder.spec.fuse_title else None)
             attributes = encoder.encode_attributes(attribute_tokens)
             loss = per_key_loss(products, attributes, encoder.logit_scale, truth[idx], space.key_slices)
             optimizer.zero_grad(set_to_none=True)
@@ -219,7 +228,7 @@ def train_encoder(encoder: DualEncoder, train: ProductBatchData, validation: Pro
             schedule.step()
             with torch.no_grad():
                 model.logit_scale.clamp_(0, math.log(100))
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         epochs_run = epoch
         val_acc = mean_top1_accuracy(similarities(encoder, validation, attribute_tokens), validation.truth, space.key_slices)
         history.append({"epoch": epoch, "loss": float(np.mean(losses)) if losses else 0.0, "validation_accuracy": val_acc})

@@ -11,7 +11,8 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetE
 from ..core.clip_model import ModelSpec
 from ..core.evaluation import catalog_label_attributes
 from ..core.extraction import SampleSpec, select_sample
-from ..core.model_fitting import AssignmentConfig, fit_dual_encoder
+from ..core.model_fitting import AssignmentConfig, FittedModel, fit_dual_encoder
+from ..core.plots import confusion_png, markdown_image, precision_recall_png
 from ..core.training import TrainingConfig
 from ..core.vocabulary import canonical_labels, kept_attributes
 from .resources import DataHomeResource
@@ -28,10 +29,12 @@ class ModelConfig(Config):
     validation_share: float = 0.15
     patience: int = 2
     min_steps: int = 200
+    augment: bool = True  # random horizontal flips while training
     seed: int = 0
     target_precision: float = 0.9
     max_values_per_key: int = 1
     eval_max_products: int = 3000
+    baseline_max_products: int = 3000  # the untrained-model baseline re-encodes products
     min_recall_at_10: float = 0.95  # blocking check
     min_key_top1: float = 0.6  # blocking check: held-out top-1 accuracy of each gated key
     gated_keys: list[str] = ["product_type", "color"]
@@ -71,13 +74,15 @@ def clip_model(context: AssetExecutionContext, config: ModelConfig, data_home: D
         patience=config.patience,
         seed=config.seed,
         min_steps=config.min_steps,
+        augment=config.augment,
     )
     staging = data_home.paths.models / "clip_model" / "staging"
-    fitted = fit_dual_encoder(labeled, labels, heldout, heldout_truth, attributes, spec, training, AssignmentConfig(config.target_precision, config.max_values_per_key), staging)
+    fitted = fit_dual_encoder(labeled, labels, heldout, heldout_truth, attributes, spec, training, AssignmentConfig(config.target_precision, config.max_values_per_key), staging, config.baseline_max_products)
     final_dir = data_home.paths.models / "clip_model" / fitted.saved.version
     if final_dir.exists():  # same weights trained again: replace
         shutil.rmtree(final_dir)
     staging.rename(final_dir)
+    plots = write_plots(fitted, final_dir / "plots")
 
     trained = fitted.evaluations["trained"]
     warehouse.replace_table(
@@ -115,6 +120,7 @@ def clip_model(context: AssetExecutionContext, config: ModelConfig, data_home: D
             "calibration_ablation": MetadataValue.json(fitted.calibration_ablation),
             "thresholds": MetadataValue.json(fitted.thresholds),
             "training_history": MetadataValue.json(fitted.training.history),
+            **plots,
         },
         check_results=[
             AssetCheckResult(
@@ -131,3 +137,20 @@ def clip_model(context: AssetExecutionContext, config: ModelConfig, data_home: D
             ),
         ],
     )
+
+
+def write_plots(fitted: FittedModel, directory) -> dict:
+    """PR curves and the confusion summary as PNG files next to the checkpoint, shown inline
+    in the asset's metadata (markdown with an embedded image) and as file paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    pictures = {
+        "precision_recall": precision_recall_png(fitted.heldout_probabilities, fitted.heldout_truth, fitted.space, fitted.thresholds),
+        "confusion_summary": confusion_png(fitted.heldout_probabilities, fitted.heldout_truth, fitted.space),
+    }
+    metadata = {}
+    for name, png in pictures.items():
+        path = directory / f"{name}.png"
+        path.write_bytes(png)
+        metadata[f"plot/{name}"] = MetadataValue.md(markdown_image(png, name))
+        metadata[f"plot/{name}_file"] = MetadataValue.path(str(path))
+    return metadata

@@ -5,10 +5,12 @@ from pathlib import Path
 
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from dagster_pyspark import LazyPySparkResource
 
 from ..core.clip_model import load_encoder
 from ..core.evaluation import catalog_label_attributes
 from ..core.scoring import score_products
+from ..core.spark_scoring import spark_embedder
 from .extraction_assets import raw_attributes
 from .model_assets import clip_model
 from .partitions import shard_partitions
@@ -17,6 +19,8 @@ from .resources import DataHomeResource
 
 class ScoringConfig(Config):
     batch_size: int = 512
+    engine: str = "local"  # "local": encode in this process; "spark": mapInPandas on the spark resource
+    spark_task_threads: int = 1  # torch threads per Spark task (Spark runs one task per core)
     min_assignment_precision: float = 0.8  # check, on products with catalog labels
 
 
@@ -34,7 +38,7 @@ def latest_model(data_home: DataHomeResource) -> tuple[str, str]:
     group_name="model",
     check_specs=[AssetCheckSpec("assignment_precision", asset="product_attribute_scores", blocking=True, description="Precision of assigned attributes on products with catalog labels ≥ min_assignment_precision.")],
 )
-def product_attribute_scores(context: AssetExecutionContext, config: ScoringConfig, data_home: DataHomeResource) -> MaterializeResult:
+def product_attribute_scores(context: AssetExecutionContext, config: ScoringConfig, data_home: DataHomeResource, spark: LazyPySparkResource) -> MaterializeResult:
     """Raw and calibrated scores of every (product, attribute) of the shard, with the
     assigned flags; product embeddings are cached so unchanged products are not re-encoded."""
     shard = context.partition_key
@@ -47,7 +51,11 @@ def product_attribute_scores(context: AssetExecutionContext, config: ScoringConf
     def progress(done: int, total: int) -> None:
         context.log.info("shard %s: encoded %d/%d products", shard, done, total)
 
-    result = score_products(encoder, extra, version, products, cached, config.batch_size, progress)
+    if config.engine not in ("local", "spark"):
+        raise ValueError(f"engine must be 'local' or 'spark', got {config.engine!r}")
+    embedder = spark_embedder(spark.spark_session, Path(path), version, config.batch_size, config.spark_task_threads) if config.engine == "spark" else None
+    result = score_products(encoder, extra, version, products, cached, config.batch_size, progress, embedder)
+    context.log.info("shard %s: encoded %d products (%.1f/s), reused %d cached embeddings", shard, result.encoded, result.products_per_second, result.reused)
     warehouse.upsert("product_embeddings", result.new_embeddings, ["model_version", "product_id"])
     scores = result.scores.with_columns(pl.lit(shard).alias("shard"), pl.lit(version).alias("model_version"))
     warehouse.replace_rows("product_attribute_scores", scores, "shard", [shard])
@@ -57,7 +65,6 @@ def product_attribute_scores(context: AssetExecutionContext, config: ScoringConf
     checkable = assigned.join(truth.select("product_id", "key").unique(), on=["product_id", "key"], how="semi")
     correct = checkable.join(truth, on=["product_id", "key", "value"], how="semi").height
     precision = correct / checkable.height if checkable.height else float("nan")
-    throughput = result.encoded / result.encode_seconds if result.encode_seconds > 0 and result.encoded else 0.0
     return MaterializeResult(
         metadata={
             "shard": shard,
@@ -65,7 +72,9 @@ def product_attribute_scores(context: AssetExecutionContext, config: ScoringConf
             "products": products.height,
             "encoded": result.encoded,
             "reused_embeddings": result.reused,
-            "products_per_second": round(throughput, 1),
+            "engine": config.engine,
+            "products_per_second": round(result.products_per_second, 1),
+            "encode_seconds": round(result.encode_seconds, 2),
             "score_rows": scores.height,
             "assigned_rows": assigned.height,
             "assigned_per_key": MetadataValue.json(dict(assigned.group_by("key").len().sort("key").iter_rows())),

@@ -1,0 +1,192 @@
+"""Benchmark of the dual encoder on the full shared catalog (issue 4).
+
+    .venv/bin/python bench/bench_model.py [--catalog PATH] [--epochs 10] [--json out.json]
+
+What it does, with the same core functions the Dagster assets call:
+1. load + validate the catalog (`load_catalog`), draw the labeled sample per shard exactly as
+   `raw_attributes` does (`select_sample`, 20% per masterCategory shard), label it with the
+   offline extractor, curate the vocabulary;
+2. `fit_dual_encoder`: train on the sample, calibrate + set thresholds on its validation
+   split, evaluate on EVERY other product against its catalog labels (articleType,
+   baseColour, gender, usage, season), which training never reads;
+3. `score_products`: score the whole catalog from the saved checkpoint with an empty
+   embedding cache (wall time and process CPU time, torch on 2 threads);
+4. FLOPs of that scoring counted with torch's FlopCounterMode, against the machine's
+   measured float32 matrix-multiply FLOP/s (2048x2048 sgemm, 2 threads, best of 5).
+
+The CPU may be shared: the load average is printed at each stage, and the CPU seconds of
+scoring are reported next to the wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pinlanding_assets.core.catalog import load_catalog, locate_catalog  # noqa: E402
+from pinlanding_assets.core.clip_model import ModelSpec, embed_attributes, load_encoder, load_images  # noqa: E402
+from pinlanding_assets.core.evaluation import catalog_label_attributes  # noqa: E402
+from pinlanding_assets.core.extraction import OfflineExtractor, SampleSpec, select_sample  # noqa: E402
+from pinlanding_assets.core.model_fitting import AssignmentConfig, fit_dual_encoder  # noqa: E402
+from pinlanding_assets.core.scoring import score_products  # noqa: E402
+from pinlanding_assets.core.settings import SHARED_DATASET  # noqa: E402
+from pinlanding_assets.core.training import TrainingConfig  # noqa: E402
+from pinlanding_assets.core.vocabulary import CurationConfig, canonical_labels, curate_vocabulary, kept_attributes  # noqa: E402
+
+REPORTED_KEYS = {"product_type": "articleType", "color": "baseColour", "gender": "gender", "occasion": "usage", "season": "season"}
+
+
+def load() -> str:
+    return "load average %.2f %.2f %.2f" % os.getloadavg()
+
+
+def matmul_flops_per_second(threads: int, size: int = 2048, repeats: int = 5) -> float:
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best
+
+
+def labeled_sample(products: pl.DataFrame, share: float, seed: int) -> pl.DataFrame:
+    """The sample of each shard, as raw_attributes draws it per partition."""
+    parts = [select_sample(products.filter(pl.col("shard") == shard), SampleSpec(share=share, min_count=50, seed=seed)) for shard in products.get_column("shard").unique().sort()]
+    return pl.concat(parts)
+
+
+def scoring_flops(encoder, products: pl.DataFrame, n_attributes_phrases: pl.DataFrame, sample: int = 256) -> float:
+    """FLOPs of scoring all `products`: image tower per product, text tower per distinct
+    title (titles are encoded once each), attribute phrases once; from counts on a sample."""
+    rows = products.head(sample)
+    with torch.inference_mode():
+        with FlopCounterMode(display=False) as images:
+            encoder.encode_images(load_images(rows.get_column("image_path").to_list(), encoder.image_size))
+        with FlopCounterMode(display=False) as titles:
+            encoder.encode_texts(encoder.tokenize(rows.get_column("title").unique().to_list()))
+        with FlopCounterMode(display=False) as phrases:
+            embed_attributes(encoder, n_attributes_phrases)
+    per_image = images.get_total_flops() / rows.height
+    per_title = titles.get_total_flops() / rows.get_column("title").n_unique()
+    n_titles = products.get_column("title").n_unique()
+    return per_image * products.height + per_title * n_titles + phrases.get_total_flops()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--catalog", default=str(SHARED_DATASET))
+    parser.add_argument("--share", type=float, default=0.2, help="labeled sample share per shard")
+    parser.add_argument("--epochs", type=int, default=TrainingConfig.epochs)
+    parser.add_argument("--batch-size", type=int, default=TrainingConfig.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=TrainingConfig.learning_rate)
+    parser.add_argument("--patience", type=int, default=TrainingConfig.patience)
+    parser.add_argument("--min-steps", type=int, default=TrainingConfig.min_steps)
+    parser.add_argument("--no-augment", action="store_true")
+    parser.add_argument("--no-title", action="store_true", help="image-only product tower")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    figures: dict = {"command": " ".join(["bench/bench_model.py", *(argv if argv is not None else sys.argv[1:])]), "threads": args.threads}
+
+    print(f"[start] {load()}", flush=True)
+    started = time.perf_counter()
+    catalog = load_catalog(locate_catalog(args.catalog))
+    products = catalog.products
+    print(f"[catalog] {products.height} valid products, {catalog.quarantine.height} quarantined, {time.perf_counter() - started:.0f}s; {load()}", flush=True)
+
+    sample = labeled_sample(products, args.share, args.seed)
+    raw = OfflineExtractor().extract(sample).attributes
+    vocabulary = curate_vocabulary(raw, CurationConfig())
+    attributes = kept_attributes(vocabulary)
+    labels = canonical_labels(raw, vocabulary)
+    labeled = sample.join(labels.select("product_id").unique(), on="product_id", how="semi")
+    heldout = products.join(sample.select("product_id"), on="product_id", how="anti")
+    heldout_truth = catalog_label_attributes(heldout).join(attributes.select("key", "value"), on=["key", "value"], how="semi")
+    heldout = heldout.join(heldout_truth.select("product_id").unique(), on="product_id", how="semi")
+    print(f"[sample] labeled {labeled.height}, held-out {heldout.height}, vocabulary {attributes.height} attributes", flush=True)
+
+    training = TrainingConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience, min_steps=args.min_steps, seed=args.seed, augment=not args.no_augment)
+    spec = ModelSpec(fuse_title=not args.no_title)
+    with tempfile.TemporaryDirectory() as tmp:
+        fitted = fit_dual_encoder(labeled, labels, heldout, heldout_truth, attributes, spec, training, AssignmentConfig(), Path(tmp) / "model", baseline_max_products=5000)
+        print(f"[trained] {fitted.training.seconds:.0f}s, {fitted.training.epochs_run} epochs (best {fitted.training.best_epoch}); {load()}", flush=True)
+        for row in fitted.training.history:
+            print(f"    epoch {row['epoch']}: loss {row['loss']:.4f} validation top-1 {row['validation_accuracy']:.4f}")
+        encoder, extra = load_encoder(fitted.saved.directory)
+
+        torch.set_num_threads(args.threads)
+        load_before = os.getloadavg()[0]
+        wall, cpu = time.perf_counter(), time.process_time()
+        scored = score_products(encoder, extra, fitted.saved.version, products, pl.DataFrame())
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        load_after = os.getloadavg()[0]
+        flops = scoring_flops(encoder, products, fitted.space.attributes)
+    peak = matmul_flops_per_second(args.threads)
+
+    trained = fitted.evaluations["trained"]
+    figures |= {
+        "catalog_products": products.height,
+        "labeled_products": labeled.height,
+        "heldout_products": trained.n_products,
+        "vocabulary_size": attributes.height,
+        "training_seconds": round(fitted.training.seconds, 1),
+        "epochs_run": fitted.training.epochs_run,
+        "best_epoch": fitted.training.best_epoch,
+        "calibration_prior_weight": fitted.calibration.prior_weight,
+        "calibration_ablation_validation_top1": fitted.calibration_ablation,
+        "evaluations": {name: {"n_products": e.n_products, **e.recall, **{f"top1/{k}": v for k, v in e.top1.items()}, **{f"precision/{k}": v for k, v in e.assignment_precision.items()}} for name, e in fitted.evaluations.items()},
+        "scoring": {
+            "products": products.height,
+            "wall_seconds": round(wall, 1),
+            "encode_seconds": round(scored.encode_seconds, 1),
+            "score_and_frame_seconds": round(scored.score_seconds, 1),
+            "process_cpu_seconds": round(cpu, 1),
+            "products_per_second": round(products.height / wall, 1),
+            "score_rows": scored.scores.height,
+            "load_average_before_after": [round(load_before, 2), round(load_after, 2)],
+            "flops": flops,
+            "flops_per_second": flops / scored.encode_seconds,
+            "matmul_flops_per_second": peak,
+            "fraction_of_matmul_peak": flops / scored.encode_seconds / peak,
+        },
+    }
+    print()
+    print("held-out products (catalog labels, never seen in training):", trained.n_products)
+    print("  %-22s %s" % ("model", "  ".join(f"{k:>8}" for k in ["R@1", "R@5", "R@10", *REPORTED_KEYS.values()])))
+    for name, e in fitted.evaluations.items():
+        cells = [e.recall["recall@1"], e.recall["recall@5"], e.recall["recall@10"], *[e.top1.get(k, float("nan")) for k in REPORTED_KEYS]]
+        print("  %-22s %s" % (f"{name} (n={e.n_products})", "  ".join(f"{c:8.4f}" for c in cells)))
+    print("  assignment precision per key (trained, target 0.9):", {k: round(v, 3) for k, v in trained.assignment_precision.items()})
+    print(f"  calibration: prior weight {fitted.calibration.prior_weight}; validation top-1 by weight {fitted.calibration_ablation}")
+    s = figures["scoring"]
+    print(f"training: {figures['training_seconds']}s on {args.threads} threads, {figures['epochs_run']} epochs")
+    print(
+        f"scoring {s['products']} products: {s['wall_seconds']}s wall ({s['products_per_second']} products/s; encode {s['encode_seconds']}s, "
+        f"scores+frame {s['score_and_frame_seconds']}s), {s['process_cpu_seconds']} CPU-s; load avg {s['load_average_before_after']}"
+    )
+    print(f"scoring FLOPs {flops / 1e12:.2f} TFLOP -> {s['flops_per_second'] / 1e9:.1f} GFLOP/s = {s['fraction_of_matmul_peak']:.1%} of measured sgemm {peak / 1e9:.1f} GFLOP/s")
+    print(f"[end] {load()}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
