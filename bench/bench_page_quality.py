@@ -1,0 +1,169 @@
+"""Page quality on the full shared catalog: our pages vs a BM25 keyword baseline.
+
+Command sequence (the model stage must have scored the whole catalog first):
+
+    # 1. the real pipeline on the full catalog, in a temporary data home
+    PINLANDING_CATALOG=../shared/datasets/fashion-product-images-small PINLANDING_HOME=/tmp/plfull \
+        .venv/bin/python -m pinlanding_assets.main_job
+    # 2. this benchmark, reading that warehouse
+    .venv/bin/python bench/bench_page_quality.py --home /tmp/plfull
+
+What it measures (definitions in ../shared/notes/pinlanding-method.md):
+
+* our pages: collections mined from the warehouse's assigned attributes and titled by the
+  current `core.collections` code (template writer, rule-based quality; `--use-run-tables`
+  reads the run's `collection_queries`/`landing_pages` instead), matched by the DuckDB
+  reference (identical to Spark: pinlanding_tests/core/test_matching_spark.py);
+* the baseline: for every page's title, the top 10 products by BM25 over product titles
+  (`core.keyword_baseline`);
+* collection P@10 of both against the catalog's labels (articleType, baseColour, gender,
+  usage, season): the share of a page's top 10 whose labels carry every *labeled* page
+  attribute, averaged over pages (`core.evaluation.collection_precision_at_k`); attributes
+  of keys without labels (pattern, material, ...) cannot be checked and are reported;
+* the same on held-out products only (not in the extraction sample whose labels the model
+  was trained on): pages re-ranked within held-out members, BM25 over held-out titles;
+* coverage: pages passing the size bar (min page size) and the quality bar (title quality
+  >= cutoff), and a sweep of the minimum relevance (coverage vs precision);
+* the machine's load average, since the CPU is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from pinlanding_assets.core.collections import MiningConfig, collection_attribute_rows, mine_combinations, write_collections  # noqa: E402
+from pinlanding_assets.core.evaluation import catalog_label_attributes, collection_precision_at_k  # noqa: E402
+from pinlanding_assets.core.keyword_baseline import KeywordBaseline  # noqa: E402
+from pinlanding_assets.core.matching import MatchingConfig, match_pages_duckdb  # noqa: E402
+from pinlanding_assets.core.warehouse import Warehouse  # noqa: E402
+
+K = 10
+
+
+def load_average() -> str:
+    with open("/proc/loadavg") as handle:
+        return " ".join(handle.read().split()[:3])
+
+
+def per_page_precision(pages: pl.DataFrame, collection_attrs: pl.DataFrame, truth: pl.DataFrame, k: int = K) -> pl.DataFrame:
+    """slug -> P@k, one row per checkable page (same rule as collection_precision_at_k)."""
+    labeled = truth.get_column("key").unique().to_list()
+    attrs = collection_attrs.filter(pl.col("key").is_in(labeled))
+    n_attrs = attrs.group_by("slug").agg(pl.len().alias("n_attrs"))
+    top = pages.filter(pl.col("rank") <= k).join(n_attrs, on="slug")
+    hits = (
+        top.join(attrs.select("slug", "key", "value"), on="slug")
+        .join(truth.with_columns(pl.lit(True).alias("hit")), on=["product_id", "key", "value"], how="left")
+        .group_by("slug", "product_id", "n_attrs")
+        .agg(pl.col("hit").fill_null(False).sum().alias("hits"))
+    )
+    return hits.group_by("slug").agg((pl.col("hits") == pl.col("n_attrs")).mean().alias("p_at_k")).sort("slug")
+
+
+def rerank_within(pages: pl.DataFrame, product_ids: pl.Series) -> pl.DataFrame:
+    """Pages restricted to `product_ids`, ranks renumbered in the original order."""
+    kept = pages.filter(pl.col("product_id").is_in(product_ids.implode())).sort("slug", "rank")
+    return kept.with_columns(pl.col("rank").rank("ordinal").over("slug").cast(pl.Int64).alias("rank"))
+
+
+def evaluate(label: str, pages: pl.DataFrame, collections: pl.DataFrame, collection_attrs: pl.DataFrame, products: pl.DataFrame, truth: pl.DataFrame) -> dict:
+    slugs = pages.get_column("slug").unique().sort()
+    titled = collections.filter(pl.col("slug").is_in(slugs.implode())).select("slug", "title")
+    started = time.perf_counter()
+    baseline = KeywordBaseline(products.get_column("product_id").to_list(), products.get_column("title").fill_null("").to_list())
+    keyword_pages = baseline.top_products(titled.get_column("slug").to_list(), titled.get_column("title").to_list(), K)
+    bm25_s = time.perf_counter() - started
+    ours = per_page_precision(pages, collection_attrs, truth)
+    theirs = per_page_precision(keyword_pages, collection_attrs, truth)
+    both = ours.join(theirs, on="slug", how="left", suffix="_bm25").with_columns(pl.col("p_at_k_bm25").fill_null(0.0))
+    row = {
+        "set": label,
+        "pages": slugs.len(),
+        "checkable_pages": ours.height,
+        "p_at_10_ours": round(float(both.get_column("p_at_k").mean() or float("nan")), 4),
+        "p_at_10_bm25": round(float(both.get_column("p_at_k_bm25").mean() or float("nan")), 4),
+        "ours_better_pages": int((both.get_column("p_at_k") > both.get_column("p_at_k_bm25")).sum()),
+        "bm25_better_pages": int((both.get_column("p_at_k") < both.get_column("p_at_k_bm25")).sum()),
+        "check_function_ours": round(collection_precision_at_k(pages, collection_attrs, truth, K), 4),
+        "bm25_seconds": round(bm25_s, 1),
+    }
+    return row | {"_per_page": both}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--home", default="/tmp/plfull", help="the data home of a full-catalog run")
+    parser.add_argument("--use-run-tables", action="store_true", help="evaluate the run's own collection_queries/landing_pages")
+    parser.add_argument("--min-support", type=int, default=10)
+    parser.add_argument("--quality-cutoff", type=int, default=4)
+    parser.add_argument("--min-relevance", type=float, default=0.5)
+    parser.add_argument("--min-page-size", type=int, default=10)
+    parser.add_argument("--max-page-size", type=int, default=60)
+    parser.add_argument("--sweep", type=float, nargs="*", default=[0.5, 0.6, 0.7, 0.8, 0.9])
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    print(f"load average at start: {load_average()}", flush=True)
+    warehouse = Warehouse(Path(args.home) / "warehouse.duckdb")
+    products = warehouse.read_table("catalog_products")
+    if products.is_empty():
+        sys.exit(f"no catalog_products in {args.home}: run the pipeline first (see the docstring)")
+    assigned = warehouse.read("SELECT product_id, key, value, probability FROM product_attribute_scores WHERE assigned")
+    truth = catalog_label_attributes(products)
+    if "in_sample" in products.columns:
+        sampled = products.filter(pl.col("in_sample")).get_column("product_id")
+    else:  # older runs: the extraction sample is whoever has raw attributes
+        sampled = warehouse.read("SELECT DISTINCT product_id FROM raw_attributes").get_column("product_id")
+    held_out = products.filter(~pl.col("product_id").is_in(sampled.implode()))
+    print(f"catalog: {products.height} products, {held_out.height} held out of the extraction sample; {assigned.height} assigned attributes", flush=True)
+
+    mining = MiningConfig(min_support=args.min_support, quality_cutoff=args.quality_cutoff)
+    matching = MatchingConfig(args.min_relevance, args.min_page_size, args.max_page_size)
+    if args.use_run_tables:
+        collections = warehouse.read_table("collection_queries")
+        pages = warehouse.read_table("landing_pages")
+    else:
+        collections = write_collections(mine_combinations(assigned.select("product_id", "key", "value"), mining), mining)
+        pages = match_pages_duckdb(assigned, collection_attribute_rows(collections), matching)
+    collection_attrs = collection_attribute_rows(collections)
+    kept = collections.filter(pl.col("status") == "kept")
+    print(f"collections: {collections.height} mined, {kept.height} kept (quality >= {args.quality_cutoff}); {pages.get_column('slug').n_unique()} pages pass the size bar", flush=True)
+    labeled_keys = set(truth.get_column("key").unique().to_list())
+    page_attrs = collection_attrs.filter(pl.col("slug").is_in(pages.get_column("slug").unique().implode()))
+    checkable_share = page_attrs.get_column("key").is_in(list(labeled_keys)).mean() if page_attrs.height else float("nan")
+    print(f"share of page attributes with a catalog label to check them against: {checkable_share:.3f}", flush=True)
+
+    rows = [evaluate("all products", pages, collections, collection_attrs, products, truth)]
+    held_pages = rerank_within(pages, held_out.get_column("product_id"))
+    rows.append(evaluate("held-out products", held_pages, collections, collection_attrs, held_out, truth))
+    print("\nset                 pages  checkable  P@10 ours  P@10 BM25  ours>BM25  BM25>ours")
+    for row in rows:
+        print(f"{row['set']:18} {row['pages']:>6} {row['checkable_pages']:>10} {row['p_at_10_ours']:>10} {row['p_at_10_bm25']:>10} {row['ours_better_pages']:>10} {row['bm25_better_pages']:>10}")
+
+    per_page = rows[0]["_per_page"].join(collections.select("slug", "title", "n_attributes"), on="slug", how="left")
+    print("\nby number of attributes (all products):")
+    print(per_page.group_by("n_attributes").agg(pl.len().alias("pages"), pl.col("p_at_k").mean().round(4).alias("p10_ours"), pl.col("p_at_k_bm25").mean().round(4).alias("p10_bm25")).sort("n_attributes"))
+    with pl.Config(fmt_str_lengths=60, tbl_rows=12, tbl_width_chars=140):
+        print("\nweakest pages (ours):")
+        print(per_page.sort("p_at_k", "slug").head(12).select("title", "p_at_k", "p_at_k_bm25"))
+
+    if not args.use_run_tables and args.sweep:
+        print("\nminimum relevance sweep (coverage vs precision, all products):")
+        print("min_relevance  pages  P@10 ours")
+        for threshold in args.sweep:
+            swept = match_pages_duckdb(assigned, collection_attrs, MatchingConfig(threshold, args.min_page_size, args.max_page_size))
+            precision = collection_precision_at_k(swept, collection_attrs, truth, K)
+            print(f"{threshold:>13} {swept.get_column('slug').n_unique():>6} {precision:>10.4f}", flush=True)
+    print(f"\ndone in {time.perf_counter() - started:.0f}s; load average at end: {load_average()}")
+
+
+if __name__ == "__main__":
+    main()
