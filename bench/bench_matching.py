@@ -94,8 +94,8 @@ def prepare_inputs(directory: Path, n_products: int, n_collections: int) -> Path
     return target
 
 
-def run_child(engine: str, inputs: Path, result_path: Path, timeout_s: float, spark_master: str) -> dict:
-    command = [sys.executable, __file__, "--child", engine, str(inputs), str(result_path), "--spark-master", spark_master]
+def run_child(engine: str, inputs: Path, result_path: Path, timeout_s: float, options: list[str]) -> dict:
+    command = [sys.executable, __file__, "--child", engine, str(inputs), str(result_path), *options]
     load_before = load_average()
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -124,7 +124,7 @@ def run_child(engine: str, inputs: Path, result_path: Path, timeout_s: float, sp
     return out | json.loads(result_path.read_text()) | {"status": "ok"}
 
 
-def child(engine: str, inputs: Path, result_path: Path, spark_master: str) -> None:
+def child(engine: str, inputs: Path, result_path: Path, spark_master: str, duckdb_memory: str, spark_memory: str) -> None:
     import polars as pl
 
     from pinlanding_assets.core.matching import MatchingConfig, match_pages_duckdb, match_pages_spark
@@ -134,7 +134,7 @@ def child(engine: str, inputs: Path, result_path: Path, spark_master: str) -> No
     config = MatchingConfig()
     if engine == "duckdb":
         started = time.perf_counter()
-        pages = match_pages_duckdb(products, collections, config)
+        pages = match_pages_duckdb(products, collections, config, memory_limit=duckdb_memory)
         match_s = time.perf_counter() - started
     else:
         from pyspark.sql import SparkSession
@@ -144,7 +144,7 @@ def child(engine: str, inputs: Path, result_path: Path, spark_master: str) -> No
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.shuffle.partitions", "8")
-            .config("spark.driver.memory", "6g")
+            .config("spark.driver.memory", spark_memory)
             .getOrCreate()
         )
         session.sparkContext.setLogLevel("ERROR")
@@ -165,16 +165,19 @@ def main() -> None:
     parser.add_argument("--engines", nargs="+", default=["duckdb", "spark"], choices=["duckdb", "spark"])
     parser.add_argument("--timeout", type=float, default=1200.0, help="seconds per run")
     parser.add_argument("--spark-master", default="local[*]")
+    parser.add_argument("--spark-memory", default="6g", help="spark.driver.memory (local mode: the whole JVM)")
+    parser.add_argument("--duckdb-memory", default="6GB", help="DuckDB memory_limit (it spills beyond)")
     parser.add_argument("--workdir", default=None, help="where generated inputs are kept (default: a temp dir)")
     parser.add_argument("--child", nargs=3, metavar=("ENGINE", "INPUTS", "RESULT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], Path(args.child[1]), Path(args.child[2]), args.spark_master)
+        child(args.child[0], Path(args.child[1]), Path(args.child[2]), args.spark_master, args.duckdb_memory, args.spark_memory)
         return
 
     import polars as pl
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-matching-"))
+    options = ["--spark-master", args.spark_master, "--spark-memory", args.spark_memory, "--duckdb-memory", args.duckdb_memory]
     print(f"cpus={os.cpu_count()} load_avg_1m={load_average():.2f} workdir={workdir}", flush=True)
     results = []
     for n_collections in args.collections:
@@ -186,7 +189,7 @@ def main() -> None:
             for engine in args.engines:
                 result_path = workdir / f"result_{engine}_p{n_products}_c{n_collections}.json"
                 result_path.unlink(missing_ok=True)
-                row = {"products": n_products, "collections": n_collections} | run_child(engine, inputs, result_path, args.timeout, args.spark_master)
+                row = {"products": n_products, "collections": n_collections} | run_child(engine, inputs, result_path, args.timeout, options)
                 if row["status"] == "ok":
                     pages_by_engine[engine] = pl.read_parquet(result_path.with_suffix(".pages.parquet"))
                 results.append(row)

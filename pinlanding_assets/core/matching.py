@@ -12,6 +12,7 @@ used to cross-check Spark in tests).
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,9 +130,16 @@ def encode_inputs(product_attributes: pl.DataFrame, collection_attributes: pl.Da
     )
 
 
-def match_pages_duckdb(product_attributes: pl.DataFrame, collection_attributes: pl.DataFrame, config: MatchingConfig, threads: int | None = None) -> pl.DataFrame:
+def match_pages_duckdb(
+    product_attributes: pl.DataFrame,
+    collection_attributes: pl.DataFrame,
+    config: MatchingConfig,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+) -> pl.DataFrame:
     """product_attributes: product_id, key, value, probability (assigned only);
-    collection_attributes: slug, key, value, n_attributes."""
+    collection_attributes: slug, key, value, n_attributes. `memory_limit` (e.g. "4GB")
+    makes DuckDB spill to its temp directory instead of growing past it."""
     inputs = encode_inputs(product_attributes, collection_attributes)
     if inputs.empty:
         return pl.DataFrame(schema=PAGE_SCHEMA)
@@ -139,6 +147,10 @@ def match_pages_duckdb(product_attributes: pl.DataFrame, collection_attributes: 
     try:
         if threads:
             con.execute(f"SET threads = {int(threads)}").fetchall()
+        if memory_limit:
+            con.execute(f"SET memory_limit = '{memory_limit.replace(chr(39), '')}'").fetchall()
+            spill = Path(tempfile.gettempdir()) / "pinlanding-duckdb-spill"  # never the working directory
+            con.execute(f"SET temp_directory = '{str(spill).replace(chr(39), '')}'").fetchall()
         con.execute("SET enable_progress_bar = false").fetchall()
         con.register("product_attributes", inputs.product_attributes.to_arrow())
         con.register("collection_attributes", inputs.collection_attributes.to_arrow())
