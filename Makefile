@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 run: install
-	$(PY) -m pinlanding_assets.main_job
+	$(PY) -m pinlanding_assets.main_job $(ARGS)
 
 test: install
 	$(PY) -m pytest -q

@@ -15,6 +15,7 @@ frame with the reason; the rest of the catalog goes on.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import re
 import warnings
@@ -134,6 +135,7 @@ def read_catalog_table(table: CatalogTable) -> pl.DataFrame:
         (pl.col("description") if "description" in raw.columns else pl.lit(None, pl.String)).alias("description"),
         (pl.col("category") if "category" in raw.columns else pl.lit(None, pl.String)).alias("category"),
         pl.col("image").alias("image"),
+        pl.col("row_problem"),
         *[pl.col(c).str.strip_chars().str.to_lowercase() for c in labels],
     )
 
@@ -142,18 +144,36 @@ def _read_raw(path: Path) -> pl.DataFrame:
     try:
         if path.suffix.lower() == ".parquet":
             frame = pl.read_parquet(path)
-            return frame.with_columns(pl.all().cast(pl.String))
-        # Strings throughout (ids like "0012" stay as written); a row with the wrong number
-        # of fields is kept with nulls instead of failing the whole file.
-        return pl.read_csv(
-            path,
-            infer_schema=False,
-            truncate_ragged_lines=True,
-            encoding="utf8-lossy",
-            quote_char='"',
-        )
-    except Exception as exc:  # polars raises several types; the message is what matters
+            return frame.with_columns(pl.all().cast(pl.String), pl.lit(None, pl.String).alias("row_problem"))
+        return _read_csv_rows(path)
+    except (OSError, pl.exceptions.PolarsError, csv.Error) as exc:
         raise CatalogError(f"cannot read catalog table {path}: {exc}") from exc
+
+
+def _read_csv_rows(path: Path) -> pl.DataFrame:
+    """Every value a string (ids like "0012" stay as written). Undecodable bytes become U+FFFD
+    instead of failing the file; a row whose field count differs from the header's (an
+    unquoted comma, a cut line) is kept with a `row_problem` so it reaches quarantine with
+    that reason instead of being silently shifted or dropped; blank lines are skipped."""
+    csv.field_size_limit(10_000_000)
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        reader = csv.reader(handle)
+        header = [h.strip().lstrip("\ufeff") for h in next(reader, [])]
+        if not header:
+            raise CatalogError(f"{path} is empty")
+        rows, problems = [], []
+        for line_no, fields in enumerate(reader, start=2):
+            if not fields or all(not f.strip() for f in fields):
+                continue
+            problem = None
+            if len(fields) != len(header):
+                problem = f"malformed row at line {line_no}: {len(fields)} fields, header has {len(header)}"
+                fields = (fields + [""] * len(header))[: len(header)]
+            rows.append([f if f != "" else None for f in fields])
+            problems.append(problem)
+    columns = {name: [r[i] for r in rows] for i, name in enumerate(header)}
+    frame = pl.DataFrame(columns, schema={name: pl.String for name in header})
+    return frame.with_columns(pl.Series("row_problem", problems, dtype=pl.String))
 
 
 def list_shards(table: CatalogTable) -> list[str]:
@@ -205,6 +225,8 @@ def validate_rows(frame: pl.DataFrame, root: Path) -> LoadedCatalog:
 
 def _check_row(row: dict, root: Path, seen: set[str]) -> tuple[str | None, str, Path | None, str]:
     pid = row["product_id"]
+    if row.get("row_problem"):
+        return "malformed row", row["row_problem"], None, ""
     if not pid:
         return "missing id", "", None, ""
     if pid in seen:
@@ -221,22 +243,24 @@ def _check_row(row: dict, root: Path, seen: set[str]) -> tuple[str | None, str, 
     data = image_path.read_bytes()
     problem = image_problem(image_path)
     if problem:
-        return "undecodable image", problem, None, ""
+        return problem[0], problem[1], None, ""
     return None, "", image_path, hashlib.sha1(data).hexdigest()
 
 
-def image_problem(path: Path) -> str | None:
-    """Why this file is not a usable image, or None when it is."""
+def image_problem(path: Path) -> tuple[str, str] | None:
+    """(reason, detail) when this file is not a usable image, None when it is."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we apply our own limit
             with Image.open(path) as img:
                 width, height = img.size
                 if width * height > MAX_IMAGE_PIXELS:
-                    return f"image too large ({width}x{height} pixels)"
+                    return "image too large", f"{width}x{height} pixels, limit {MAX_IMAGE_PIXELS}"
                 img.load()
+    except Image.DecompressionBombError as exc:
+        return "image too large", str(exc)[:300]
     except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"[:300]
+        return "undecodable image", f"{type(exc).__name__}: {exc}"[:300]
     return None
 
 

@@ -30,8 +30,8 @@ def graph_run(real_slice: Path, tmp_path_factory):
         }
     )
     with DagsterInstance.ephemeral() as instance:
-        timings = run_graph(defs, instance, run_config=FAST_RUN_CONFIG)
-        yield defs, instance, Warehouse(home / "warehouse.duckdb"), home, timings
+        stages = run_graph(defs, instance, run_config=FAST_RUN_CONFIG)
+        yield defs, instance, Warehouse(home / "warehouse.duckdb"), home, stages
 
 
 def test_landing_pages_exist_and_respect_minimum_size(graph_run):
@@ -62,9 +62,18 @@ def test_every_product_on_a_page_carries_the_page_attributes(graph_run):
 
 
 def test_partitions_registered_and_checks_evaluated(graph_run):
-    _, instance, _, _, timings = graph_run
+    _, instance, _, _, stages = graph_run
     assert sorted(instance.get_dynamic_partitions("catalog_shard")) == ["accessories", "apparel", "footwear"]
-    assert "publish_pages" in timings
+    assert [s.label for s in stages][-1] == "publish_pages"
+    assert not any(s.skipped for s in stages)
+
+
+def test_unchanged_rerun_skips_every_step(graph_run):
+    defs, instance, warehouse, _, _ = graph_run
+    pages_before = warehouse.read_table("landing_pages").sort("slug", "rank")
+    stages = run_graph(defs, instance, run_config=FAST_RUN_CONFIG)
+    assert all(s.skipped for s in stages), [s for s in stages if not s.skipped]
+    assert warehouse.read_table("landing_pages").sort("slug", "rank").equals(pages_before)
 
 
 def test_rematerializing_a_shard_replaces_its_rows(graph_run):

@@ -1,0 +1,133 @@
+"""End-to-end benchmark: the whole graph on a catalog from an empty data home, then again
+with nothing changed.
+
+    PINLANDING_HOME=/tmp/pinlanding-e2e .venv/bin/python bench/bench_end_to_end.py \
+        [--catalog ../shared/datasets/fashion-product-images-small] [--keep-home]
+
+Measures, per step of the main job (the same `run_graph` that `make run` uses): wall time
+and peak resident memory of this process plus its children (the Spark JVM), sampled every
+0.2 s from /proc; products/s over the whole run. Targets (issue 7): full run < 10 min and
+peak memory < 6 GB on 2 cores; unchanged re-run < 1 min.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _tree_rss(root: int) -> int:
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+                parents[int(entry)] = int(fields[1])
+            except OSError:
+                continue
+    tree, frontier = {root}, [root]
+    while frontier:
+        pid = frontier.pop()
+        children = [c for c, p in parents.items() if p == pid and c not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(_rss_bytes(pid) for pid in tree)
+
+
+class MemorySampler:
+    """Peak RSS of this process tree, attributed to the current stage."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval = interval
+        self.stage = "setup"
+        self.peaks: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        pid = os.getpid()
+        while not self._stop.is_set():
+            rss = _tree_rss(pid)
+            self.peaks[self.stage] = max(self.peaks.get(self.stage, 0), rss)
+            time.sleep(self.interval)
+
+    def __enter__(self) -> "MemorySampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_once(label: str, catalog: str, home: Path) -> tuple[float, list, dict[str, int]]:
+    from dagster import DagsterInstance
+
+    from pinlanding_assets.definitions import build_definitions
+    from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource, spark_resource
+    from pinlanding_assets.main_job import run_graph
+
+    defs = build_definitions(
+        {
+            "data_home": DataHomeResource(home=str(home)),
+            "catalog": CatalogResource(location=catalog),
+            "spark": spark_resource(home=str(home)),
+        }
+    )
+    os.environ["DAGSTER_HOME"] = str(home / "dagster")
+    (home / "dagster").mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with MemorySampler() as sampler, DagsterInstance.get() as instance:
+        stages = run_graph(defs, instance, on_stage=lambda s: setattr(sampler, "stage", s))
+    wall = time.perf_counter() - started
+    print(f"\n== {label}: {wall:.1f}s wall, peak {max(sampler.peaks.values()) / 2**30:.2f} GiB (process tree RSS)")
+    for stage in stages:
+        peak = sampler.peaks.get(stage.label, 0) / 2**30
+        print(f"   {stage.label:<40} {'skipped' if stage.skipped else f'{stage.seconds:7.1f}s'}  peak {peak:5.2f} GiB")
+    return wall, stages, sampler.peaks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--catalog", default=str(REPO.parent / "shared/datasets/fashion-product-images-small"))
+    parser.add_argument("--keep-home", action="store_true")
+    args = parser.parse_args()
+    home = Path(os.environ.get("PINLANDING_HOME") or tempfile.mkdtemp(prefix="pinlanding-e2e-"))
+    if home.exists():
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    print(f"catalog {args.catalog}\nhome {home} (emptied)\ncores {os.cpu_count()}, load {os.getloadavg()}")
+
+    from pinlanding_assets.core.catalog import locate_catalog, read_catalog_table
+
+    n_rows = read_catalog_table(locate_catalog(args.catalog)).height
+    first, _, peaks = run_once("first run (empty home)", args.catalog, home)
+    second, stages, _ = run_once("second run (nothing changed)", args.catalog, home)
+    print(f"\ncatalog rows {n_rows}; first run {n_rows / first:.0f} products/s; "
+          f"second run {second:.1f}s with {sum(not s.skipped for s in stages)} steps executed")
+    print(f"targets: first run < 600 s: {first < 600}; peak < 6 GiB: {max(peaks.values()) < 6 * 2**30}; unchanged re-run < 60 s: {second < 60}")
+    if not args.keep_home:
+        shutil.rmtree(home)
+
+
+if __name__ == "__main__":
+    main()
