@@ -229,14 +229,18 @@ def test_real_raw_attributes_check_failure_is_alerted(instance, alerts, tmp_path
     from pinlanding_assets.core.settings import SAMPLE_CATALOG
     from pinlanding_assets.defs.extraction_assets import raw_attributes
     from pinlanding_assets.defs.partitions import shard_partitions
-    from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource
+    from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource, default_resources
 
     instance.add_dynamic_partitions(shard_partitions.name, ["apparel"])
-    resources = {"data_home": DataHomeResource(home=str(tmp_path / "pinlanding_home")), "catalog": CatalogResource(location=str(SAMPLE_CATALOG))}
+    # The code location's own (offline) defaults, with this test's data home and catalog.
+    resources = default_resources() | {"data_home": DataHomeResource(home=str(tmp_path / "pinlanding_home")), "catalog": CatalogResource(location=str(SAMPLE_CATALOG))}
     run_config = {"ops": {"raw_attributes": {"config": {"min_coverage": 1.01}}}}
     result = materialize([raw_attributes], instance=instance, partition_key="apparel", resources=resources, run_config=run_config)
-    assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == {"attribute_coverage": False, "quarantine_share": True}
+    outcomes = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert outcomes["attribute_coverage"] is False and outcomes["quarantine_share"] is True
     tick(instance, alerts, None)
-    (alert,) = ledger(alerts)
+    # One alert per failed evaluation of the run (other checks of the asset may fail too).
+    assert [(a["check"], a["partition"]) for a in ledger(alerts)] == [(name, "apparel") for name, passed in outcomes.items() if not passed]
+    (alert,) = [a for a in ledger(alerts) if a["check"] == "attribute_coverage"]
     assert (alert["asset"], alert["partition"], alert["check"], alert["threshold"], alert["run_id"]) == ("raw_attributes", "apparel", "attribute_coverage", 1.01, result.run_id)
     assert 0.0 <= alert["value"] <= 1.0
