@@ -95,3 +95,37 @@ def test_pages_site_and_refresh(sample_catalog, tmp_path, spark_resource, monkey
     assert log.get_column("refresh_id").n_unique() == 2
     assert set(log.filter(pl.col("change") == "removed").get_column("slug").to_list()) == dress_slugs
     assert Path(second["parquet"]).is_file()
+
+
+def test_collection_queries_with_the_llm_writer(sample_catalog, tmp_path, monkeypatch) -> None:
+    from pinlanding_tests.fake_openai_server import FakeOpenAIServer
+
+    def model(body: dict) -> dict:
+        stage = body["response_format"]["json_schema"]["name"]
+        if stage == "collection_validation":
+            return {"valid": True, "reason": "ok"}
+        if stage == "collection_title":
+            return {"title": "Amazing Deals"}  # invented words: the guard must replace it
+        return {"score": 5, "reason": "ok"}
+
+    home = tmp_path / "home"
+    warehouse = Warehouse(home / "warehouse.duckdb")
+    products = load_catalog(locate_catalog(sample_catalog)).products
+    warehouse.replace_table("product_attribute_scores", scores_from_labels(products))
+    monkeypatch.setenv("PINLANDING_TEST_LLM_KEY", "test")
+    with FakeOpenAIServer(responder=model) as server:
+        llm = LLMResource(base_url=server.base_url, api_key_env="PINLANDING_TEST_LLM_KEY", model="fake-llm", max_retries=0)
+        result = materialize(
+            [collection_queries],
+            resources={"data_home": DataHomeResource(home=str(home)), "llm": llm},
+            instance=DagsterInstance.ephemeral(),
+            run_config={"ops": {"collection_queries": {"config": {"min_support": 40, "title_writer": "llm"}}}},  # few calls: a fast test
+        )
+        calls = server.request_count()
+    assert result.success
+    metadata = {k: v.value for k, v in result.get_asset_materialization_events()[0].materialization.metadata.items()}
+    assert metadata["writer"] == "llm" and metadata["llm_calls_made"] == calls > 0
+    collections = warehouse.read_table("collection_queries")
+    kept = collections.filter(pl.col("status") == "kept")
+    assert kept.height > 0 and "Amazing Deals" not in kept.get_column("title").to_list()
+    assert all(w.startswith("llm+template-title") for w in kept.get_column("writer").to_list())
