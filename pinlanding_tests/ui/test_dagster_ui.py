@@ -4,12 +4,15 @@ and PINLANDING_HOME over the sample catalog, driven by headless Chromium through
 It opens the global asset graph and finds the six assets, launches a materialization of the
 `apparel` shard of `raw_attributes` from the asset's Materialize dialog, waits for that run,
 and reads the shard's check results on the asset's Checks tab. Screenshots of every stage
-are saved under pytest's tmp dir; their paths are printed.
+are saved under pytest's tmp dir (and copied to $PINLANDING_UI_SCREENSHOTS if set); their
+paths are printed.
 
 Needs Debian's `chromium` and the `playwright` Python package (no Playwright browser
-download): skipped, with the reason, only when one of them is not installed.
+download): skipped, with the reason, only when one of them is not installed, and failed
+instead when PINLANDING_REQUIRE_BROWSER=1 (CI).
 """
 
+import os
 import re
 import shutil
 import time
@@ -35,15 +38,30 @@ try:
 except ImportError:  # pragma: no cover - the skip below says what to install
     sync_playwright = None
 
-pytestmark = [
-    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed: .venv/bin/pip install playwright==1.65.2"),
-    pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed: apt-get install -y chromium"),
+MISSING = [
+    reason
+    for missing, reason in [
+        (sync_playwright is None, "playwright is not installed (.venv/bin/pip install playwright==1.65.2)"),
+        (CHROMIUM is None, "chromium is not installed (apt-get install -y chromium)"),
+    ]
+    if missing
 ]
+
+
+def require_browser() -> None:
+    """Skip when the browser stack is genuinely absent; CI sets PINLANDING_REQUIRE_BROWSER=1
+    so that a broken install fails instead of skipping."""
+    if not MISSING:
+        return
+    if os.environ.get("PINLANDING_REQUIRE_BROWSER") == "1":
+        pytest.fail("browser test required (PINLANDING_REQUIRE_BROWSER=1) but " + "; ".join(MISSING))
+    pytest.skip("; ".join(MISSING))
 
 
 @pytest.fixture
 def dagster_ui(tmp_path):
     """A running `dagster dev` whose instance already knows the catalog's shards."""
+    require_browser()
     from dagster import DagsterInstance
 
     dagster_home = prepare_dagster_home(tmp_path / "dagster_home")
@@ -85,6 +103,16 @@ def hide_side_panels(page: "Page") -> None:
     if jump_to.count() and jump_to.is_visible():  # the asset tree beside the graph
         page.locator("button:has([aria-label=panel_show_right])").last.click()
         expect(jump_to).to_be_hidden()
+
+
+def keep_screenshots(shots: list[Path]) -> list[Path]:
+    """Also copy them to $PINLANDING_UI_SCREENSHOTS (e.g. a CI artifact folder), if set:
+    pytest keeps only its last three tmp dirs."""
+    target = os.environ.get("PINLANDING_UI_SCREENSHOTS")
+    if not target:
+        return shots
+    Path(target).mkdir(parents=True, exist_ok=True)
+    return shots + [Path(shutil.copy2(p, Path(target) / p.name)) for p in shots]
 
 
 def expand_all_groups(page: "Page") -> None:
@@ -191,6 +219,7 @@ def test_asset_graph_materialize_a_shard_and_see_its_checks(dagster_ui, tmp_path
                 shot(page, tmp_path, "failure", shots)
                 raise
             finally:
+                shots = keep_screenshots(shots)
                 with capsys.disabled():
                     print("\nDagster UI screenshots:\n" + "\n".join(f"  {p}" for p in shots))
                     print(f"dagster dev log: {server.log_path}")
