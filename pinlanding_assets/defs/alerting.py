@@ -162,8 +162,10 @@ def check_failure_alert_sensor(context: SensorEvaluationContext, alerts: AlertRe
             found = failed_check_alerts(context.instance, record.run_id, record.event_log_entry.job_name, alerts)
             alerts_sent += len(alerts.send(found, context.log).delivered)
         runs_seen += len(finished.records)
-        # Advanced per event type once that type's alerts are in the ledger, so a crash later
-        # in the tick neither loses nor (thanks to the ledger) repeats alerts.
+        # One position per event type: the types are fetched one after the other, so a single
+        # shared position could skip a run that finished in between. Dagster stores the cursor
+        # only when the tick returns; if a tick dies midway, the next one reads these runs
+        # again and the ledger drops the alerts already sent.
         positions[event_type.value] = finished.cursor
     # No runs are requested, so every tick counts as "skipped"; the reason shows what it did.
     summary = f"{runs_seen} finished runs read, {alerts_sent} alerts sent"
