@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")  # epoch progress
     torch.set_num_threads(args.threads)
     figures: dict = {"command": " ".join(["bench/bench_model.py", *(argv if argv is not None else sys.argv[1:])]), "threads": args.threads}
 

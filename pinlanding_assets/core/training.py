@@ -36,6 +36,7 @@ class TrainingConfig:
     seed: int = 0
     min_steps: int = 200  # small samples get more epochs, so the towers see enough updates
     augment: bool = True  # random horizontal flips of the training images
+    patience_min_steps: int = 50  # tiny samples (1 step/epoch) are not stopped before this
 
 
 # The value of a key a product does not have ("pattern: (none)" for a plain shirt). Keys
@@ -235,7 +236,7 @@ def train_encoder(encoder: DualEncoder, train: ProductBatchData, validation: Pro
         log.info("epoch %d/%d loss %.4f validation top-1 %.4f (%.0fs)", epoch, epochs, history[-1]["loss"], val_acc, time.perf_counter() - started)
         if val_acc > best[0]:
             best = (val_acc, epoch, copy.deepcopy(model.state_dict()))
-        elif (epoch - best[1]) * steps_per_epoch >= max(config.patience * steps_per_epoch, 50):
+        elif (epoch - best[1]) * steps_per_epoch >= max(config.patience * steps_per_epoch, config.patience_min_steps):
             log.info("early stopping: no validation gain since epoch %d", best[1])
             break
     model.load_state_dict(best[2])

@@ -1,0 +1,131 @@
+"""Calibration, thresholds, assignment, and shard scoring with the embedding cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from pinlanding_assets.core.catalog import load_catalog, locate_catalog
+from pinlanding_assets.core.clip_model import ModelSpec, build_encoder, load_encoder, save_encoder
+from pinlanding_assets.core.scoring import Calibration, assign, choose_thresholds, fit_calibration, local_embedder, score_products, scores_frame
+from pinlanding_assets.core.training import ABSENT, AttributeSpace
+
+SLICES = {"color": slice(0, 3), "pattern": slice(3, 5)}
+
+
+def test_log_frequency_prior_corrects_bias_toward_rare_values() -> None:
+    rng = np.random.default_rng(0)
+    n = 2000
+    true = rng.choice(3, size=n, p=[0.8, 0.15, 0.05])  # value 0 common, 2 rare
+    sim = rng.normal(0, 0.1, size=(n, 3)) + 0.05 * np.eye(3)[true]
+    sim[:, 2] += 0.06  # the encoder over-ranks the rare value
+    truth = np.eye(3, dtype=bool)[true]
+    log_prior = np.log(np.array([0.8, 0.15, 0.05]))
+    best, ablation = fit_calibration(sim, truth, {"color": slice(0, 3)}, 10.0, log_prior)
+    assert best.prior_weight > 0
+    assert ablation[f"prior_weight={best.prior_weight}"] > ablation["prior_weight=0.0"] + 0.05
+    probs = best.probabilities(sim, {"color": slice(0, 3)})
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_thresholds_reach_target_precision_on_validation() -> None:
+    rng = np.random.default_rng(1)
+    n = 3000
+    true = rng.integers(0, 3, size=n)
+    confidence = rng.uniform(0.34, 1.0, size=n)
+    correct = rng.uniform(size=n) < confidence  # more confident -> more often right
+    pred = np.where(correct, true, (true + 1) % 3)
+    probs = np.full((n, 3), 0.0, dtype=np.float32)
+    probs[np.arange(n), pred] = confidence
+    truth = np.eye(3, dtype=bool)[true]
+    thresholds = choose_thresholds(probs, truth, {"color": slice(0, 3)}, target_precision=0.9)
+    chosen = probs.max(axis=1) >= thresholds["color"]
+    assert chosen.sum() > 200
+    assert correct[chosen].mean() >= 0.9
+
+
+def test_assignment_caps_values_per_key_and_never_assigns_absent() -> None:
+    probs = np.array([[0.5, 0.4, 0.1, 0.3, 0.7], [0.2, 0.3, 0.5, 0.9, 0.1]], dtype=np.float32)
+    assignable = np.array([True, True, True, True, False])  # pattern: (none) is column 4
+    one = assign(probs, SLICES, {"color": 0.3, "pattern": 0.2}, 1, assignable)
+    assert one.tolist() == [[True, False, False, False, False], [False, False, True, True, False]]
+    two = assign(probs, SLICES, {"color": 0.3, "pattern": 0.2}, 2, assignable)
+    assert two[0, :3].tolist() == [True, True, False]
+    assert not assign(probs, SLICES, {"color": 0.99, "pattern": 0.99}, 2, assignable).any()
+
+
+def test_scores_frame_is_every_product_times_every_attribute() -> None:
+    attributes = pl.DataFrame({"key": ["color", "color"], "value": ["black", "white"]})
+    sim = np.array([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]], dtype=np.float32)
+    frame = scores_frame(["a", "b", "c"], attributes, sim, sim, sim > 0.35)
+    assert frame.height == 6
+    assert frame.filter(pl.col("assigned")).select("product_id", "value").rows() == [("b", "white"), ("c", "black"), ("c", "white")]
+    assert frame.row(3) == ("b", "color", "white", pytest.approx(0.4), pytest.approx(0.4), True)
+
+
+@pytest.fixture(scope="module")
+def saved_model(sample_catalog: Path, tmp_path_factory):
+    """An (untrained) encoder saved with a small vocabulary, calibration and thresholds:
+    enough to test the scoring mechanics without paying for training."""
+    encoder = build_encoder(ModelSpec(), seed=0)
+    space = AttributeSpace(pl.DataFrame({"key": ["color", "color", "pattern", "pattern"], "value": ["black", "white", "striped", ABSENT], "frequency": [30, 20, 5, 45]}))
+    extra = {
+        "attributes": space.attributes.to_dicts(),
+        "calibration": Calibration(20.0, 0.5, tuple(space.log_prior())).to_dict(),
+        "thresholds": {"color": 0.0, "pattern": 0.0},
+        "max_values_per_key": 1,
+    }
+    saved = save_encoder(encoder, tmp_path_factory.mktemp("model") / "ckpt", extra)
+    loaded, loaded_extra = load_encoder(saved.directory)
+    products = load_catalog(locate_catalog(sample_catalog)).products.head(40)
+    return loaded, loaded_extra, saved, products
+
+
+class CountingEmbedder:
+    def __init__(self, encoder):
+        self.inner = local_embedder(encoder, batch_size=16)
+        self.calls: list[int] = []
+
+    def __call__(self, paths, titles, progress=None):
+        self.calls.append(len(paths))
+        return self.inner(paths, titles, progress)
+
+
+def test_refresh_reencodes_only_changed_products(saved_model) -> None:
+    encoder, extra, saved, products = saved_model
+    embedder = CountingEmbedder(encoder)
+    progress: list[tuple[int, int]] = []
+    first = score_products(encoder, extra, saved.version, products, pl.DataFrame(), embedder=embedder, progress=lambda d, t: progress.append((d, t)))
+    assert (first.encoded, first.reused) == (40, 0) and first.products_per_second > 0
+    assert progress[-1] == (40, 40) and len(progress) == 3  # batches of 16: progress per batch
+    assert first.scores.height == 40 * 4
+    # Exactly one assigned value per key for every product, never the ABSENT one.
+    assigned = first.scores.filter(pl.col("assigned"))
+    assert assigned.filter(pl.col("value") == ABSENT).is_empty()
+    assert assigned.group_by("product_id", "key").len().get_column("len").max() == 1
+
+    # Nothing changed: nothing is encoded, the scores are the same.
+    again = score_products(encoder, extra, saved.version, products, first.new_embeddings, embedder=embedder)
+    assert (again.encoded, again.reused) == (0, 40) and embedder.calls == [40]
+    assert again.scores.equals(first.scores)
+
+    # Two products changed (a new title, a new image): only those two are encoded.
+    changed = products.with_columns(
+        pl.when(pl.col("product_id") == products.item(3, "product_id")).then(pl.lit("Brand New Title Shirt")).otherwise(pl.col("title")).alias("title"),
+        pl.when(pl.col("product_id") == products.item(3, "product_id")).then(pl.lit("new-text-hash")).otherwise(pl.col("text_hash")).alias("text_hash"),
+        pl.when(pl.col("product_id") == products.item(7, "product_id")).then(pl.lit(products.item(8, "image_path"))).otherwise(pl.col("image_path")).alias("image_path"),
+        pl.when(pl.col("product_id") == products.item(7, "product_id")).then(pl.lit(products.item(8, "image_hash"))).otherwise(pl.col("image_hash")).alias("image_hash"),
+    )
+    refreshed = score_products(encoder, extra, saved.version, changed, first.new_embeddings, embedder=embedder)
+    assert (refreshed.encoded, refreshed.reused) == (2, 38) and embedder.calls == [40, 2]
+    assert set(refreshed.new_embeddings.get_column("product_id")) == {products.item(3, "product_id"), products.item(7, "product_id")}
+    unchanged = [pid for pid in products.get_column("product_id") if pid not in (products.item(3, "product_id"), products.item(7, "product_id"))]
+    same = lambda frame: frame.filter(pl.col("product_id").is_in(unchanged)).sort("product_id", "key", "value")  # noqa: E731
+    assert same(refreshed.scores).equals(same(first.scores))
+
+    # Another model version never reuses these embeddings.
+    other = score_products(encoder, extra, "other-version", products, first.new_embeddings, embedder=embedder)
+    assert other.encoded == 40
