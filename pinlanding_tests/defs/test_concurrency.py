@@ -21,7 +21,7 @@ def _ingest(shard: str, dagster_home: str, queue) -> None:
     with DagsterInstance.local_temp(dagster_home) as instance:
         instance.add_dynamic_partitions("catalog_shard", [shard])
         config = {"execution": {"config": {"multiprocess": {"max_concurrent": 2}}}}
-        with execute_job(reconstructable(shard_ingest_job), instance, partition_key=shard, run_config=config) as result:
+        with execute_job(reconstructable(shard_ingest_job), instance, tags={"dagster/partition": shard}, run_config=config) as result:
             queue.put((shard, result.success))
 
 
