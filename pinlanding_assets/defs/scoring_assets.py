@@ -1,6 +1,8 @@
 """`product_attribute_scores`: every product of a shard x every vocabulary attribute."""
 
 
+import os
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -53,6 +55,10 @@ def product_attribute_scores(context: AssetExecutionContext, config: ScoringConf
 
     if config.engine not in ("local", "spark"):
         raise ValueError(f"engine must be 'local' or 'spark', got {config.engine!r}")
+    if config.engine == "spark":
+        # Python workers must run this environment (torch, open_clip, pandas); takes effect
+        # when this step creates the session (the lazy resource creates it on first use).
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     embedder = spark_embedder(spark.spark_session, Path(path), version, config.batch_size, config.spark_task_threads) if config.engine == "spark" else None
     result = score_products(encoder, extra, version, products, cached, config.batch_size, progress, embedder)
     context.log.info("shard %s: encoded %d products (%.1f/s), reused %d cached embeddings", shard, result.encoded, result.products_per_second, result.reused)

@@ -3,6 +3,8 @@ in-process scoring assigns. One local session for the module; no UI, 2 shuffle p
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,9 @@ from pinlanding_assets.core.training import AttributeSpace
 
 @pytest.fixture(scope="module")
 def spark(tmp_path_factory: pytest.TempPathFactory):
+    # Python workers must run this venv (torch, pandas), not the system python3.
+    previous = os.environ.get("PYSPARK_PYTHON")
+    os.environ["PYSPARK_PYTHON"] = sys.executable
     session = (
         SparkSession.builder.master("local[2]")
         .appName("pinlanding-scoring-tests")
@@ -32,6 +37,10 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+    if previous is None:
+        os.environ.pop("PYSPARK_PYTHON", None)
+    else:
+        os.environ["PYSPARK_PYTHON"] = previous
 
 
 def test_spark_scoring_assigns_like_in_process_scoring(spark, sample_catalog: Path, tmp_path: Path) -> None:

@@ -1,0 +1,102 @@
+"""`clip_model` through Dagster on the sample catalog: evaluation, comparisons, calibration
+ablation, thresholds, plots in metadata, checkpoint in open_clip's local-dir layout."""
+
+import shutil
+from pathlib import Path
+
+import open_clip
+import pytest
+from dagster import DagsterInstance
+
+from pinlanding_assets.core.warehouse import Warehouse
+from pinlanding_assets.definitions import build_definitions
+from pinlanding_assets.defs.llm_resources import LLMResource
+from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource, spark_resource
+
+# Short training: the mechanics, not the accuracy (the benchmark measures that).
+FAST_MODEL_CONFIG = {"epochs": 2, "min_steps": 8, "batch_size": 64, "eval_max_products": 120, "baseline_max_products": 60, "min_recall_at_10": 0.0, "min_key_top1": 0.0}
+
+
+class TrainedHome:
+    """A data home with the sample catalog ingested and a model trained (one per session)."""
+
+    def __init__(self, root: Path):
+        self.catalog = root / "catalog"
+        shutil.copytree(Path(__file__).resolve().parents[2] / "data" / "sample_catalog", self.catalog)
+        self.home = root / "home"
+        self.resources = {
+            "data_home": DataHomeResource(home=str(self.home)),
+            "catalog": CatalogResource(location=str(self.catalog)),
+            "spark": spark_resource(home=str(self.home)),
+            "llm": LLMResource(extractor="offline"),
+        }
+        self.defs = build_definitions(self.resources)
+        self.instance = DagsterInstance.ephemeral()
+        self.instance.add_dynamic_partitions("catalog_shard", ["apparel", "accessories", "footwear"])
+        for shard in ("apparel", "accessories", "footwear"):
+            self.run("shard_ingest", shard)
+        self.train_result = self.run("train_model", run_config={"ops": {"clip_model": {"config": FAST_MODEL_CONFIG}}})
+
+    @property
+    def warehouse(self) -> Warehouse:
+        return Warehouse(self.home / "warehouse.duckdb")
+
+    def run(self, job: str, partition_key: str | None = None, run_config: dict | None = None):
+        result = self.defs.resolve_job_def(job).execute_in_process(instance=self.instance, partition_key=partition_key, run_config=run_config)
+        assert result.success
+        return result
+
+
+_TRAINED: list[TrainedHome] = []
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory) -> TrainedHome:
+    # test_scoring_assets imports this fixture; the cache makes both modules share one
+    # training run instead of each paying for its own.
+    if not _TRAINED:
+        _TRAINED.append(TrainedHome(tmp_path_factory.mktemp("model_assets")))
+    return _TRAINED[0]
+
+
+def _materialization(result, asset: str):
+    events = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == asset]
+    assert len(events) == 1
+    return events[0].materialization
+
+
+def test_clip_model_metadata_reports_heldout_evaluation_and_baselines(trained_home: TrainedHome) -> None:
+    meta = _materialization(trained_home.train_result, "clip_model").metadata
+    for name in ("heldout_recall@1", "heldout_recall@5", "heldout_recall@10"):
+        assert 0.0 <= meta[name].value <= 1.0
+    comparison = meta["comparison"].data
+    assert set(comparison) == {"trained", "trained_uncalibrated", "untrained", "frequency_prior"}
+    assert {"top1/product_type", "top1/color", "recall@10"} <= set(comparison["trained"])
+    assert set(meta["calibration_ablation"].data) == {f"prior_weight={w}" for w in (0.0, 0.25, 0.5, 0.75, 1.0)}
+    assert set(meta["thresholds"].data) >= {"product_type", "color", "gender"}
+    assert meta["heldout_products"].value > 50  # products outside the labeled sample
+
+
+def test_clip_model_plots_show_in_metadata_and_on_disk(trained_home: TrainedHome) -> None:
+    meta = _materialization(trained_home.train_result, "clip_model").metadata
+    for name in ("precision_recall", "confusion_summary"):
+        assert meta[f"plot/{name}"].value.startswith(f"![{name}](data:image/png;base64,")
+        path = Path(meta[f"plot/{name}_file"].value)
+        assert path.is_file() and path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_checkpoint_registered_with_version_in_local_dir_layout(trained_home: TrainedHome) -> None:
+    registry = trained_home.warehouse.read_table("clip_model")
+    assert registry.height == 1
+    row = registry.row(0, named=True)
+    directory = Path(row["path"])
+    assert directory.name == row["version"]
+    assert (directory / "open_clip_config.json").is_file() and (directory / "open_clip_model.safetensors").is_file()
+    open_clip.create_model(f"local-dir:{directory}")
+
+
+def test_checks_evaluate_and_gate(trained_home: TrainedHome) -> None:
+    checks = {e.check_name: e for e in trained_home.train_result.get_asset_check_evaluations() if e.asset_key.to_user_string() == "clip_model"}
+    assert set(checks) == {"heldout_recall_at_10", "heldout_key_accuracy"}
+    assert all(e.passed for e in checks.values())  # thresholds set to 0 for the short run
+    assert checks["heldout_recall_at_10"].metadata["threshold"].value == 0.0
