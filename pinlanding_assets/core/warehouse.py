@@ -92,24 +92,8 @@ class Warehouse:
         """
         if column not in frame.columns:
             raise WarehouseError(f"frame for {table!r} has no partition column {column!r}")
-        with self.connect() as con:
-            con.register("incoming", frame.to_arrow())
-            _run(con, "BEGIN TRANSACTION")
-            try:
-                if not _has_table(con, table):
-                    _run(con, f'CREATE TABLE "{table}" AS SELECT * FROM incoming LIMIT 0')
-                _check_columns(con, table, frame)
-                _run(con, 
-                    f'DELETE FROM "{table}" WHERE "{column}" IN (SELECT UNNEST(?::VARCHAR[]))',
-                    [list(values)],
-                )
-                _run(con, f'INSERT INTO "{table}" BY NAME SELECT * FROM incoming')
-                _run(con, "COMMIT")
-            except Exception:
-                _run(con, "ROLLBACK")
-                raise
-            finally:
-                con.unregister("incoming")
+        delete = f'DELETE FROM "{table}" WHERE "{column}" IN (SELECT UNNEST(?::VARCHAR[]))'
+        self._delete_then_insert(table, frame, delete, [list(values)])
         return frame.height
 
     def upsert(self, table: str, frame: pl.DataFrame, key_columns: Sequence[str]) -> int:
@@ -117,6 +101,12 @@ class Warehouse:
         if frame.is_empty():
             return 0
         keys = ", ".join(f'"{c}"' for c in key_columns)
+        self._delete_then_insert(table, frame, f'DELETE FROM "{table}" WHERE ({keys}) IN (SELECT ({keys}) FROM incoming)')
+        return frame.height
+
+    def _delete_then_insert(self, table: str, frame: pl.DataFrame, delete_sql: str, params: Sequence | None = None) -> None:
+        """Create the table from the frame's schema if needed, then delete and insert in one
+        transaction: a crash leaves either the old rows or the new ones, never both."""
         with self.connect() as con:
             con.register("incoming", frame.to_arrow())
             _run(con, "BEGIN TRANSACTION")
@@ -124,9 +114,7 @@ class Warehouse:
                 if not _has_table(con, table):
                     _run(con, f'CREATE TABLE "{table}" AS SELECT * FROM incoming LIMIT 0')
                 _check_columns(con, table, frame)
-                _run(con, 
-                    f'DELETE FROM "{table}" WHERE ({keys}) IN (SELECT ({keys}) FROM incoming)'
-                )
+                _run(con, delete_sql, params)
                 _run(con, f'INSERT INTO "{table}" BY NAME SELECT * FROM incoming')
                 _run(con, "COMMIT")
             except Exception:
@@ -134,7 +122,6 @@ class Warehouse:
                 raise
             finally:
                 con.unregister("incoming")
-        return frame.height
 
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = None) -> list[tuple]:
