@@ -123,9 +123,12 @@ def prepare_products(encoder: DualEncoder, products: pl.DataFrame, labels: pl.Da
 
 def split_train_validation(product_ids: list[str], share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the train and validation products: a seeded hash decides, so a product
-    keeps its side when others are added."""
+    keeps its side when others are added. The hash is salted with "split:": the labeled
+    sample itself was drawn as the products with the smallest `blake2b(f"{seed}:{pid}")`
+    (extraction.select_sample), so the unsalted hash would put most of the sample (every
+    product whose hash is below `share`) in validation."""
     scores = np.array([
-        int.from_bytes(hashlib.blake2b(f"{seed}:{pid}".encode(), digest_size=8).digest(), "big") / 2**64
+        int.from_bytes(hashlib.blake2b(f"split:{seed}:{pid}".encode(), digest_size=8).digest(), "big") / 2**64
         for pid in product_ids
     ])
     val = scores < share

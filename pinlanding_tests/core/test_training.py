@@ -13,6 +13,7 @@ import torch
 from pinlanding_assets.core.catalog import load_catalog, locate_catalog
 from pinlanding_assets.core.clip_model import ModelSpec, build_encoder
 from pinlanding_assets.core.evaluation import catalog_label_attributes
+from pinlanding_assets.core.extraction import SampleSpec, select_sample
 from pinlanding_assets.core.training import (
     ABSENT,
     AttributeSpace,
@@ -59,6 +60,15 @@ def test_split_is_seeded_and_stable_when_products_are_added() -> None:
     assert 50 < len(val) < 110 and len(set(train) | set(val)) == 400
     _, val_more = split_train_validation(ids + [f"q{i}" for i in range(100)], 0.2, seed=1)
     assert set(val) == set(val_more[val_more < 400])
+
+
+def test_split_is_independent_of_how_the_sample_was_drawn() -> None:
+    # The sample is the products with the smallest seeded id hash; the split must still
+    # send about `share` of it to validation (it once sent 75% there).
+    products = pl.DataFrame({"product_id": [str(i) for i in range(5000)]})
+    sample = select_sample(products, SampleSpec(share=0.2, min_count=0, seed=0)).get_column("product_id").to_list()
+    train, val = split_train_validation(sample, 0.15, seed=0)
+    assert 0.11 < len(val) / len(sample) < 0.19 and len(train) + len(val) == len(sample)
 
 
 def test_flip_augmentation_mirrors_about_half_the_batch() -> None:
