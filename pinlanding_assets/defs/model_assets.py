@@ -28,7 +28,7 @@ class ModelConfig(Config):
     learning_rate: float = 2e-3
     validation_share: float = 0.15
     patience: int = 2
-    min_steps: int = 200
+    min_steps: int = 100  # small samples: at least this many updates (sample catalog: 100 steps of 128)
     augment: bool = True  # random horizontal flips while training
     seed: int = 0
     target_precision: float = 0.9
