@@ -37,6 +37,7 @@ class ModelConfig(Config):
     baseline_max_products: int = 3000  # the untrained-model baseline re-encodes products
     min_recall_at_10: float = 0.95  # blocking check
     min_key_top1: float = 0.6  # blocking check: held-out top-1 accuracy of each gated key
+    min_key_precision: float = 0.8  # blocking check: held-out assignment precision of each gated key
     gated_keys: list[str] = ["product_type", "color"]
 
 
@@ -46,6 +47,7 @@ class ModelConfig(Config):
     check_specs=[
         AssetCheckSpec("heldout_recall_at_10", asset="clip_model", blocking=True, description="Held-out attribute Recall@10 ≥ min_recall_at_10; a bad model must not make pages."),
         AssetCheckSpec("heldout_key_accuracy", asset="clip_model", blocking=True, description="Held-out top-1 accuracy of every gated key (product type, color) ≥ min_key_top1."),
+        AssetCheckSpec("heldout_key_precision", asset="clip_model", blocking=True, description="Held-out precision of the assigned attributes of every gated key ≥ min_key_precision."),
     ],
 )
 def clip_model(context: AssetExecutionContext, config: ModelConfig, data_home: DataHomeResource) -> MaterializeResult:
@@ -99,6 +101,8 @@ def clip_model(context: AssetExecutionContext, config: ModelConfig, data_home: D
     recall10 = trained.recall.get("recall@10", 0.0)
     gated = {k: v for k, v in trained.top1.items() if k in config.gated_keys}
     worst_key, worst_acc = min(gated.items(), key=lambda kv: kv[1]) if gated else ("-", 0.0)
+    gated_precision = {k: v for k, v in trained.assignment_precision.items() if k in config.gated_keys}
+    imprecise_key, worst_precision = min(gated_precision.items(), key=lambda kv: kv[1]) if gated_precision else ("-", 0.0)
     comparison = {name: {**e.recall, **{f"top1/{k}": v for k, v in e.top1.items()}} for name, e in fitted.evaluations.items()}
     return MaterializeResult(
         metadata={
@@ -134,6 +138,12 @@ def clip_model(context: AssetExecutionContext, config: ModelConfig, data_home: D
                 passed=worst_acc >= config.min_key_top1,
                 severity=AssetCheckSeverity.ERROR,
                 metadata={"value": worst_acc, "worst_key": worst_key, "threshold": config.min_key_top1},
+            ),
+            AssetCheckResult(
+                check_name="heldout_key_precision",
+                passed=worst_precision >= config.min_key_precision,
+                severity=AssetCheckSeverity.ERROR,
+                metadata={"value": worst_precision, "worst_key": imprecise_key, "threshold": config.min_key_precision, "per_key": MetadataValue.json(gated_precision)},
             ),
         ],
     )

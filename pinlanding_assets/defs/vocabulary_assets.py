@@ -31,6 +31,8 @@ class VocabularyConfig(Config):
     judge: str = "auto"  # auto (llm when the llm resource resolves to openai) | llm | rules
     overrides_path: str = str(VOCABULARY_OVERRIDES)
     extra_denylist: list[str] = []
+    min_values_per_key: int = 2  # check: a key with fewer kept values cannot tell products apart
+    max_values_per_key: int = 500  # check: more means normalization or the extractor went wrong
 
 
 @asset(
@@ -38,6 +40,7 @@ class VocabularyConfig(Config):
     group_name="curation",
     check_specs=[
         AssetCheckSpec("every_decision_explained", asset="curated_vocabulary", blocking=True, description="Every dropped or merged value has a reason; every kept value a canonical form."),
+        AssetCheckSpec("values_per_key_within_bounds", asset="curated_vocabulary", description="Every key keeps between min_values_per_key and max_values_per_key values."),
     ],
 )
 def curated_vocabulary(context: AssetExecutionContext, config: VocabularyConfig, data_home: DataHomeResource, llm: LLMResource) -> MaterializeResult:
@@ -93,6 +96,16 @@ def curated_vocabulary(context: AssetExecutionContext, config: VocabularyConfig,
                 passed=unexplained.is_empty() and kept.height > 0,
                 severity=AssetCheckSeverity.ERROR,
                 metadata={"unexplained": unexplained.height, "kept": kept.height},
-            )
+            ),
+            AssetCheckResult(
+                check_name="values_per_key_within_bounds",
+                passed=all(config.min_values_per_key <= n <= config.max_values_per_key for n in per_key.values()),
+                severity=AssetCheckSeverity.WARN,
+                metadata={
+                    "out_of_bounds": MetadataValue.json({k: n for k, n in per_key.items() if not config.min_values_per_key <= n <= config.max_values_per_key}),
+                    "min": config.min_values_per_key,
+                    "max": config.max_values_per_key,
+                },
+            ),
         ],
     )
