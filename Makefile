@@ -19,7 +19,7 @@ run: install
 	$(PY) -m pinlanding_assets.main_job $(ARGS)
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 ui: install
 	mkdir -p $(DAGSTER_HOME)
