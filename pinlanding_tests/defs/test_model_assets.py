@@ -14,7 +14,7 @@ from pinlanding_assets.defs.llm_resources import LLMResource
 from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource, spark_resource
 
 # Short training: the mechanics, not the accuracy (the benchmark measures that).
-FAST_MODEL_CONFIG = {"epochs": 2, "min_steps": 8, "batch_size": 64, "eval_max_products": 120, "baseline_max_products": 60, "min_recall_at_10": 0.0, "min_key_top1": 0.0}
+FAST_MODEL_CONFIG = {"epochs": 2, "min_steps": 8, "batch_size": 64, "eval_max_products": 120, "baseline_max_products": 60, "min_recall_at_10": 0.0, "min_key_top1": 0.0, "min_key_precision": 0.0}
 
 
 class TrainedHome:
@@ -97,6 +97,6 @@ def test_checkpoint_registered_with_version_in_local_dir_layout(trained_home: Tr
 
 def test_checks_evaluate_and_gate(trained_home: TrainedHome) -> None:
     checks = {e.check_name: e for e in trained_home.train_result.get_asset_check_evaluations() if e.asset_key.to_user_string() == "clip_model"}
-    assert set(checks) == {"heldout_recall_at_10", "heldout_key_accuracy"}
+    assert set(checks) == {"heldout_recall_at_10", "heldout_key_accuracy", "heldout_key_precision"}
     assert all(e.passed for e in checks.values())  # thresholds set to 0 for the short run
     assert checks["heldout_recall_at_10"].metadata["threshold"].value == 0.0
