@@ -7,6 +7,7 @@ can override it in its run config.
 
 
 import os
+import sys
 from pathlib import Path
 
 from dagster import ConfigurableResource
@@ -57,6 +58,8 @@ def spark_resource(master: str | None = None, home: str | None = None) -> LazyPy
             "spark.driver.memory": os.environ.get("PINLANDING_SPARK_DRIVER_MEMORY", "2g"),
             "spark.sql.warehouse.dir": f"{home}/spark-warehouse",
             "spark.sql.execution.arrow.pyspark.enabled": "true",
+            # Python workers must run this environment (torch, pandas), not the system python3.
+            "spark.pyspark.python": os.environ.get("PYSPARK_PYTHON", sys.executable),
         }
     )
 
