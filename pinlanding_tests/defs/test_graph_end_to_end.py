@@ -14,10 +14,10 @@ from pinlanding_assets.main_job import run_graph
 
 FAST_RUN_CONFIG = {
     "shard_ingest": {"ops": {"raw_attributes": {"config": {"sample_share": 0.5, "sample_min": 40}}}},
-    # A 4-epoch model on 160 labeled products: this test is about the graph's wiring and the
+    # A short-trained model on 160 labeled products: this test is about the graph's wiring and the
     # pages' invariants, so the model-quality gates are opened here; model quality is gated
     # by the default thresholds in real runs and measured by bench/bench_model.py.
-    "train_model": {"ops": {"clip_model": {"config": {"epochs": 4, "min_steps": 60, "eval_max_products": 400, "min_key_top1": 0.0, "min_key_precision": 0.0}}}},
+    "train_model": {"ops": {"clip_model": {"config": {"epochs": 8, "min_steps": 200, "eval_max_products": 400, "min_key_top1": 0.0, "min_key_precision": 0.0}}}},
     "shard_scoring": {"ops": {"product_attribute_scores": {"config": {"min_assignment_precision": 0.0}}}},
 }
 
