@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,30 @@ def write_kaggle_slice(source: Path, target: Path, per_category: dict[str, int])
 def real_slice(shared_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """~300 real products in three shards."""
     return write_kaggle_slice(shared_dataset, tmp_path_factory.mktemp("real_slice"), {"Apparel": 140, "Accessories": 90, "Footwear": 90})
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory):
+    """One local Spark session for the whole run (a JVM start costs seconds): two cores, no
+    UI, two shuffle partitions, Arrow on; Python workers run this environment."""
+    from pyspark.sql import SparkSession
+
+    previous = os.environ.get("PYSPARK_PYTHON")
+    os.environ["PYSPARK_PYTHON"] = sys.executable  # executors need torch/pandas, not system python3
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("pinlanding-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.warehouse.dir", str(tmp_path_factory.mktemp("spark-warehouse")))
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+    if previous is None:
+        os.environ.pop("PYSPARK_PYTHON", None)
+    else:
+        os.environ["PYSPARK_PYTHON"] = previous

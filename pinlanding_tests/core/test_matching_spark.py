@@ -1,6 +1,6 @@
 """Spark and the DuckDB reference produce identical pages on the same input.
 
-One local Spark session for the whole module (small shuffle partitions, no UI): starting a
+One local Spark session for the whole test run (conftest's `spark`): starting a
 JVM costs seconds, so every comparison here shares it.
 """
 
@@ -8,26 +8,8 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-from pyspark.sql import SparkSession
 
 from pinlanding_assets.core.matching import MatchingConfig, match_pages_duckdb, match_pages_spark, synthetic_inputs
-
-
-@pytest.fixture(scope="module")
-def spark(tmp_path_factory: pytest.TempPathFactory):
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("pinlanding-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.sql.warehouse.dir", str(tmp_path_factory.mktemp("spark-warehouse")))
-        .config("spark.driver.memory", "1g")
-        .config("spark.ui.showConsoleProgress", "false")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 @pytest.mark.parametrize("config", [MatchingConfig(), MatchingConfig(min_relevance=0.7, min_page_size=3, max_page_size=8)])

@@ -1,46 +1,19 @@
 """Scoring on Spark (mapInPandas on executors, checkpoint broadcast) assigns exactly what
-in-process scoring assigns. One local session for the module; no UI, 2 shuffle partitions."""
+in-process scoring assigns. Uses the shared local session from conftest."""
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
-from pyspark.sql import SparkSession
 
 from pinlanding_assets.core.catalog import load_catalog, locate_catalog
 from pinlanding_assets.core.clip_model import ModelSpec, build_encoder, load_encoder, save_encoder
 from pinlanding_assets.core.scoring import Calibration, score_products
 from pinlanding_assets.core.spark_scoring import spark_embedder
 from pinlanding_assets.core.training import AttributeSpace
-
-
-@pytest.fixture(scope="module")
-def spark(tmp_path_factory: pytest.TempPathFactory):
-    # Python workers must run this venv (torch, pandas), not the system python3.
-    previous = os.environ.get("PYSPARK_PYTHON")
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("pinlanding-scoring-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.sql.warehouse.dir", str(tmp_path_factory.mktemp("spark-warehouse")))
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.ui.showConsoleProgress", "false")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
-    if previous is None:
-        os.environ.pop("PYSPARK_PYTHON", None)
-    else:
-        os.environ["PYSPARK_PYTHON"] = previous
 
 
 def test_spark_scoring_assigns_like_in_process_scoring(spark, sample_catalog: Path, tmp_path: Path) -> None:
