@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patience", type=int, default=TrainingConfig.patience)
     parser.add_argument("--min-steps", type=int, default=TrainingConfig.min_steps)
     parser.add_argument("--no-augment", action="store_true")
+    parser.add_argument("--title-dropout", type=float, default=TrainingConfig.title_dropout)
     parser.add_argument("--no-title", action="store_true", help="image-only product tower")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     heldout = heldout.join(heldout_truth.select("product_id").unique(), on="product_id", how="semi")
     print(f"[sample] labeled {labeled.height}, held-out {heldout.height}, vocabulary {attributes.height} attributes", flush=True)
 
-    training = TrainingConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience, min_steps=args.min_steps, seed=args.seed, augment=not args.no_augment)
+    training = TrainingConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience, min_steps=args.min_steps, seed=args.seed, augment=not args.no_augment, title_dropout=args.title_dropout)
     spec = ModelSpec(fuse_title=not args.no_title)
     with tempfile.TemporaryDirectory() as tmp:
         fitted = fit_dual_encoder(labeled, labels, heldout, heldout_truth, attributes, spec, training, AssignmentConfig(), Path(tmp) / "model", baseline_max_products=5000)
@@ -176,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         cells = [e.recall["recall@1"], e.recall["recall@5"], e.recall["recall@10"], *[e.top1.get(k, float("nan")) for k in REPORTED_KEYS]]
         print("  %-22s %s" % (f"{name} (n={e.n_products})", "  ".join(f"{c:8.4f}" for c in cells)))
     print("  assignment precision per key (trained, target 0.9):", {k: round(v, 3) for k, v in trained.assignment_precision.items()})
-    print(f"  calibration: prior weight {fitted.calibration.prior_weight}; validation top-1 by weight {fitted.calibration_ablation}")
+    prior_ablation = {k: round(v, 4) for k, v in fitted.calibration_ablation.items() if k.startswith("prior_weight")}
+    print(f"  calibration: prior weight {fitted.calibration.prior_weight} (validation mean top-1 by weight {prior_ablation}); title weight per key {fitted.calibration.title_weight}")
     s = figures["scoring"]
     print(f"training: {figures['training_seconds']}s on {args.threads} threads, {figures['epochs_run']} epochs")
     print(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -48,7 +49,7 @@ class ModelSpec:
 
 TINY_CONFIG = {
     "embed_dim": 128,
-    "vision_cfg": {"layers": 4, "width": 192, "head_width": 64, "patch_size": 8, "mlp_ratio": 2.0},
+    "vision_cfg": {"layers": 4, "width": 192, "head_width": 64, "patch_size": 16, "mlp_ratio": 2.0},
     "text_cfg": {"vocab_size": 49408, "width": 192, "heads": 3, "layers": 3},
 }
 
@@ -82,16 +83,20 @@ class DualEncoder:
     def encode_texts(self, tokens: torch.Tensor) -> torch.Tensor:
         return F.normalize(encode_text_trimmed(self.model, tokens), dim=-1)
 
-    def fuse(self, image: torch.Tensor, title: torch.Tensor | None) -> torch.Tensor:
+    def fuse(self, image: torch.Tensor, title: torch.Tensor | None, title_weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Sum of the unit image and title vectors, re-normalized; `title_weight` [N] (0 or 1
+        in training, see TrainingConfig.title_dropout) drops the title of some products."""
         if not self.spec.fuse_title or title is None:
             return image
+        if title_weight is not None:
+            title = title * title_weight[:, None]
         return F.normalize(image + title, dim=-1)
 
-    def encode_products(self, images_u8: torch.Tensor, title_tokens: torch.Tensor | None) -> torch.Tensor:
+    def encode_products(self, images_u8: torch.Tensor, title_tokens: torch.Tensor | None, title_weight: torch.Tensor | None = None) -> torch.Tensor:
         image = self.encode_images(images_u8)
         if not self.spec.fuse_title or title_tokens is None:
             return image
-        return self.fuse(image, self.encode_texts(title_tokens))
+        return self.fuse(image, self.encode_texts(title_tokens), title_weight)
 
     def encode_attributes(self, phrase_tokens: torch.Tensor) -> torch.Tensor:
         return self.encode_texts(phrase_tokens)
@@ -256,16 +261,24 @@ def embed_products(
     progress=None,
 ) -> torch.Tensor:
     """Product embeddings [N, D], images encoded in batches (progress(done, total) after
-    each), titles once per distinct title."""
+    each), titles once per distinct title. The next batch of images is decoded in a
+    background thread while the current one is encoded (PIL releases the GIL while
+    decoding), so decoding hides behind the model."""
     encoder.model.eval()
     if not image_paths:
         return torch.empty(0, _embed_dim(encoder))
     title_emb = embed_titles(encoder, titles, batch_size) if encoder.spec.fuse_title else None
+    starts = list(range(0, len(image_paths), batch_size))
     chunks = []
-    for start in range(0, len(image_paths), batch_size):
-        stop = min(start + batch_size, len(image_paths))
-        image = encoder.encode_images(load_images(image_paths[start:stop], encoder.image_size))
-        chunks.append(encoder.fuse(image, title_emb[start:stop] if title_emb is not None else None))
-        if progress:
-            progress(stop, len(image_paths))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-decode") as pool:
+        pending = pool.submit(load_images, image_paths[: batch_size], encoder.image_size)
+        for i, start in enumerate(starts):
+            stop = min(start + batch_size, len(image_paths))
+            images = pending.result()
+            if i + 1 < len(starts):
+                pending = pool.submit(load_images, image_paths[stop: stop + batch_size], encoder.image_size)
+            image = encoder.encode_images(images)
+            chunks.append(encoder.fuse(image, title_emb[start:stop] if title_emb is not None else None))
+            if progress:
+                progress(stop, len(image_paths))
     return torch.cat(chunks)

@@ -19,7 +19,7 @@ import torch
 
 from .clip_model import ModelSpec, SavedModel, attribute_table_phrases, build_encoder, save_encoder
 from .evaluation import attribute_precision_recall, assignment_precision_per_key, recall_at_k, top1_accuracy_per_key
-from .scoring import Calibration, assign, choose_thresholds, fit_calibration
+from .scoring import Calibration, assign, choose_thresholds, first_title_mentions, fit_calibration
 from .training import (
     AttributeSpace,
     ProductBatchData,
@@ -58,7 +58,9 @@ class FittedModel:
     calibration: Calibration
     calibration_ablation: dict[str, float]
     thresholds: dict[str, float]
-    evaluations: dict[str, Evaluation]  # "trained", "trained_uncalibrated", "untrained", "frequency_prior"
+    # "trained", "trained_without_title_evidence", "trained_uncalibrated" (neither prior nor
+    # title evidence), "untrained", "frequency_prior"
+    evaluations: dict[str, Evaluation]
     per_attribute: pl.DataFrame
     heldout_probabilities: np.ndarray
     heldout_truth: np.ndarray
@@ -108,13 +110,16 @@ def fit_dual_encoder(
     tokens = encoder.tokenize(attribute_table_phrases(space.attributes))
     scale = float(encoder.logit_scale.detach())
     val_sim = similarities(encoder, val_data, tokens)
-    calibration, ablation = fit_calibration(val_sim, val_data.truth, space.key_slices, scale, space.log_prior())
-    thresholds = choose_thresholds(calibration.probabilities(val_sim, space.key_slices), val_data.truth, space.key_slices, assignment.target_precision)
+    val_mentions = first_title_mentions(val_data.titles, space.attributes)
+    calibration, ablation = fit_calibration(val_sim, val_data.truth, space.key_slices, scale, space.log_prior(), val_mentions)
+    thresholds = choose_thresholds(calibration.probabilities(val_sim, space.key_slices, val_mentions), val_data.truth, space.key_slices, assignment.target_precision)
 
     started = time.perf_counter()
     held = prepare_products(encoder, heldout, heldout_truth, space)
     sim = similarities(encoder, held, tokens)
-    probs = calibration.probabilities(sim, space.key_slices)
+    mentions = first_title_mentions(held.titles, space.attributes)
+    probs = calibration.probabilities(sim, space.key_slices, mentions)
+    without_title_evidence = calibration.probabilities(sim, space.key_slices)
     assigned = assign(probs, space.key_slices, thresholds, assignment.max_values_per_key, space.assignable)
     uncalibrated = Calibration(scale, 0.0, calibration.log_prior).probabilities(sim, space.key_slices)
     baseline_idx = np.arange(len(held.product_ids))[: baseline_max_products]
@@ -122,6 +127,7 @@ def fit_dual_encoder(
     prior = np.broadcast_to(space.log_prior()[None, :], probs.shape)
     evaluations = {
         "trained": evaluate_scores(probs, held.truth, space, assigned),
+        "trained_without_title_evidence": evaluate_scores(without_title_evidence, held.truth, space),
         "trained_uncalibrated": evaluate_scores(uncalibrated, held.truth, space),
         "untrained": evaluate_scores(untrained_sim, held.truth[baseline_idx], space),
         "frequency_prior": evaluate_scores(prior, held.truth, space),
@@ -159,4 +165,5 @@ def _subset(data: ProductBatchData, idx: np.ndarray) -> ProductBatchData:
         images=data.images[index],
         title_tokens=data.title_tokens[index],
         truth=data.truth[idx],
+        titles=[data.titles[i] for i in idx],
     )

@@ -1,9 +1,14 @@
 """From similarities to calibrated scores and assigned attributes.
 
 Calibration (ours): within each key, probability = softmax over the key's values of
-`scale * cosine + prior_weight * log(frequency share)`. The encoder, trained on a sample in
-which rare attributes are few, tends to over-rank them; the log-frequency prior corrects
-that, and its weight is fitted on validation (weight 0 = no correction, kept as ablation).
+`scale * cosine + prior_weight * log(frequency share) + title_weight[key] * first_mention`.
+The encoder, trained on a sample in which rare attributes are few, tends to over-rank them;
+the log-frequency prior corrects that, and its weight is fitted on validation (weight 0 = no
+correction, kept as ablation). `first_mention` is 1 for the value of a key that the product
+title names first ("Nike Women Grey Black Shoe": colour grey): catalogs label a multi-colour
+product by its first colour, which the small title tower reads poorly. Its weight per key is
+fitted on validation too (0 = ignore the title's words; every weight tried is in the
+ablation).
 
 Assignment: per key, the top values whose probability reaches a threshold chosen on
 validation so that assignments reach a target precision, at most `max_values_per_key`.
@@ -11,17 +16,39 @@ validation so that assignments reach a target precision, at most `max_values_per
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import polars as pl
 
 from .clip_model import DualEncoder, embed_attributes, embed_products
-from .training import AttributeSpace
+from .training import ABSENT, AttributeSpace, mean_top1_accuracy
 
 PRIOR_WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+TITLE_WEIGHT_GRID = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0)  # logit units; cosine logits span ~0-100
+
+
+def first_title_mentions(titles: list[str], attributes: pl.DataFrame) -> np.ndarray:
+    """[N, A] float32: 1 where the attribute's value is the first value of its key named in
+    the product's title (case-insensitive, whole words, longer values first so "navy blue"
+    wins over "blue"). ABSENT pseudo-values are never mentioned."""
+    keys = attributes.get_column("key").to_list()
+    values = attributes.get_column("value").to_list()
+    mentions = np.zeros((len(titles), len(values)), dtype=np.float32)
+    lowered = [str(t or "").lower() for t in titles]
+    for key in dict.fromkeys(keys):
+        column_of = {v.lower(): i for i, (k, v) in enumerate(zip(keys, values)) if k == key and v != ABSENT and v.strip()}
+        if not column_of:
+            continue
+        pattern = re.compile(r"(?<!\w)(" + "|".join(re.escape(v) for v in sorted(column_of, key=len, reverse=True)) + r")(?!\w)")
+        for row, title in enumerate(lowered):
+            found = pattern.search(title)
+            if found:
+                mentions[row, column_of[found.group(1)]] = 1.0
+    return mentions
 
 
 @dataclass(frozen=True)
@@ -29,9 +56,16 @@ class Calibration:
     scale: float
     prior_weight: float
     log_prior: tuple[float, ...]
+    title_weight: dict[str, float] = field(default_factory=dict)  # per key; missing = 0
 
-    def probabilities(self, sim: np.ndarray, key_slices: dict[str, slice]) -> np.ndarray:
+    def probabilities(self, sim: np.ndarray, key_slices: dict[str, slice], mentions: np.ndarray | None = None) -> np.ndarray:
+        """Per-key softmax of the calibrated logits; `mentions` from `first_title_mentions`
+        (None: the title's words are not used)."""
         logits = self.scale * sim + self.prior_weight * np.asarray(self.log_prior)[None, :]
+        if mentions is not None:
+            for key, sl in key_slices.items():
+                if self.title_weight.get(key, 0.0):
+                    logits[:, sl] += self.title_weight[key] * mentions[:, sl]
         probs = np.empty_like(logits, dtype=np.float32)
         for sl in key_slices.values():
             part = logits[:, sl] - logits[:, sl].max(axis=1, keepdims=True)
@@ -40,32 +74,55 @@ class Calibration:
         return probs
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"log_prior": list(self.log_prior)}
+        return asdict(self) | {"log_prior": list(self.log_prior), "title_weight": dict(self.title_weight)}
 
 
-def _top1_accuracy(probs: np.ndarray, truth: np.ndarray, key_slices: dict[str, slice]) -> float:
-    accs = []
-    for sl in key_slices.values():
-        has = truth[:, sl].any(axis=1)
-        if has.any():
-            accs.append(truth[has, sl][np.arange(int(has.sum())), probs[has, sl].argmax(axis=1)].mean())
-    return float(np.mean(accs)) if accs else 0.0
+def _key_top1(probs: np.ndarray, truth: np.ndarray, sl: slice) -> float | None:
+    has = truth[:, sl].any(axis=1)
+    if not has.any():
+        return None
+    return float(truth[has, sl][np.arange(int(has.sum())), probs[has, sl].argmax(axis=1)].mean())
 
 
-def fit_calibration(sim: np.ndarray, truth: np.ndarray, key_slices: dict[str, slice], scale: float, log_prior: np.ndarray) -> tuple[Calibration, dict[str, float]]:
-    """The prior weight with the best validation top-1 accuracy; the accuracy of every
-    weight tried is returned as the ablation."""
+def fit_calibration(
+    sim: np.ndarray,
+    truth: np.ndarray,
+    key_slices: dict[str, slice],
+    scale: float,
+    log_prior: np.ndarray,
+    mentions: np.ndarray | None = None,
+) -> tuple[Calibration, dict[str, float]]:
+    """The prior weight with the best validation top-1 accuracy (mean over keys), then, when
+    title `mentions` are given, per key the title weight with the best validation top-1 of
+    that key (the smallest on ties). Returns the calibration and the validation accuracy of
+    every weight tried (the ablation)."""
     ablation = {}
     best: Calibration | None = None
     best_acc = -1.0
     for weight in PRIOR_WEIGHT_GRID:
         candidate = Calibration(scale, weight, tuple(float(x) for x in log_prior))
-        acc = _top1_accuracy(candidate.probabilities(sim, key_slices), truth, key_slices)
+        acc = mean_top1_accuracy(candidate.probabilities(sim, key_slices), truth, key_slices)
         ablation[f"prior_weight={weight}"] = acc
         if acc > best_acc + 1e-9:
             best, best_acc = candidate, acc
     assert best is not None
-    return best, ablation
+    if mentions is None:
+        return best, ablation
+    title_weight = {}
+    for key, sl in key_slices.items():
+        key_best, key_best_acc = 0.0, -1.0
+        for weight in TITLE_WEIGHT_GRID:
+            acc = _key_top1(Calibration(scale, best.prior_weight, best.log_prior, {key: weight}).probabilities(sim, key_slices, mentions), truth, sl)
+            if acc is None:
+                break
+            ablation[f"title_weight[{key}]={weight}"] = acc
+            if acc > key_best_acc + 1e-9:
+                key_best, key_best_acc = weight, acc
+        if key_best:
+            title_weight[key] = key_best
+    calibrated = Calibration(scale, best.prior_weight, best.log_prior, title_weight)
+    ablation["fitted"] = mean_top1_accuracy(calibrated.probabilities(sim, key_slices, mentions), truth, key_slices)
+    return calibrated, ablation
 
 
 def choose_thresholds(probs: np.ndarray, truth: np.ndarray, key_slices: dict[str, slice], target_precision: float) -> dict[str, float]:
@@ -200,10 +257,11 @@ class ScoringModel:
         calibration = Calibration(**{**model_extra["calibration"], "log_prior": tuple(model_extra["calibration"]["log_prior"])})
         return cls(version, space, embed_attributes(encoder, space.attributes).numpy(), calibration, dict(model_extra["thresholds"]), int(model_extra["max_values_per_key"]))
 
-    def score(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def score(self, embeddings: np.ndarray, titles: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(cosine similarities, calibrated probabilities, assigned flags), each [N, A]."""
         sim = embeddings @ self.attribute_embeddings.T if len(embeddings) else np.zeros((0, len(self.space)), dtype=np.float32)
-        probs = self.calibration.probabilities(sim, self.space.key_slices)
+        mentions = first_title_mentions(titles, self.space.attributes) if self.calibration.title_weight else None
+        probs = self.calibration.probabilities(sim, self.space.key_slices, mentions)
         assigned = assign(probs, self.space.key_slices, self.thresholds, self.max_values_per_key, self.space.assignable)
         return sim, probs, assigned
 
@@ -234,7 +292,7 @@ def score_products(encoder, model_extra: dict, model_version: str, products: pl.
     order = products.select("product_id").join(all_embeddings, on="product_id", how="left", maintain_order="left")
     dim = model.attribute_embeddings.shape[1]
     matrix = order.get_column("embedding").cast(pl.Array(pl.Float32, dim)).to_numpy().astype(np.float32, copy=False) if products.height else np.zeros((0, dim), dtype=np.float32)
-    sim, probs, assigned = model.score(matrix)
+    sim, probs, assigned = model.score(matrix, products.get_column("title").to_list())
     scores = scores_frame(products.get_column("product_id").to_list(), model.space.attributes, sim, probs, assigned)
     return ShardScores(
         scores=scores,

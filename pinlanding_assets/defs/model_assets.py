@@ -23,13 +23,14 @@ class ModelConfig(Config):
     model_name: str = "pinlanding-tiny"  # open_clip name, "local-dir:<path>" or pinlanding-tiny
     pretrained: str | None = None  # open_clip tag (needs a hub) or checkpoint file
     fuse_title: bool = True
-    epochs: int = 10
+    epochs: int = 8
     batch_size: int = 128
     learning_rate: float = 2e-3
     validation_share: float = 0.15
     patience: int = 2
     min_steps: int = 100  # small samples: at least this many updates (sample catalog: 100 steps of 128)
     augment: bool = True  # random horizontal flips while training
+    title_dropout: float = 0.3  # share of products trained image-only in each step
     seed: int = 0
     target_precision: float = 0.9
     max_values_per_key: int = 1
@@ -77,6 +78,7 @@ def clip_model(context: AssetExecutionContext, config: ModelConfig, data_home: D
         seed=config.seed,
         min_steps=config.min_steps,
         augment=config.augment,
+        title_dropout=config.title_dropout,
     )
     staging = data_home.paths.models / "clip_model" / "staging"
     fitted = fit_dual_encoder(labeled, labels, heldout, heldout_truth, attributes, spec, training, AssignmentConfig(config.target_precision, config.max_values_per_key), staging, config.baseline_max_products)

@@ -10,7 +10,7 @@ import pytest
 
 from pinlanding_assets.core.catalog import load_catalog, locate_catalog
 from pinlanding_assets.core.clip_model import ModelSpec, build_encoder, load_encoder, save_encoder
-from pinlanding_assets.core.scoring import Calibration, assign, choose_thresholds, fit_calibration, local_embedder, score_products, scores_frame
+from pinlanding_assets.core.scoring import Calibration, assign, choose_thresholds, first_title_mentions, fit_calibration, local_embedder, score_products, scores_frame
 from pinlanding_assets.core.training import ABSENT, AttributeSpace
 
 SLICES = {"color": slice(0, 3), "pattern": slice(3, 5)}
@@ -29,6 +29,41 @@ def test_log_frequency_prior_corrects_bias_toward_rare_values() -> None:
     assert ablation[f"prior_weight={best.prior_weight}"] > ablation["prior_weight=0.0"] + 0.05
     probs = best.probabilities(sim, {"color": slice(0, 3)})
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_first_title_mention_prefers_the_first_and_longest_whole_word_value() -> None:
+    attributes = pl.DataFrame({"key": ["color"] * 4 + ["pattern"] * 2, "value": ["blue", "grey", "navy blue", "red", "striped", ABSENT]})
+    titles = ["Nike Women Grey Navy Blue Shoe", "Navy Blue Striped Shirt", "Redwood Bluetooth Speaker", "", "Shirt (none)"]
+    mentions = first_title_mentions(titles, attributes)
+    assert mentions.tolist() == [
+        [0, 1, 0, 0, 0, 0],  # grey comes first; blue inside "navy blue" is not a mention of blue
+        [0, 0, 1, 0, 1, 0],
+        [0, 0, 0, 0, 0, 0],  # "red" in "Redwood", "blue" in "Bluetooth": not whole words
+        [0, 0, 0, 0, 0, 0],
+        [0, 0, 0, 0, 0, 0],  # ABSENT is never mentioned
+    ]
+
+
+def test_title_evidence_weight_is_fitted_per_key_and_helps_only_where_titles_are_right() -> None:
+    # colour: the encoder confuses values 0 and 1, the title names the right one -> weight > 0;
+    # pattern: the title names a random value -> weight 0.
+    rng = np.random.default_rng(2)
+    n = 2000
+    true_color, true_pattern = rng.integers(0, 3, size=n), rng.integers(0, 2, size=n)
+    sim = rng.normal(0, 0.05, size=(n, 5))
+    sim[np.arange(n), true_color] += 0.04
+    sim[np.arange(n), 3 + true_pattern] += 0.1
+    truth = np.concatenate([np.eye(3, dtype=bool)[true_color], np.eye(2, dtype=bool)[true_pattern]], axis=1)
+    mentions = np.concatenate([np.eye(3)[true_color], np.eye(2)[rng.integers(0, 2, size=n)]], axis=1).astype(np.float32)
+    best, ablation = fit_calibration(sim, truth, SLICES, 30.0, np.zeros(5), mentions)
+    assert best.title_weight.get("color", 0) > 0 and best.title_weight.get("pattern", 0) == 0
+    assert ablation[f"title_weight[color]={best.title_weight['color']}"] > ablation["title_weight[color]=0.0"] + 0.05
+    with_titles, without = best.probabilities(sim, SLICES, mentions), best.probabilities(sim, SLICES)
+    np.testing.assert_allclose(with_titles[:, :3].sum(axis=1), 1.0, rtol=1e-5)
+    accuracy = lambda p: (p[:, :3].argmax(axis=1) == true_color).mean()  # noqa: E731
+    assert accuracy(with_titles) > accuracy(without) + 0.05
+    restored = Calibration(**{**best.to_dict(), "log_prior": tuple(best.log_prior)})
+    np.testing.assert_array_equal(restored.probabilities(sim, SLICES, mentions), with_titles)
 
 
 def test_thresholds_reach_target_precision_on_validation() -> None:

@@ -99,7 +99,7 @@ def _train(tiny_problem, config: TrainingConfig):
 
 
 def test_training_is_reproducible_and_learns(tiny_problem) -> None:
-    config = TrainingConfig(epochs=2, batch_size=18, min_steps=4, seed=7)
+    config = TrainingConfig(epochs=4, batch_size=18, min_steps=8, seed=7)
     first, report = _train(tiny_problem, config)
     second, _ = _train(tiny_problem, config)
     for name, value in first.model.state_dict().items():

@@ -70,7 +70,7 @@ def test_clip_model_metadata_reports_heldout_evaluation_and_baselines(trained_ho
     for name in ("heldout_recall@1", "heldout_recall@5", "heldout_recall@10"):
         assert 0.0 <= meta[name].value <= 1.0
     comparison = meta["comparison"].data
-    assert set(comparison) == {"trained", "trained_uncalibrated", "untrained", "frequency_prior"}
+    assert set(comparison) == {"trained", "trained_without_title_evidence", "trained_uncalibrated", "untrained", "frequency_prior"}
     assert {"top1/product_type", "top1/color", "recall@10"} <= set(comparison["trained"])
     assert set(meta["calibration_ablation"].data) == {f"prior_weight={w}" for w in (0.0, 0.25, 0.5, 0.75, 1.0)}
     assert set(meta["thresholds"].data) >= {"product_type", "color", "gender"}
