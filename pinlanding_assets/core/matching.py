@@ -1,7 +1,10 @@
 """Matching products to collections: the landing pages.
 
 A product joins a collection's page when it carries every attribute of the collection;
-its relevance is the mean calibrated probability of those attributes. Products below
+its relevance is the product of the calibrated probabilities of those attributes (the
+chance that all of them are right, taking them as independent): a page is only right for
+a product when every attribute is, and the mean would rank a product with one doubtful
+attribute above one whose attributes are all fairly sure. Products below
 `min_relevance` are left out, pages are ranked by relevance (ties by product id), cut at
 `max_page_size`, and pages below `min_page_size` are dropped.
 
@@ -41,8 +44,9 @@ class MatchingConfig:
 # frequency per collection and needs no (collection, product) aggregation; joining every
 # attribute and counting matches (the obvious form) costs the sum of all frequencies per
 # collection, which "gender = men" alone makes quadratic.
-# Relevance = (p1 + ... + pn) / n in DOUBLE: a sum of float32 values is exact there, so
-# DuckDB and Spark compute bit-identical relevances and therefore identical ranks.
+# Relevance = p1 * p2 * ... * pn in DOUBLE, always in the same order (rarest attribute
+# first): IEEE multiplication is correctly rounded, so DuckDB and Spark compute
+# bit-identical relevances and therefore identical ranks.
 
 
 def _sql(config: MatchingConfig, max_attributes: int) -> str:
@@ -53,7 +57,7 @@ def _sql(config: MatchingConfig, max_attributes: int) -> str:
         if i > 1:
             joins.append(f"    LEFT JOIN product_attributes p{i} ON p{i}.pid = p1.pid AND p{i}.attr = c.a{i}")
     present = " AND ".join(f"(c.a{i} IS NULL OR p{i}.pid IS NOT NULL)" for i in slots if i > 1) or "TRUE"
-    total = " + ".join(f"coalesce(CAST(p{i}.probability AS DOUBLE), 0.0)" for i in slots)
+    joint = " * ".join(f"coalesce(CAST(p{i}.probability AS DOUBLE), 1.0)" for i in slots)
     nl = "\n"
     return f"""
 WITH attribute_frequency AS (
@@ -67,7 +71,7 @@ WITH attribute_frequency AS (
 {pivot}
     FROM positioned GROUP BY cid
 ), eligible AS (
-    SELECT c.cid, p1.pid, ({total}) / c.n_attributes AS relevance
+    SELECT c.cid, p1.pid, {joint} AS relevance
     FROM wide c
 {nl.join(joins)}
     WHERE c.n_rows = c.n_attributes AND {present}

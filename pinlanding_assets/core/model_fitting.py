@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AssignmentConfig:
-    target_precision: float = 0.9
+    target_precision: float = 0.95
     max_values_per_key: int = 1
 
 

@@ -16,6 +16,7 @@ from ..core.plots import confusion_png, markdown_image, precision_recall_png
 from ..core.training import TrainingConfig
 from ..core.vocabulary import canonical_labels, kept_attributes
 from .resources import DataHomeResource
+from .run_logs import core_logs_in_run_log
 from .vocabulary_assets import curated_vocabulary
 
 
@@ -32,7 +33,7 @@ class ModelConfig(Config):
     augment: bool = True  # random horizontal flips while training
     title_dropout: float = 0.3  # share of products trained image-only in each step
     seed: int = 0
-    target_precision: float = 0.9
+    target_precision: float = 0.95
     max_values_per_key: int = 1
     eval_max_products: int = 3000
     baseline_max_products: int = 3000  # the untrained-model baseline re-encodes products
@@ -81,7 +82,8 @@ def clip_model(context: AssetExecutionContext, config: ModelConfig, data_home: D
         title_dropout=config.title_dropout,
     )
     staging = data_home.paths.models / "clip_model" / "staging"
-    fitted = fit_dual_encoder(labeled, labels, heldout, heldout_truth, attributes, spec, training, AssignmentConfig(config.target_precision, config.max_values_per_key), staging, config.baseline_max_products)
+    with core_logs_in_run_log(context):  # epoch-by-epoch progress in the run log
+        fitted = fit_dual_encoder(labeled, labels, heldout, heldout_truth, attributes, spec, training, AssignmentConfig(config.target_precision, config.max_values_per_key), staging, config.baseline_max_products)
     final_dir = data_home.paths.models / "clip_model" / fitted.saved.version
     if final_dir.exists():  # same weights trained again: replace
         shutil.rmtree(final_dir)
@@ -123,6 +125,7 @@ def clip_model(context: AssetExecutionContext, config: ModelConfig, data_home: D
             "heldout_assignment_precision_per_key": MetadataValue.json(trained.assignment_precision),
             "comparison": MetadataValue.json(comparison),
             "calibration_prior_weight": fitted.calibration.prior_weight,
+            "calibration_title_weight": MetadataValue.json(fitted.calibration.title_weight),
             "calibration_ablation": MetadataValue.json(fitted.calibration_ablation),
             "thresholds": MetadataValue.json(fitted.thresholds),
             "training_history": MetadataValue.json(fitted.training.history),

@@ -3,6 +3,8 @@ cross-check on generated inputs."""
 
 from __future__ import annotations
 
+import math
+
 import polars as pl
 import pytest
 
@@ -24,17 +26,18 @@ BLACK_TEES = {"black-tees": [("product_type", "t-shirt"), ("color", "black")]}
 def test_product_joins_only_with_every_attribute_and_is_ranked_by_mean_probability() -> None:
     frame = products(
         [
-            ("a", "product_type", "t-shirt", 0.875), ("a", "color", "black", 0.625),  # 0.75
+            ("a", "product_type", "t-shirt", 0.875), ("a", "color", "black", 0.625),  # 0.546875
             ("b", "product_type", "t-shirt", 1.0), ("b", "color", "black", 1.0),  # 1.0
             ("c", "product_type", "t-shirt", 1.0), ("c", "color", "white", 1.0),  # wrong colour
             ("d", "color", "black", 1.0),  # no type
-            ("e", "product_type", "t-shirt", 0.5), ("e", "color", "black", 1.0),  # 0.75, ties with a
+            ("e", "product_type", "t-shirt", 0.625), ("e", "color", "black", 0.875),  # ties with a
+            ("f", "product_type", "t-shirt", 0.5), ("f", "color", "black", 1.0),  # mean 0.75, joint 0.5: last
         ]
     )
     pages = match_pages_duckdb(frame, collections(BLACK_TEES), MatchingConfig(min_relevance=0.5, min_page_size=1, max_page_size=10))
-    assert pages.get_column("product_id").to_list() == ["b", "a", "e"]  # tie broken by product id
-    assert pages.get_column("rank").to_list() == [1, 2, 3]
-    assert pages.get_column("relevance").to_list() == [1.0, 0.75, 0.75]  # binary-exact values: a true tie
+    assert pages.get_column("product_id").to_list() == ["b", "a", "e", "f"]  # tie broken by product id
+    assert pages.get_column("rank").to_list() == [1, 2, 3, 4]
+    assert pages.get_column("relevance").to_list() == [1.0, 0.546875, 0.546875, 0.5]  # binary-exact: a true tie
     assert pages.schema == pl.Schema(PAGE_SCHEMA)
 
 
@@ -44,8 +47,8 @@ def test_min_relevance_and_page_size_bounds() -> None:
         p = 0.3 + 0.1 * i  # 0.3 .. 1.0
         rows += [(f"p{i}", "product_type", "t-shirt", p), (f"p{i}", "color", "black", p)]
     frame = products(rows)
-    pages = match_pages_duckdb(frame, collections(BLACK_TEES), MatchingConfig(min_relevance=0.55, min_page_size=2, max_page_size=3))
-    assert pages.get_column("product_id").to_list() == ["p7", "p6", "p5"]  # 6 eligible, cut at 3
+    pages = match_pages_duckdb(frame, collections(BLACK_TEES), MatchingConfig(min_relevance=0.3, min_page_size=2, max_page_size=3))
+    assert pages.get_column("product_id").to_list() == ["p7", "p6", "p5"]  # p >= 0.6 (p² >= 0.3): 5 eligible, cut at 3
     too_small = match_pages_duckdb(frame, collections(BLACK_TEES), MatchingConfig(min_relevance=0.95, min_page_size=2, max_page_size=3))
     assert too_small.is_empty()  # one eligible product < min_page_size: no page at all
 
@@ -72,7 +75,7 @@ def brute_force_pages(product_attributes: pl.DataFrame, collection_attributes: p
         hits = []
         for pid, owned in by_product.items():
             if all(a in owned for a in attrs):
-                relevance = sum(float(owned[a]) for a in attrs) / len(attrs)
+                relevance = math.prod(float(owned[a]) for a in attrs)
                 if relevance >= config.min_relevance:
                     hits.append((-relevance, pid))
         if len(hits) >= config.min_page_size:
@@ -83,7 +86,7 @@ def brute_force_pages(product_attributes: pl.DataFrame, collection_attributes: p
 
 def test_reference_agrees_with_brute_force_on_generated_inputs() -> None:
     product_attributes, collection_attributes = synthetic_inputs(1500, 120, seed=3)
-    config = MatchingConfig(min_relevance=0.6, min_page_size=3, max_page_size=15)
+    config = MatchingConfig(min_relevance=0.4, min_page_size=3, max_page_size=15)
     pages = match_pages_duckdb(product_attributes, collection_attributes, config)
     expected = brute_force_pages(product_attributes, collection_attributes, config)
     assert pages.height > 100

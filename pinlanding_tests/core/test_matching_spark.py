@@ -12,7 +12,7 @@ import pytest
 from pinlanding_assets.core.matching import MatchingConfig, match_pages_duckdb, match_pages_spark, synthetic_inputs
 
 
-@pytest.mark.parametrize("config", [MatchingConfig(), MatchingConfig(min_relevance=0.7, min_page_size=3, max_page_size=8)])
+@pytest.mark.parametrize("config", [MatchingConfig(), MatchingConfig(min_relevance=0.35, min_page_size=3, max_page_size=8)])
 def test_spark_and_duckdb_pages_are_identical(spark, config: MatchingConfig) -> None:
     product_attributes, collection_attributes = synthetic_inputs(2500, 200, seed=1)
     reference = match_pages_duckdb(product_attributes, collection_attributes, config)

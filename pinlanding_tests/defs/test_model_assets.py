@@ -72,7 +72,10 @@ def test_clip_model_metadata_reports_heldout_evaluation_and_baselines(trained_ho
     comparison = meta["comparison"].data
     assert set(comparison) == {"trained", "trained_without_title_evidence", "trained_uncalibrated", "untrained", "frequency_prior"}
     assert {"top1/product_type", "top1/color", "recall@10"} <= set(comparison["trained"])
-    assert set(meta["calibration_ablation"].data) == {f"prior_weight={w}" for w in (0.0, 0.25, 0.5, 0.75, 1.0)}
+    ablation = meta["calibration_ablation"].data
+    assert {f"prior_weight={w}" for w in (0.0, 0.25, 0.5, 0.75, 1.0)} <= set(ablation)
+    assert {"title_weight[color]=0.0", "title_weight[color]=4.0", "fitted"} <= set(ablation)
+    assert set(meta["calibration_title_weight"].data) <= set(meta["thresholds"].data)
     assert set(meta["thresholds"].data) >= {"product_type", "color", "gender"}
     assert meta["heldout_products"].value > 50  # products outside the labeled sample
 
@@ -100,3 +103,9 @@ def test_checks_evaluate_and_gate(trained_home: TrainedHome) -> None:
     assert set(checks) == {"heldout_recall_at_10", "heldout_key_accuracy", "heldout_key_precision"}
     assert all(e.passed for e in checks.values())  # thresholds set to 0 for the short run
     assert checks["heldout_recall_at_10"].metadata["threshold"].value == 0.0
+
+
+def test_training_progress_is_in_the_run_log(trained_home: TrainedHome) -> None:
+    messages = [entry.user_message for entry in trained_home.instance.all_logs(trained_home.train_result.run_id)]
+    assert any(message.startswith("epoch 1/") and "validation top-1" in message for message in messages)
+    assert any(message.startswith("evaluated ") for message in messages)
