@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import logging
 import os
 import sys
 import time
@@ -111,7 +110,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, help="JSON file: {job name: run config}, e.g. "
                         '{"train_model": {"ops": {"clip_model": {"config": {"epochs": 4}}}}}')
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     home = default_home()
     os.environ.setdefault("DAGSTER_HOME", str(home / "dagster"))
     os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)
