@@ -29,7 +29,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -38,13 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pinlanding_assets.core.catalog import load_catalog, locate_catalog  # noqa: E402
 from pinlanding_assets.core.clip_model import ModelSpec, embed_attributes, load_encoder, load_images  # noqa: E402
-from pinlanding_assets.core.evaluation import catalog_label_attributes  # noqa: E402
 from pinlanding_assets.core.extraction import OfflineExtractor, SampleSpec, select_sample  # noqa: E402
-from pinlanding_assets.core.model_fitting import AssignmentConfig, fit_dual_encoder  # noqa: E402
+from pinlanding_assets.core.model_fitting import AssignmentConfig, fit_dual_encoder, training_inputs  # noqa: E402
 from pinlanding_assets.core.scoring import score_products  # noqa: E402
 from pinlanding_assets.core.settings import SHARED_DATASET  # noqa: E402
 from pinlanding_assets.core.training import TrainingConfig  # noqa: E402
-from pinlanding_assets.core.vocabulary import CurationConfig, canonical_labels, curate_vocabulary, kept_attributes  # noqa: E402
+from pinlanding_assets.core.vocabulary import CurationConfig, curate_vocabulary  # noqa: E402
 
 REPORTED_KEYS = {"product_type": "articleType", "color": "baseColour", "gender": "gender", "occasion": "usage", "season": "season"}
 
@@ -117,12 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     sample = labeled_sample(products, args.share, args.seed)
     raw = OfflineExtractor().extract(sample).attributes
     vocabulary = curate_vocabulary(raw, CurationConfig())
-    attributes = kept_attributes(vocabulary)
-    labels = canonical_labels(raw, vocabulary)
-    labeled = sample.join(labels.select("product_id").unique(), on="product_id", how="semi")
-    heldout = products.join(sample.select("product_id"), on="product_id", how="anti")
-    heldout_truth = catalog_label_attributes(heldout).join(attributes.select("key", "value"), on=["key", "value"], how="semi")
-    heldout = heldout.join(heldout_truth.select("product_id").unique(), on="product_id", how="semi")
+    inputs = training_inputs(sample, raw, vocabulary, products.join(sample.select("product_id"), on="product_id", how="anti"))
+    labeled, labels, heldout, heldout_truth, attributes = inputs.labeled, inputs.labels, inputs.heldout, inputs.heldout_truth, inputs.attributes
     print(f"[sample] labeled {labeled.height}, held-out {heldout.height}, vocabulary {attributes.height} attributes", flush=True)
 
     training = TrainingConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience, min_steps=args.min_steps, seed=args.seed, augment=not args.no_augment, title_dropout=args.title_dropout)

@@ -18,7 +18,7 @@ import polars as pl
 import torch
 
 from .clip_model import ModelSpec, SavedModel, attribute_table_phrases, build_encoder, save_encoder
-from .evaluation import attribute_precision_recall, assignment_precision_per_key, recall_at_k, top1_accuracy_per_key
+from .evaluation import attribute_precision_recall, assignment_precision_per_key, catalog_label_attributes, recall_at_k, top1_accuracy_per_key
 from .scoring import Calibration, assign, choose_thresholds, first_title_mentions, fit_calibration
 from .training import (
     AttributeSpace,
@@ -31,6 +31,7 @@ from .training import (
     split_train_validation,
     train_encoder,
 )
+from .vocabulary import canonical_labels, kept_attributes
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,32 @@ class Evaluation:
     recall: dict[str, float]
     top1: dict[str, float]
     assignment_precision: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainingInputs:
+    """What `fit_dual_encoder` reads, derived from the stored stage outputs."""
+
+    labeled: pl.DataFrame  # products with extracted labels (the sample)
+    labels: pl.DataFrame  # product_id, key, value in the curated vocabulary
+    heldout: pl.DataFrame  # products outside the sample with a catalog label in the vocabulary
+    heldout_truth: pl.DataFrame  # product_id, key, value from the catalog's own labels
+    attributes: pl.DataFrame  # key, value, frequency: the curated vocabulary
+
+
+def training_inputs(products: pl.DataFrame, raw_attributes: pl.DataFrame, vocabulary: pl.DataFrame, heldout_candidates: pl.DataFrame) -> TrainingInputs:
+    """Labeled products with their canonical labels, and the held-out candidates that carry
+    at least one catalog label the vocabulary knows, with those labels as truth."""
+    attributes = kept_attributes(vocabulary)
+    labels = canonical_labels(raw_attributes, vocabulary)
+    heldout_truth = catalog_label_attributes(heldout_candidates).join(attributes.select("key", "value"), on=["key", "value"], how="semi")
+    return TrainingInputs(
+        labeled=products.join(labels.select("product_id").unique(), on="product_id", how="semi"),
+        labels=labels,
+        heldout=heldout_candidates.join(heldout_truth.select("product_id").unique(), on="product_id", how="semi"),
+        heldout_truth=heldout_truth,
+        attributes=attributes,
+    )
 
 
 @dataclass

@@ -25,6 +25,7 @@ import numpy as np
 import polars as pl
 
 from .clip_model import DualEncoder, embed_attributes, embed_products
+from .evaluation import top1_accuracy_per_key
 from .training import ABSENT, AttributeSpace, mean_top1_accuracy
 
 PRIOR_WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -77,13 +78,6 @@ class Calibration:
         return asdict(self) | {"log_prior": list(self.log_prior), "title_weight": dict(self.title_weight)}
 
 
-def _key_top1(probs: np.ndarray, truth: np.ndarray, sl: slice) -> float | None:
-    has = truth[:, sl].any(axis=1)
-    if not has.any():
-        return None
-    return float(truth[has, sl][np.arange(int(has.sum())), probs[has, sl].argmax(axis=1)].mean())
-
-
 def fit_calibration(
     sim: np.ndarray,
     truth: np.ndarray,
@@ -112,7 +106,8 @@ def fit_calibration(
     for key, sl in key_slices.items():
         key_best, key_best_acc = 0.0, -1.0
         for weight in TITLE_WEIGHT_GRID:
-            acc = _key_top1(Calibration(scale, best.prior_weight, best.log_prior, {key: weight}).probabilities(sim, key_slices, mentions), truth, sl)
+            probs = Calibration(scale, best.prior_weight, best.log_prior, {key: weight}).probabilities(sim, key_slices, mentions)
+            acc = top1_accuracy_per_key(probs, truth, {key: sl}).get(key)
             if acc is None:
                 break
             ablation[f"title_weight[{key}]={weight}"] = acc

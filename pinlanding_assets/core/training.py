@@ -21,6 +21,7 @@ import polars as pl
 import torch
 
 from .clip_model import DualEncoder, attribute_table_phrases, load_images
+from .evaluation import top1_accuracy_per_key
 
 log = logging.getLogger(__name__)
 
@@ -168,13 +169,9 @@ def similarities(encoder: DualEncoder, data: ProductBatchData, attribute_tokens:
 
 
 def mean_top1_accuracy(sim: np.ndarray, truth: np.ndarray, key_slices: dict[str, slice]) -> float:
-    accs = []
-    for sl in key_slices.values():
-        has = truth[:, sl].any(axis=1)
-        if has.any():
-            pred = sim[has, sl].argmax(axis=1)
-            accs.append(truth[has, sl][np.arange(has.sum()), pred].mean())
-    return float(np.mean(accs)) if accs else 0.0
+    """Top-1 accuracy averaged over the keys that have labeled products."""
+    per_key = top1_accuracy_per_key(sim, truth, key_slices)
+    return float(np.mean(list(per_key.values()))) if per_key else 0.0
 
 
 def augment_images(images_u8: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

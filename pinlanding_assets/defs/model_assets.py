@@ -9,12 +9,10 @@ import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
 from ..core.clip_model import ModelSpec
-from ..core.evaluation import catalog_label_attributes
 from ..core.extraction import SampleSpec, select_sample
-from ..core.model_fitting import AssignmentConfig, FittedModel, fit_dual_encoder
+from ..core.model_fitting import AssignmentConfig, FittedModel, fit_dual_encoder, training_inputs
 from ..core.plots import confusion_png, markdown_image, precision_recall_png
 from ..core.training import TrainingConfig
-from ..core.vocabulary import canonical_labels, kept_attributes
 from .resources import DataHomeResource
 from .run_logs import core_logs_in_run_log
 from .vocabulary_assets import curated_vocabulary
@@ -59,14 +57,11 @@ def clip_model(context: AssetExecutionContext, config: ModelConfig, data_home: D
     vocabulary = warehouse.read_table("curated_vocabulary")
     raw = warehouse.read_table("raw_attributes")
     products = warehouse.read_table("catalog_products")
-    attributes = kept_attributes(vocabulary)
-    labels = canonical_labels(raw, vocabulary)
-    labeled = products.join(labels.select("product_id").unique(), on="product_id", how="semi")
     # Held-out: products outside the labeled sample that carry catalog labels.
     unseen = products.filter(~pl.col("in_sample"))
-    heldout = select_sample(unseen, SampleSpec(share=1.0, min_count=0, max_count=config.eval_max_products, seed=config.seed + 1))
-    heldout_truth = catalog_label_attributes(heldout).join(attributes.select("key", "value"), on=["key", "value"], how="semi")
-    heldout = heldout.join(heldout_truth.select("product_id").unique(), on="product_id", how="semi")
+    candidates = select_sample(unseen, SampleSpec(share=1.0, min_count=0, max_count=config.eval_max_products, seed=config.seed + 1))
+    inputs = training_inputs(products, raw, vocabulary, candidates)
+    labeled, heldout, attributes = inputs.labeled, inputs.heldout, inputs.attributes
     context.log.info("labeled %d products, held-out %d, vocabulary %d", labeled.height, heldout.height, attributes.height)
 
     spec = ModelSpec(name=config.model_name, pretrained=config.pretrained, fuse_title=config.fuse_title)
@@ -83,7 +78,7 @@ def clip_model(context: AssetExecutionContext, config: ModelConfig, data_home: D
     )
     staging = data_home.paths.models / "clip_model" / "staging"
     with core_logs_in_run_log(context):  # epoch-by-epoch progress in the run log
-        fitted = fit_dual_encoder(labeled, labels, heldout, heldout_truth, attributes, spec, training, AssignmentConfig(config.target_precision, config.max_values_per_key), staging, config.baseline_max_products)
+        fitted = fit_dual_encoder(labeled, inputs.labels, heldout, inputs.heldout_truth, attributes, spec, training, AssignmentConfig(config.target_precision, config.max_values_per_key), staging, config.baseline_max_products)
     final_dir = data_home.paths.models / "clip_model" / fitted.saved.version
     if final_dir.exists():  # same weights trained again: replace
         shutil.rmtree(final_dir)
