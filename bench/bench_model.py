@@ -5,10 +5,13 @@
 What it does, with the same core functions the Dagster assets call:
 1. load + validate the catalog (`load_catalog`), draw the labeled sample per shard exactly as
    `raw_attributes` does (`select_sample`, 20% per masterCategory shard), label it with the
-   offline extractor, curate the vocabulary;
+   offline teacher (product types discovered per shard from its titles; `--teacher labels`
+   lets it read the catalog's label columns instead: the upper bound), curate the vocabulary;
 2. `fit_dual_encoder`: train on the sample, calibrate + set thresholds on its validation
    split, evaluate on EVERY other product against its catalog labels (articleType,
-   baseColour, gender, usage, season), which training never reads;
+   baseColour, gender, usage, season), which neither the teacher (by default) nor training
+   ever reads, mapped onto the vocabulary strictly and leniently (`text_rules.values_match`);
+   `--silver-share` also holds out part of the sample as silver truth;
 3. `score_products`: score the whole catalog from the saved checkpoint with an empty
    embedding cache (wall time and process CPU time, torch on 2 threads);
 4. FLOPs of that scoring counted with torch's FlopCounterMode, against the machine's
@@ -35,16 +38,21 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pinlanding_assets.core.catalog import load_catalog, locate_catalog  # noqa: E402
+from pinlanding_assets.core.catalog import TeacherInputs, load_catalog, locate_catalog  # noqa: E402
 from pinlanding_assets.core.clip_model import ModelSpec, embed_attributes, load_encoder, load_images  # noqa: E402
 from pinlanding_assets.core.extraction import OfflineExtractor, SampleSpec, select_sample  # noqa: E402
-from pinlanding_assets.core.model_fitting import AssignmentConfig, fit_dual_encoder, training_inputs  # noqa: E402
+from pinlanding_assets.core.model_fitting import PUBLISHED, AssignmentConfig, fit_dual_encoder, training_inputs  # noqa: E402
 from pinlanding_assets.core.scoring import score_products  # noqa: E402
 from pinlanding_assets.core.settings import SHARED_DATASET  # noqa: E402
 from pinlanding_assets.core.training import TrainingConfig  # noqa: E402
-from pinlanding_assets.core.vocabulary import CurationConfig, curate_vocabulary  # noqa: E402
+from pinlanding_assets.core.vocabulary import CurationConfig, curate_vocabulary, minilm_encoder  # noqa: E402
 
 REPORTED_KEYS = {"product_type": "articleType", "color": "baseColour", "gender": "gender", "occasion": "usage", "season": "season"}
+TEACHERS = {
+    "content": TeacherInputs(),  # title, description, image, the merchant's category (subCategory)
+    "content-only": TeacherInputs(()),  # title, description, image
+    "labels": TeacherInputs(("category", *(f"label_{k}" for k in REPORTED_KEYS))),  # upper bound
+}
 
 
 def load() -> str:
@@ -63,10 +71,16 @@ def matmul_flops_per_second(threads: int, size: int = 2048, repeats: int = 5) ->
     return 2 * size**3 / best
 
 
-def labeled_sample(products: pl.DataFrame, share: float, seed: int) -> pl.DataFrame:
-    """The sample of each shard, as raw_attributes draws it per partition."""
-    parts = [select_sample(products.filter(pl.col("shard") == shard), SampleSpec(share=share, min_count=50, seed=seed)) for shard in products.get_column("shard").unique().sort()]
-    return pl.concat(parts)
+def teach_shards(products: pl.DataFrame, share: float, seed: int, inputs: TeacherInputs) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(sample, teacher attributes): per shard, as raw_attributes does: the sample, the
+    product types discovered from all of the shard's titles, the offline teacher's answers."""
+    samples, answers = [], []
+    for shard in products.get_column("shard").unique().sort():
+        shard_products = products.filter(pl.col("shard") == shard)
+        sample = select_sample(shard_products, SampleSpec(share=share, min_count=50, seed=seed))
+        samples.append(sample)
+        answers.append(OfflineExtractor.for_shard(shard_products, inputs).extract(sample).attributes)
+    return pl.concat(samples), pl.concat(answers)
 
 
 def scoring_flops(encoder, products: pl.DataFrame, n_attributes_phrases: pl.DataFrame, sample: int = 256) -> float:
@@ -99,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--title-dropout", type=float, default=TrainingConfig.title_dropout)
     parser.add_argument("--no-title", action="store_true", help="image-only product tower")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--teacher", choices=sorted(TEACHERS), default="content", help="what the offline teacher reads (labels = the upper bound)")
+    parser.add_argument("--silver-share", type=float, default=0.0, help="share of the sample held out as silver truth")
+    parser.add_argument("--limit", type=int, help="only the first N products of the catalog (a slice)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
@@ -109,20 +126,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[start] {load()}", flush=True)
     started = time.perf_counter()
     catalog = load_catalog(locate_catalog(args.catalog))
-    products = catalog.products
+    products = catalog.products if args.limit is None else catalog.products.head(args.limit)
     print(f"[catalog] {products.height} valid products, {catalog.quarantine.height} quarantined, {time.perf_counter() - started:.0f}s; {load()}", flush=True)
 
-    sample = labeled_sample(products, args.share, args.seed)
-    raw = OfflineExtractor().extract(sample).attributes
-    vocabulary = curate_vocabulary(raw, CurationConfig())
+    teacher = TEACHERS[args.teacher]
+    sample, raw = teach_shards(products, args.share, args.seed, teacher)
+    vocabulary = curate_vocabulary(raw, CurationConfig(), encoder=minilm_encoder())
     inputs = training_inputs(sample, raw, vocabulary, products.join(sample.select("product_id"), on="product_id", how="anti"))
-    labeled, labels, heldout, heldout_truth, attributes = inputs.labeled, inputs.labels, inputs.heldout, inputs.heldout_truth, inputs.attributes
-    print(f"[sample] labeled {labeled.height}, held-out {heldout.height}, vocabulary {attributes.height} attributes", flush=True)
+    labeled, heldout, attributes = inputs.labeled, inputs.heldout, inputs.attributes
+    print(f"[sample] teacher reads {teacher.describe()}; labeled {labeled.height}, held-out {heldout.height}, vocabulary {attributes.height} attributes", flush=True)
+    figures |= {"teacher_reads": teacher.describe(), "teacher": args.teacher}
 
-    training = TrainingConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience, min_steps=args.min_steps, seed=args.seed, augment=not args.no_augment, title_dropout=args.title_dropout)
+    training = TrainingConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience, min_steps=args.min_steps, seed=args.seed, augment=not args.no_augment, title_dropout=args.title_dropout, test_share=args.silver_share)
     spec = ModelSpec(fuse_title=not args.no_title)
     with tempfile.TemporaryDirectory() as tmp:
-        fitted = fit_dual_encoder(labeled, labels, heldout, heldout_truth, attributes, spec, training, AssignmentConfig(), Path(tmp) / "model", baseline_max_products=5000)
+        fitted = fit_dual_encoder(inputs, spec, training, AssignmentConfig(), Path(tmp) / "model", baseline_max_products=5000, teacher_inputs=teacher)
         print(f"[trained] {fitted.training.seconds:.0f}s, {fitted.training.epochs_run} epochs (best {fitted.training.best_epoch}); {load()}", flush=True)
         for row in fitted.training.history:
             print(f"    epoch {row['epoch']}: loss {row['loss']:.4f} validation top-1 {row['validation_accuracy']:.4f}")
@@ -137,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         flops = scoring_flops(encoder, products, fitted.space.attributes)
     peak = matmul_flops_per_second(args.threads)
 
-    trained = fitted.evaluations["trained"]
+    trained = fitted.evaluations[fitted.primary][PUBLISHED]
     figures |= {
         "catalog_products": products.height,
         "labeled_products": labeled.height,
@@ -148,7 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         "best_epoch": fitted.training.best_epoch,
         "calibration_prior_weight": fitted.calibration.prior_weight,
         "calibration_ablation_validation_top1": fitted.calibration_ablation,
-        "evaluations": {name: {"n_products": e.n_products, **e.recall, **{f"top1/{k}": v for k, v in e.top1.items()}, **{f"precision/{k}": v for k, v in e.assignment_precision.items()}} for name, e in fitted.evaluations.items()},
+        "evaluations": {
+            truth: {name: {"n_products": e.n_products, **e.recall, "map": e.mean_average_precision, **{f"top1/{k}": v for k, v in e.top1.items()}, **{f"precision/{k}": v for k, v in e.assignment_precision.items()}} for name, e in methods.items()}
+            for truth, methods in fitted.evaluations.items()
+        },
         "scoring": {
             "products": products.height,
             "wall_seconds": round(wall, 1),
@@ -165,14 +186,21 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     print()
-    print("held-out products (catalog labels, never seen in training):", trained.n_products)
-    print("  %-22s %s" % ("model", "  ".join(f"{k:>8}" for k in ["R@1", "R@5", "R@10", *REPORTED_KEYS.values()])))
-    for name, e in fitted.evaluations.items():
-        cells = [e.recall["recall@1"], e.recall["recall@5"], e.recall["recall@10"], *[e.top1.get(k, float("nan")) for k in REPORTED_KEYS]]
-        print("  %-22s %s" % (f"{name} (n={e.n_products})", "  ".join(f"{c:8.4f}" for c in cells)))
-    print("  assignment precision per key (trained, target 0.9):", {k: round(v, 3) for k, v in trained.assignment_precision.items()})
+    print(f"teacher read: {teacher.describe()}")
+    for truth, methods in fitted.evaluations.items():
+        print(f"held-out, against {truth}:")
+        print("  %-34s %s" % ("model", "  ".join(f"{k:>8}" for k in ["R@1", "R@5", "R@10", "mAP", *REPORTED_KEYS.values()])))
+        for name, e in methods.items():
+            cells = [e.recall["recall@1"], e.recall["recall@5"], e.recall["recall@10"], e.mean_average_precision, *[e.top1.get(k, float("nan")) for k in REPORTED_KEYS]]
+            print("  %-34s %s" % (f"{name} (n={e.n_products})", "  ".join(f"{c:8.4f}" for c in cells)))
+        print("  assignment precision per key (trained):", {k: round(v, 3) for k, v in methods[PUBLISHED].assignment_precision.items()})
+    mapping = inputs.label_mapping.filter(pl.col("key") == "product_type")
+    figures["label_mapping"] = mapping.to_dicts()
+    with pl.Config(tbl_rows=200, fmt_str_lengths=40):
+        print(f"mapping of discovered product types to catalog articleTypes (\"mapped\" rule; majority label in the labeled sample, {mapping.height} values):")
+        print(mapping.select("value", "label", pl.col("share").round(3), "products"))
     prior_ablation = {k: round(v, 4) for k, v in fitted.calibration_ablation.items() if k.startswith("prior_weight")}
-    print(f"  calibration: prior weight {fitted.calibration.prior_weight} (validation mean top-1 by weight {prior_ablation}); title weight per key {fitted.calibration.title_weight}")
+    print(f"  calibration: prior weight {fitted.calibration.prior_weight} (validation mean top-1 by weight {prior_ablation}); evidence weight per key {fitted.calibration.evidence_weight}")
     s = figures["scoring"]
     print(f"training: {figures['training_seconds']}s on {args.threads} threads, {figures['epochs_run']} epochs")
     print(

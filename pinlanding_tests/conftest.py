@@ -47,6 +47,47 @@ def write_kaggle_slice(source: Path, target: Path, per_category: dict[str, int])
     return target
 
 
+def write_generic_slice(source: Path, target: Path, per_category: dict[str, int], with_text: bool = False) -> Path:
+    """A generic catalog (`products.csv`) of real products with no label columns: `id,title,
+    image` only, or with `category,description` added (`with_text`: the merchant's
+    subCategory, and a description written from the title as a shop would). No shard
+    column: the catalog is one shard, `all`."""
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "images").mkdir(exist_ok=True)
+    taken = {k: 0 for k in per_category}
+    rows = []
+    with (source / "styles.csv").open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            cat = row["masterCategory"]
+            if cat in taken and taken[cat] < per_category[cat]:
+                taken[cat] += 1
+                shutil.copyfile(source / row["image"], target / row["image"])
+                out = {"id": row["id"], "title": row["productDisplayName"], "image": row["image"]}
+                if with_text:
+                    out |= {"category": row["subCategory"], "description": f"{row['productDisplayName']}, from our {row['subCategory'].lower()} range."}
+                rows.append(out)
+    with (target / "products.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return target
+
+
+LABEL_FREE_MIX = {"Apparel": 120, "Accessories": 90, "Footwear": 70, "Personal Care": 40}
+
+
+@pytest.fixture(scope="session")
+def label_free_slice(shared_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """~320 real products as a merchant would list them: id, title, image; no labels."""
+    return write_generic_slice(shared_dataset, tmp_path_factory.mktemp("label_free"), LABEL_FREE_MIX)
+
+
+@pytest.fixture(scope="session")
+def label_free_text_slice(shared_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same products with a category and a description, still without labels."""
+    return write_generic_slice(shared_dataset, tmp_path_factory.mktemp("label_free_text"), LABEL_FREE_MIX, with_text=True)
+
+
 @pytest.fixture(scope="session")
 def real_slice(shared_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """~300 real products in three shards."""

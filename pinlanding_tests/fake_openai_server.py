@@ -26,16 +26,26 @@ Or without pytest: ``with FakeOpenAIServer() as server: ...``.
   `Fault.hang(seconds)` (sleeps before answering: longer than the client timeout),
   `Fault.malformed()` (content that is not JSON), `Fault.truncated()` (half the content
   with finish_reason "length"), `Fault.invalid_schema()` (JSON that ignores the schema).
+* `fault_policy(body, seen) -> Fault | None`: faults decided by the request itself (`seen`:
+  how many earlier requests had the same messages), e.g. `PlausibleModel.faults`, which
+  fails some first attempts so that retries and repairs succeed.
 * `requests`: list of `RecordedRequest(path, body, raw, headers, received_at, fault)`.
 * Usage tokens are reported (about 4 characters per token) so cost counters can be tested.
+
+`PlausibleModel` answers every request the pipeline makes (VLM attributes read from the
+product text it is sent, some of them wrong; vocabulary verdicts; collection validation,
+titles and scores) like a real, imperfect model would.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -127,8 +137,10 @@ def image_urls(body: dict) -> list[str]:
 class FakeOpenAIServer:
     responder: Callable[[dict], dict | str] = field(default=lambda body: {"echo": last_user_text(body)})
     requests: list[RecordedRequest] = field(default_factory=list)
+    fault_policy: Callable[[dict, int], Fault | None] | None = None
 
     def __post_init__(self) -> None:
+        self._seen: Counter[str] = Counter()
         self._injections: list[_Injection] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -184,12 +196,17 @@ class FakeOpenAIServer:
             self.requests.clear()
             self._injections.clear()
 
-    def _take_fault(self, raw: str) -> Fault | None:
+    def _take_fault(self, raw: str, body: dict) -> Fault | None:
         with self._lock:
             for i, injection in enumerate(self._injections):
                 if injection.match is None or injection.match in raw:
                     return self._injections.pop(i).fault
-        return None
+            if self.fault_policy is None:
+                return None
+            messages = json.dumps(body.get("messages"), sort_keys=True)
+            seen = self._seen[messages]
+            self._seen[messages] += 1
+        return self.fault_policy(body, seen)
 
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
@@ -204,7 +221,7 @@ class FakeOpenAIServer:
             body = json.loads(raw)
         except json.JSONDecodeError:
             return _send(handler, 400, {"error": {"message": "request body is not JSON", "type": "invalid_request_error"}})
-        fault = self._take_fault(raw)
+        fault = self._take_fault(raw, body)
         self._record(RecordedRequest(handler.path, body, raw, {k.lower(): v for k, v in handler.headers.items()}, time.monotonic(), fault.kind if fault else None))
         if not handler.path.rstrip("/").endswith("/chat/completions"):
             return _send(handler, 404, {"error": {"message": f"unknown path {handler.path}", "type": "not_found"}})
@@ -263,6 +280,93 @@ def _handler_for(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+# -- a plausible model ---------------------------------------------------------------------
+
+_COLORS = ("navy blue", "off white", "black", "white", "blue", "red", "green", "grey", "pink", "yellow", "brown", "purple", "orange", "beige", "maroon", "silver", "gold", "olive")
+_GENDERS = {"men": "male", "women": "female", "boys": "boys", "girls": "girls", "unisex": "unisex"}
+
+
+def _digest(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big")
+
+
+def product_fields(body: dict) -> dict[str, str]:
+    """The "Name: value" lines of the product text the pipeline sent."""
+    return dict(line.split(": ", 1) for line in first_user_text(body).splitlines() if ": " in line)
+
+
+class PlausibleModel:
+    """A deterministic stand-in for a real VLM/LLM, for the pipeline's five request kinds.
+
+    Attributes come from the product text it receives (it never sees labels unless the
+    pipeline sends them): the product type is the title's last word, the colour the first
+    colour word, the gender as a synonym ("male"), a marketing value now and then. About one
+    answer in ten is wrong (another colour, a vaguer type), decided by a hash of the title.
+    `faults` fails about one first attempt in six (429, 500 or non-JSON), so the pipeline's
+    retries and repairs are exercised and still end with an answer for every request."""
+
+    def __init__(self, wrong_every: int = 10, fault_every: int = 6):
+        self.wrong_every = wrong_every
+        self.fault_every = fault_every
+
+    def __call__(self, body: dict) -> dict:
+        stage = body["response_format"]["json_schema"]["name"]
+        return getattr(self, stage)(body)
+
+    def product_attributes(self, body: dict) -> dict:
+        fields = product_fields(body)
+        title = fields.get("Title", "")
+        words = re.findall(r"[a-z]+", title.lower())
+        lowered = " " + " ".join(words) + " "
+        color = next((c for c in _COLORS if f" {c} " in lowered), None)
+        gender = next((g for g in _GENDERS if f" {g} " in lowered), None)
+        product_type = next((w for w in reversed(words) if len(w) > 2 and w not in _GENDERS and w not in " ".join(_COLORS)), None)
+        digest = _digest(title)
+        attributes = []
+        if product_type:
+            attributes.append({"key": "product_type", "value": "accessory" if digest % self.wrong_every == 1 else product_type})
+        if color:
+            wrong = _COLORS[(_COLORS.index(color) + 3) % len(_COLORS)]
+            attributes.append({"key": "Color", "value": wrong if digest % self.wrong_every == 0 else color})
+        if gender:
+            attributes.append({"key": "gender", "value": _GENDERS[gender]})
+        if digest % 7 == 0:
+            attributes.append({"key": "style", "value": "best seller"})  # marketing: the judge must drop it
+        return {"attributes": attributes}
+
+    def attribute_verdicts(self, body: dict) -> dict:
+        items = json.loads(last_user_text(body))
+        marketing = {"best seller", "trending", "new"}
+        return {"verdicts": [
+            {**item, "searchable": item["value"] not in marketing, "visually_grounded": item["value"] not in marketing, "safe": True, "reason": "marketing" if item["value"] in marketing else "ok"}
+            for item in items
+        ]}
+
+    def collection_validation(self, body: dict) -> dict:
+        return {"valid": True, "reason": "a plausible page"}
+
+    def collection_title(self, body: dict) -> dict:
+        attributes = dict(line.removeprefix("- ").split(": ", 1) for line in first_user_text(body).splitlines() if line.startswith("- "))
+        noun = attributes.get("product type", "item")
+        noun = noun if noun.endswith("s") else noun + "s"
+        words = [attributes[k] for k in ("color", "pattern", "occasion") if k in attributes] + [noun]
+        gender = attributes.get("gender")
+        title = " ".join(w.title() for w in words) + (f" for {gender.title()}" if gender in ("men", "women", "boys", "girls") else "")
+        return {"title": title}
+
+    def collection_title_score(self, body: dict) -> dict:
+        return {"score": 4 + _digest(first_user_text(body)) % 2, "reason": "clear and searchable"}
+
+    def faults(self, body: dict, seen: int) -> Fault | None:
+        """A fault on about one first attempt in `fault_every`; retries and repairs succeed."""
+        if seen:
+            return None
+        digest = _digest(json.dumps(body.get("messages"), sort_keys=True))
+        if digest % self.fault_every:
+            return None
+        return (Fault.rate_limit(0.05), Fault.server_error(500), Fault.malformed())[(digest // self.fault_every) % 3]
 
 
 @pytest.fixture

@@ -8,15 +8,22 @@ Two layouts are read:
   `id`, `title`, `image` (a path relative to the table's folder) and optional
   `description`, `category`, a shard column and `label_<key>` ground-truth columns.
 
-Both become one frame of `PRODUCT_COLUMNS` plus `label_<key>` columns. Rows that cannot be
-used (no title, duplicate id, missing, escaping or undecodable image) go to a quarantine
-frame with the reason; the rest of the catalog goes on.
+Both become one frame of `PRODUCT_SCHEMA` plus `label_<key>` columns; any other column of
+the merchant's (brand, year, ...) rides along in `metadata` (a JSON object per row). Rows
+that cannot be used (no title, duplicate id, missing, escaping or undecodable image) go to a
+quarantine frame with the reason; the rest of the catalog goes on.
+
+Labels are answers, not inputs: `TeacherInputs.view` is the one place that decides which
+columns the teacher (the VLM or its offline stand-in) may read. By default it reads the
+title, the description, the image and the merchant's `category`; `label_<key>` columns
+only when a user names them explicitly (an upper-bound experiment, flagged as such).
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import re
 import warnings
 from dataclasses import dataclass
@@ -46,7 +53,11 @@ PRODUCT_SCHEMA = {
     "image_path": pl.String,
     "image_hash": pl.String,
     "text_hash": pl.String,
+    "metadata": pl.String,  # JSON object of the catalog's other columns, e.g. {"brand": "Puma"}
 }
+LABEL_PREFIX = "label_"
+# Catalog columns with a fixed meaning (everything else goes to `metadata`).
+KNOWN_COLUMNS = {"id", "title", "image", "description", "category", "row_problem"}
 QUARANTINE_SCHEMA = {
     "product_id": pl.String,
     "shard": pl.String,
@@ -81,7 +92,62 @@ class LoadedCatalog:
 
     @property
     def label_keys(self) -> list[str]:
-        return [c.removeprefix("label_") for c in self.products.columns if c.startswith("label_")]
+        return [c.removeprefix(LABEL_PREFIX) for c in self.products.columns if c.startswith(LABEL_PREFIX)]
+
+
+def label_columns(frame: pl.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c.startswith(LABEL_PREFIX)]
+
+
+# What the teacher always reads; `TeacherInputs.columns` adds structured columns to it.
+TEACHER_CONTENT_COLUMNS = ("product_id", "shard", "title", "description", "image_path", "image_hash", "text_hash")
+
+
+@dataclass(frozen=True)
+class TeacherInputs:
+    """Which catalog columns the teacher may read besides the product's content (title,
+    description, image). `category` is the merchant's own category and is read as text;
+    any other named column (e.g. `brand`, or a label column such as `label_color` for an
+    upper-bound experiment) is trusted as an attribute of that name. Label columns are
+    never read unless named here."""
+
+    columns: tuple[str, ...] = ("category",)
+
+    @property
+    def reads_labels(self) -> bool:
+        return any(c.startswith(LABEL_PREFIX) for c in self.columns)
+
+    def trusted_attributes(self) -> list[tuple[str, str]]:
+        """(column, attribute key) for the columns trusted as attributes."""
+        return [(c, c.removeprefix(LABEL_PREFIX)) for c in self.columns if c != "category"]
+
+    def describe(self) -> str:
+        read = ["title", "description", "image", *self.columns]
+        return ", ".join(read) + ("  (reads catalog labels: an upper bound, not a content-first figure)" if self.reads_labels else "")
+
+    def view(self, products: pl.DataFrame) -> pl.DataFrame:
+        """The products as the teacher may see them: content plus the named columns (taken
+        from the product's own columns or its `metadata`), nothing else."""
+        columns = [pl.col(c) for c in TEACHER_CONTENT_COLUMNS if c in products.columns]
+        for name in self.columns:
+            if name in products.columns:
+                columns.append(pl.col(name))
+            elif "metadata" in products.columns:
+                columns.append(pl.col("metadata").map_elements(lambda m, n=name: _metadata_value(m, n), return_dtype=pl.String).alias(name))
+            else:
+                raise CatalogError(f"teacher column {name!r} is not in the catalog (it has {products.columns})")
+        view = products.select(columns)
+        missing = [name for name in self.columns if name not in products.columns and view.get_column(name).null_count() == view.height and view.height]
+        if missing:
+            raise CatalogError(f"teacher column(s) {missing} are not in the catalog: no product has a value")
+        return view
+
+
+def _metadata_value(metadata: str | None, name: str) -> str | None:
+    if not metadata:
+        return None
+    value = json.loads(metadata).get(name)
+    return None if value is None else str(value)
 
 
 def locate_catalog(location: Path | str, shard_column: str | None = None) -> CatalogTable:
@@ -127,7 +193,13 @@ def read_catalog_table(table: CatalogTable) -> pl.DataFrame:
         shard = pl.col(table.shard_column).fill_null("").map_elements(slugify, return_dtype=pl.String)
     else:
         shard = pl.lit(SINGLE_SHARD)
-    labels = [c for c in raw.columns if c.startswith("label_")]
+    labels = label_columns(raw)
+    extras = [c for c in raw.columns if c not in KNOWN_COLUMNS and c not in labels]
+    metadata = (
+        pl.struct(extras).map_elements(lambda row: json.dumps({k: v for k, v in row.items() if v is not None}, sort_keys=True), return_dtype=pl.String)
+        if extras
+        else pl.lit(None, pl.String)
+    )
     return raw.select(
         pl.col("id").str.strip_chars().alias("product_id"),
         shard.alias("shard"),
@@ -135,6 +207,7 @@ def read_catalog_table(table: CatalogTable) -> pl.DataFrame:
         (pl.col("description") if "description" in raw.columns else pl.lit(None, pl.String)).alias("description"),
         (pl.col("category") if "category" in raw.columns else pl.lit(None, pl.String)).alias("category"),
         pl.col("image").alias("image"),
+        metadata.alias("metadata"),
         pl.col("row_problem"),
         *[pl.col(c).str.strip_chars().str.to_lowercase() for c in labels],
     )
@@ -191,7 +264,7 @@ def load_catalog(table: CatalogTable, shards: list[str] | None = None) -> Loaded
 
 def validate_rows(frame: pl.DataFrame, root: Path) -> LoadedCatalog:
     root = root.resolve()
-    label_cols = [c for c in frame.columns if c.startswith("label_")]
+    label_cols = label_columns(frame)
     good: list[dict] = []
     bad: list[dict] = []
     seen: set[str] = set()
@@ -213,6 +286,7 @@ def validate_rows(frame: pl.DataFrame, root: Path) -> LoadedCatalog:
                 "image_path": str(image_path),
                 "image_hash": image_hash,
                 "text_hash": hashlib.sha1(text.encode("utf-8", "replace")).hexdigest(),
+                "metadata": row.get("metadata"),
                 **{c: row[c] or None for c in label_cols},
             }
         )

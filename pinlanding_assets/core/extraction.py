@@ -1,11 +1,19 @@
 """Attribute extraction: which products are labeled, and how.
 
 In the paper a VLM reads each sampled product (image + metadata) and proposes key-value
-attributes. `AttributeExtractor` is that step's interface; `OfflineExtractor` is the offline
-stand-in used when no VLM endpoint is configured (`vlm_extraction.VLMExtractor` is the
-real one): same output schema, from the catalog's own metadata columns, a lexicon over the
-title (colors, patterns, materials, fit, neckline, sleeve, length, style, gender), and the
-product's dominant colour measured from its pixels, ignoring the background.
+attributes: it is the *teacher* whose answers train the dual encoder. `AttributeExtractor`
+is that step's interface; `vlm_extraction.VLMExtractor` is the real one and
+`OfflineExtractor` the offline stand-in used when no VLM endpoint is configured. Both read
+only what `catalog.TeacherInputs.view` lets through (never the catalog's labels unless a
+user names them).
+
+The offline teacher reads content: the product type from the shard's own discovered types
+(`type_discovery`, last mention in the title), every other key from the attribute lexicon
+(`lexicon`, first mention), the title first, then the merchant's category, then the
+description; a colour the text does not name is read from the pixels by `PixelColors`: the
+colour histogram of the product (background ignored) against those of the shard's products
+whose titles name a colour (the catalog teaches the teacher's eye; a fixed palette where too
+few titles name one). Trusted columns a user names (`TeacherInputs`) win over text.
 Output rows: (product_id, key, value, source, prompt_version).
 """
 
@@ -13,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -20,9 +29,14 @@ import numpy as np
 import polars as pl
 from PIL import Image
 
+from .catalog import TeacherInputs
+from .lexicon import PIXEL_COLORS, attribute_index
+from .text_rules import PRODUCT_TYPE_KEY, PhraseIndex
+from .type_discovery import DiscoveredType, DiscoveryConfig, discover_product_types
+
 ATTRIBUTE_SCHEMA = {"product_id": pl.String, "key": pl.String, "value": pl.String, "source": pl.String, "prompt_version": pl.String}
 QUARANTINE_COLUMNS = {"product_id": pl.String, "reason": pl.String, "detail": pl.String}
-OFFLINE_VERSION = "offline-v2"  # stored like a prompt version: which rules produced a row
+OFFLINE_VERSION = "offline-v3"  # stored like a prompt version: which rules produced a row
 
 
 @dataclass(frozen=True)
@@ -74,41 +88,16 @@ class AttributeExtractor(Protocol):
     def extract(self, products: pl.DataFrame) -> ExtractionResult: ...
 
 
-# -- the offline stand-in ----------------------------------------------------------------
+# -- the offline teacher ---------------------------------------------------------------
 
-# Title phrases per key; longer phrases are matched first and consumed.
-TITLE_LEXICON: dict[str, list[str]] = {
-    "pattern": ["striped", "stripes", "checked", "checks", "printed", "print", "solid", "floral", "polka dot", "self design", "graphic", "colourblocked", "colour block", "embroidered", "camouflage", "abstract", "geometric", "typography", "paisley", "animal print"],
-    "material": ["cotton", "denim", "leather", "linen", "silk", "wool", "woollen", "polyester", "canvas", "suede", "chiffon", "georgette", "satin", "velvet", "fleece", "nylon", "jute", "crepe", "knit", "lycra", "rubber", "steel", "ceramic", "brass"],
-    "fit": ["slim fit", "regular fit", "skinny", "loose fit", "relaxed fit", "comfort fit", "straight fit", "tapered"],
-    "neckline": ["round neck", "v neck", "v-neck", "polo collar", "high neck", "mandarin collar", "boat neck", "henley", "turtle neck", "collar"],
-    "sleeve": ["sleeveless", "full sleeve", "full sleeves", "half sleeve", "half sleeves", "short sleeve", "short sleeves", "long sleeve", "long sleeves", "3/4 sleeve", "cap sleeve"],
-    "length": ["mini", "midi", "maxi", "knee length", "ankle length", "three fourth", "cropped", "capri"],
-    "style": ["polo", "hooded", "zipper", "lace up", "slip on", "flip flop", "chronograph", "analog", "digital", "backpack", "sling", "clutch", "tote", "aviator", "wayfarer", "low top", "high top", "strappy", "wedge", "stiletto", "pleated", "ruffled", "distressed", "washed"],
-    "gender": ["men", "women", "boys", "girls", "unisex", "kids"],
-    "color": ["navy blue", "turquoise blue", "sea green", "lime green", "off white", "grey melange", "coffee brown", "black", "white", "blue", "red", "green", "grey", "gray", "pink", "yellow", "brown", "purple", "orange", "beige", "maroon", "olive", "silver", "gold", "cream", "charcoal", "peach", "khaki", "magenta", "teal", "mustard", "lavender", "rust", "burgundy", "bronze", "copper", "mauve", "tan", "multi"],
-}
-
-# Reference colours for naming a measured pixel colour (offline stand-in for the VLM's eye).
-NAMED_COLORS: dict[str, tuple[int, int, int]] = {
-    "black": (25, 25, 25), "white": (240, 240, 240), "grey": (128, 128, 128), "charcoal": (60, 62, 66),
-    "navy blue": (30, 40, 90), "blue": (45, 95, 200), "teal": (0, 120, 120), "red": (200, 35, 40),
-    "green": (45, 135, 65), "olive": (110, 110, 50), "yellow": (230, 200, 50), "pink": (235, 135, 170),
-    "brown": (110, 72, 40), "purple": (110, 50, 140), "orange": (235, 120, 40),
-    "beige": (215, 195, 160), "maroon": (120, 25, 40), "silver": (190, 190, 195), "gold": (200, 160, 60),
-}
-_COLOR_NAMES = list(NAMED_COLORS)
-_COLOR_REFS = np.array([NAMED_COLORS[n] for n in _COLOR_NAMES], dtype=np.float32)
+_COLOR_NAMES = list(PIXEL_COLORS)
+_COLOR_REFS = np.array([PIXEL_COLORS[n] for n in _COLOR_NAMES], dtype=np.float32)
 
 
-def dominant_color(image_path: str, background_tolerance: float = 30.0) -> str | None:
-    """Name of the product's dominant colour, measured on its pixels.
-
-    The background colour is estimated from the image border (catalog shots are usually on
-    white, but not always); pixels close to it are ignored. Every remaining pixel votes for
-    its nearest named colour and the most voted name wins: a majority, unlike a mean or a
-    median, does not turn a black-and-red shirt into brown.
-    """
+def foreground_pixels(image_path: str, background_tolerance: float = 30.0) -> np.ndarray:
+    """[P, 3] float RGB of the product's pixels: the background colour is estimated from the
+    image border (catalog shots are usually on white, but not always) and pixels close to it
+    are dropped; an image that is all background keeps every pixel."""
     with Image.open(image_path) as img:
         img.draft("RGB", (64, 64))
         pixels = np.asarray(img.convert("RGB").resize((30, 40)), dtype=np.float32)
@@ -116,70 +105,148 @@ def dominant_color(image_path: str, background_tolerance: float = 30.0) -> str |
     background = np.median(border, axis=0)
     flat = pixels.reshape(-1, 3)
     foreground = flat[np.sqrt(((flat - background) ** 2).sum(axis=1)) > background_tolerance]
-    if len(foreground) < 20:  # nothing but background: the product has the background's colour
-        foreground = flat
+    return foreground if len(foreground) >= 20 else flat
+
+
+def dominant_color(image_path: str) -> str | None:
+    """Name of the product's dominant colour on a fixed palette: every foreground pixel votes
+    for its nearest named colour and the most voted name wins (a majority, unlike a mean,
+    does not turn a black-and-red shirt into brown)."""
+    foreground = foreground_pixels(image_path)
     nearest = np.argmin(((foreground[:, None, :] - _COLOR_REFS[None, :, :]) ** 2).sum(axis=2), axis=1)
     return _COLOR_NAMES[int(np.bincount(nearest, minlength=len(_COLOR_NAMES)).argmax())]
 
 
-def title_attributes(title: str) -> list[tuple[str, str]]:
-    text = " " + re.sub(r"[^a-z0-9/]+", " ", title.lower().replace("-", " ")) + " "
-    text = text.replace(" t shirt", " tshirt")  # not the "t" of a "v neck"-like phrase
-    found: list[tuple[str, str]] = []
-    for key, phrases in TITLE_LEXICON.items():
-        for phrase in sorted(phrases, key=len, reverse=True):
-            needle = f" {phrase.replace('-', ' ')} "
-            if needle in text:
-                found.append((key, phrase.replace("-", " ")))
-                text = text.replace(needle, " ")  # "navy blue" must not also yield "blue"
+def color_histogram(image_path: str, bins: int = 6) -> np.ndarray:
+    """Unit-length square-rooted RGB histogram of the foreground ([bins**3])."""
+    quantized = np.clip((foreground_pixels(image_path) / 256 * bins).astype(np.int64), 0, bins - 1)
+    counts = np.bincount((quantized[:, 0] * bins + quantized[:, 1]) * bins + quantized[:, 2], minlength=bins**3).astype(np.float32)
+    root = np.sqrt(counts / counts.sum())
+    return root / np.linalg.norm(root)
+
+
+class PixelColors:
+    """Names a product's colour from its pixels by its `k` nearest neighbours (colour
+    histograms) among reference products whose titles name a colour; with fewer than
+    `min_reference` of those, by the fixed palette (`dominant_color`)."""
+
+    def __init__(self, histograms: np.ndarray, colors: Sequence[str], k: int = 15, min_reference: int = 50):
+        self.histograms = histograms
+        self.colors = np.asarray(colors, dtype=object)
+        self.k = k
+        self.enabled = len(colors) >= min_reference
+
+    @classmethod
+    def from_titles(cls, products: pl.DataFrame, index: PhraseIndex, max_reference: int = 4000, seed: int = 0) -> "PixelColors":
+        """Reference products: up to `max_reference` of `products` whose title names a colour."""
+        named = [
+            (path, color) for path, title in products.select("image_path", "title").iter_rows()
+            if (color := index.find(title, keys=["color"]).get("color")) is not None
+        ]
+        rng = np.random.default_rng(seed)
+        chosen = [named[i] for i in sorted(rng.permutation(len(named))[:max_reference])]
+        histograms, colors = [], []
+        for path, color in chosen:
+            try:
+                histograms.append(color_histogram(path))
+                colors.append(color)
+            except Exception:  # an unreadable reference image is simply not a reference
+                continue
+        return cls(np.stack(histograms) if histograms else np.zeros((0, 216), dtype=np.float32), colors)
+
+    def name(self, image_path: str) -> str | None:
+        if not self.enabled:
+            return dominant_color(image_path)
+        nearest = np.argsort(-(self.histograms @ color_histogram(image_path)))[: self.k]
+        values, counts = np.unique(self.colors[nearest], return_counts=True)
+        return str(values[counts.argmax()])
+
+
+def content_index(product_types: Sequence[DiscoveredType]) -> PhraseIndex:
+    """Everything the offline teacher recognizes in text: the lexicon plus the discovered
+    product types."""
+    index = attribute_index()
+    for discovered in product_types:
+        index.add(PRODUCT_TYPE_KEY, " ".join(discovered.words), discovered.value)
+    return index
+
+
+def text_attributes(index: PhraseIndex, product: dict) -> dict[str, tuple[str, str]]:
+    """key -> (value, source) from the product's text: the title first (head-noun rule for
+    the type), then the merchant's category, then the description (prose: first mention)."""
+    found: dict[str, tuple[str, str]] = {}
+    for source, text, prose in (("title", product.get("title"), False), ("category", product.get("category"), False), ("description", product.get("description"), True)):
+        if not text:
+            continue
+        for key, value in index.find(text, prose=prose).items():
+            found.setdefault(key, (value, source))
     return found
 
 
 class OfflineExtractor:
-    """Attributes from catalog metadata, the title lexicon and the pixels; no network."""
+    """The offline teacher: attributes from the product's text and pixels; no network.
+
+    `product_types`: the shard's discovered types (`type_discovery.discover_product_types`
+    over all of the shard's titles); `pixel_colors`: how it names a colour the text does not
+    (default: the fixed palette). `inputs` says which catalog columns it may read.
+    `for_shard` builds both from the shard's products."""
 
     name = "offline"
     prompt_version = OFFLINE_VERSION
 
+    def __init__(self, product_types: Sequence[DiscoveredType] = (), inputs: TeacherInputs = TeacherInputs(), pixel_colors: PixelColors | None = None):
+        self.product_types = list(product_types)
+        self.inputs = inputs
+        self.index = content_index(self.product_types)
+        self.pixel_colors = pixel_colors or PixelColors(np.zeros((0, 216), dtype=np.float32), [])
+
+    @classmethod
+    def for_shard(cls, products: pl.DataFrame, inputs: TeacherInputs = TeacherInputs(), discovery: DiscoveryConfig = DiscoveryConfig()) -> "OfflineExtractor":
+        """The teacher of one shard: product types discovered from all of its titles, and a
+        pixel-colour namer calibrated on its products whose titles name a colour."""
+        types = discover_product_types(products.get_column("title").to_list(), discovery)
+        return cls(types, inputs, PixelColors.from_titles(products, attribute_index()))
+
     def extract(self, products: pl.DataFrame) -> ExtractionResult:
-        label_cols = [c for c in products.columns if c.startswith("label_")]
+        visible = self.inputs.view(products)
         rows: list[dict] = []
         quarantine: list[dict] = []
-        for product in products.iter_rows(named=True):
+        for product in visible.iter_rows(named=True):
             try:
-                extracted = self._extract_one(product, label_cols)
+                extracted = self._extract_one(product)
             except Exception as exc:  # one bad product never stops the shard
                 quarantine.append(
                     {"product_id": product["product_id"], "reason": "extraction failed", "detail": f"{type(exc).__name__}: {exc}"[:300]}
                 )
                 continue
             if not extracted:
-                quarantine.append({"product_id": product["product_id"], "reason": "no attribute found", "detail": product["title"][:300]})
+                quarantine.append({"product_id": product["product_id"], "reason": "no attribute found", "detail": (product["title"] or "")[:300]})
             rows.extend(extracted)
         attributes = pl.DataFrame(rows, schema=ATTRIBUTE_SCHEMA).unique(["product_id", "key", "value"], keep="first", maintain_order=True)
         by_source = attributes.group_by(pl.col("source").str.split(":").list.first()).len()
         return ExtractionResult(
             attributes=attributes,
             quarantine=pl.DataFrame(quarantine, schema=QUARANTINE_COLUMNS),
-            stats={"extractor": self.name, "prompt_version": OFFLINE_VERSION, "calls_made": 0, "cache_hits": 0, "estimated_cost_usd": 0.0}
+            stats={
+                "extractor": self.name, "prompt_version": OFFLINE_VERSION, "calls_made": 0, "cache_hits": 0, "estimated_cost_usd": 0.0,
+                "teacher_reads": self.inputs.describe(), "discovered_product_types": len(self.product_types),
+                "pixel_colour_references": len(self.pixel_colors.colors) if self.pixel_colors.enabled else 0,
+            }
             | {f"rows_from_{source}": n for source, n in by_source.iter_rows()},
         )
 
-    def _extract_one(self, product: dict, label_cols: list[str]) -> list[dict]:
-        pid = product["product_id"]
-        found: dict[tuple[str, str], str] = {}
-        for col in label_cols:
-            if product[col]:
-                found[(col.removeprefix("label_"), product[col])] = f"catalog:{col.removeprefix('label_')}"
-        keys_from_catalog = {key for key, _ in found}
-        if "product_type" not in keys_from_catalog and product.get("category"):
-            found[("product_type", product["category"].lower())] = "catalog:category"
-            keys_from_catalog.add("product_type")
-        for key, value in title_attributes(product["title"]):
-            if key not in keys_from_catalog:  # the catalog's own label is better than a title word
-                found.setdefault((key, value), "title")
-        if "color" not in {key for key, _ in found}:
-            color = dominant_color(product["image_path"])
+    def _extract_one(self, product: dict) -> list[dict]:
+        found: dict[str, tuple[str, str]] = {}
+        for column, key in self.inputs.trusted_attributes():
+            if product.get(column):
+                found[key] = (str(product[column]).strip().lower(), f"column:{column}")
+        for key, hit in text_attributes(self.index, product).items():
+            found.setdefault(key, hit)
+        if "color" not in found:
+            color = self.pixel_colors.name(product["image_path"])
             if color:
-                found[("color", color)] = "pixels"
-        return [{"product_id": pid, "key": k, "value": v, "source": s, "prompt_version": OFFLINE_VERSION} for (k, v), s in found.items()]
+                found["color"] = (color, "pixels")
+        return [
+            {"product_id": product["product_id"], "key": key, "value": value, "source": source, "prompt_version": OFFLINE_VERSION}
+            for key, (value, source) in found.items()
+        ]

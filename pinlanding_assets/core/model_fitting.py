@@ -1,8 +1,23 @@
-"""The `clip_model` stage: train on the labeled sample, calibrate and set thresholds on its
-validation split, evaluate on held-out products, save the checkpoint.
+"""The `clip_model` stage: train on the teacher-labeled sample, calibrate and set thresholds
+on its validation split, evaluate on held-out products, save the checkpoint.
 
-Held-out products are catalog products outside the labeled sample; their catalog labels are
-never read by training, only by evaluation.
+Two kinds of truth judge a model (shared/notes/pinlanding-method.md):
+
+* **catalog labels**: products outside the labeled sample, against the catalog's own
+  `label_<key>` columns, which neither the teacher nor training ever read. A discovered
+  vocabulary names values its own way ("shoe" where the catalog says "Casual Shoes"), so
+  labels are mapped onto it under a rule (`evaluation.expand_to_vocabulary`): "lenient"
+  (gates: no label-fitted mapping), "mapped" (also the majority label of each value in the
+  labeled sample) and "strict" are all reported;
+* **silver labels**: when the catalog has no labels, a share of the labeled sample
+  (`TrainingConfig.test_share`) is held out of training and calibration, and the model is
+  judged against the teacher's answers on it.
+
+Each is measured for the published scores (encoder + calibration + text evidence), the
+encoder with its calibration but no text evidence, the encoder alone (neither: what the
+gate of the model itself reads; a calibration leaning on the frequency prior would make
+even an untrained encoder look better than the prior), the untrained encoder and the
+frequency prior.
 """
 
 from __future__ import annotations
@@ -17,23 +32,45 @@ import numpy as np
 import polars as pl
 import torch
 
+from .catalog import TeacherInputs
 from .clip_model import ModelSpec, SavedModel, attribute_table_phrases, build_encoder, save_encoder
-from .evaluation import attribute_precision_recall, assignment_precision_per_key, catalog_label_attributes, recall_at_k, top1_accuracy_per_key
-from .scoring import Calibration, assign, choose_thresholds, first_title_mentions, fit_calibration
+from .evaluation import (
+    GroundTruth,
+    assignment_counts_per_key,
+    attribute_precision_recall,
+    catalog_label_attributes,
+    expand_to_vocabulary,
+    majority_mapping,
+    mean_average_precision,
+    recall_at_k,
+    top1_accuracy_per_key,
+)
+from .scoring import Calibration, assign, choose_thresholds, evidence_index, evidence_phrases, fit_calibration, text_evidence
+from .extraction import SampleSpec, select_sample
 from .training import (
+    ABSENT,
     AttributeSpace,
     ProductBatchData,
     TrainingConfig,
     TrainingReport,
     add_absent_values,
     prepare_products,
+    sample_role,
     similarities,
-    split_train_validation,
+    split_sample,
     train_encoder,
 )
 from .vocabulary import canonical_labels, kept_attributes
 
 log = logging.getLogger(__name__)
+
+CATALOG_LABELS = "catalog labels"
+SILVER_LABELS = "teacher labels (silver)"
+# Scoring methods compared on every truth set.
+PUBLISHED = "trained"  # encoder + calibration + text evidence: what pages use
+WITHOUT_EVIDENCE = "trained_without_evidence"  # encoder + calibration
+ENCODER_ONLY = "trained_uncalibrated"  # the encoder alone
+METHODS = (PUBLISHED, WITHOUT_EVIDENCE, ENCODER_ONLY, "untrained", "frequency_prior")
 
 
 @dataclass(frozen=True)
@@ -44,38 +81,72 @@ class AssignmentConfig:
 
 @dataclass
 class Evaluation:
-    """Figures on one product set for one scoring method."""
+    """Figures on one product set, one truth and one scoring method."""
 
     n_products: int
     recall: dict[str, float]
     top1: dict[str, float]
+    mean_average_precision: float = float("nan")
+    labeled_per_key: dict[str, int] = field(default_factory=dict)
     assignment_precision: dict[str, float] = field(default_factory=dict)
+    assignment_checked: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class TrainingInputs:
     """What `fit_dual_encoder` reads, derived from the stored stage outputs."""
 
-    labeled: pl.DataFrame  # products with extracted labels (the sample)
-    labels: pl.DataFrame  # product_id, key, value in the curated vocabulary
-    heldout: pl.DataFrame  # products outside the sample with a catalog label in the vocabulary
-    heldout_truth: pl.DataFrame  # product_id, key, value from the catalog's own labels
+    labeled: pl.DataFrame  # products with teacher labels (the sample)
+    labels: pl.DataFrame  # product_id, key, value in the curated vocabulary (the teacher's)
+    heldout: pl.DataFrame  # products outside the sample that carry catalog labels (may be empty)
+    heldout_labels: pl.DataFrame  # product_id, key, value: their catalog labels, normalized
     attributes: pl.DataFrame  # key, value, frequency: the curated vocabulary
+    evidence_phrases: list[tuple[str, str, str]]  # spellings of the vocabulary, for text evidence
+    label_mapping: pl.DataFrame  # evaluation only: vocabulary value -> its majority catalog label in the sample
+
+
+def heldout_candidates(products: pl.DataFrame, max_products: int | None, seed: int) -> pl.DataFrame:
+    """Catalog products outside the labeled sample, at most `max_products`, drawn by a
+    seeded hash (another seed than the sample's, so not the sample's neighbours)."""
+    unseen = products.filter(~pl.col("in_sample")) if "in_sample" in products.columns else products
+    return select_sample(unseen, SampleSpec(share=1.0, min_count=0, max_count=max_products, seed=seed + 1))
+
+
+def has_labels_for(products: pl.DataFrame, keys: tuple[str, ...] | list[str]) -> bool:
+    """Whether the catalog carries a label for every one of `keys` (on some product)."""
+    return all(f"label_{k}" in products.columns and products.get_column(f"label_{k}").drop_nulls().len() > 0 for k in keys)
 
 
 def training_inputs(products: pl.DataFrame, raw_attributes: pl.DataFrame, vocabulary: pl.DataFrame, heldout_candidates: pl.DataFrame) -> TrainingInputs:
     """Labeled products with their canonical labels, and the held-out candidates that carry
-    at least one catalog label the vocabulary knows, with those labels as truth."""
-    attributes = kept_attributes(vocabulary)
+    a catalog label, with their labels (all of them: a label no vocabulary value names is a
+    miss, not a product to leave out)."""
     labels = canonical_labels(raw_attributes, vocabulary)
-    heldout_truth = catalog_label_attributes(heldout_candidates).join(attributes.select("key", "value"), on=["key", "value"], how="semi")
+    heldout_labels = catalog_label_attributes(heldout_candidates)
+    labeled = products.join(labels.select("product_id").unique(), on="product_id", how="semi")
     return TrainingInputs(
-        labeled=products.join(labels.select("product_id").unique(), on="product_id", how="semi"),
+        labeled=labeled,
         labels=labels,
-        heldout=heldout_candidates.join(heldout_truth.select("product_id").unique(), on="product_id", how="semi"),
-        heldout_truth=heldout_truth,
-        attributes=attributes,
+        heldout=heldout_candidates.join(heldout_labels.select("product_id").unique(), on="product_id", how="semi"),
+        heldout_labels=heldout_labels,
+        attributes=kept_attributes(vocabulary),
+        evidence_phrases=evidence_phrases(vocabulary),
+        label_mapping=majority_mapping(labels, catalog_label_attributes(labeled)),
     )
+
+
+def ground_truth(product_ids: list[str], labels: pl.DataFrame, space: AttributeSpace, source: str, rule: str, mapping: pl.DataFrame | None = None) -> GroundTruth:
+    """Truth matrix of `labels` (product_id, key, value) mapped onto the space's vocabulary."""
+    mapped = expand_to_vocabulary(labels, space.attributes, rule, mapping)
+    row_of = {pid: i for i, pid in enumerate(product_ids)}
+    labeled = {}
+    for key in sorted(labels.get_column("key").unique().to_list()):
+        mask = np.zeros(len(product_ids), dtype=bool)
+        ids = labels.filter(pl.col("key") == key).get_column("product_id").to_list()
+        mask[[row_of[p] for p in ids if p in row_of]] = True
+        if mask.any():
+            labeled[key] = mask
+    return GroundTruth(space.multi_hot(product_ids, mapped), labeled, source, rule)
 
 
 @dataclass
@@ -85,81 +156,116 @@ class FittedModel:
     calibration: Calibration
     calibration_ablation: dict[str, float]
     thresholds: dict[str, float]
-    # "trained", "trained_without_title_evidence", "trained_uncalibrated" (neither prior nor
-    # title evidence), "untrained", "frequency_prior"
-    evaluations: dict[str, Evaluation]
+    # truth set name ("catalog labels (lenient)", "catalog labels (strict)", "teacher labels
+    # (silver)") -> method (METHODS) -> Evaluation
+    evaluations: dict[str, dict[str, Evaluation]]
     per_attribute: pl.DataFrame
-    heldout_probabilities: np.ndarray
-    heldout_truth: np.ndarray
+    heldout_probabilities: np.ndarray  # published scores on the primary truth set
+    heldout_truth: GroundTruth
     space: AttributeSpace
+    split_sizes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def primary(self) -> str:
+        """The truth set quality is first judged on: lenient catalog labels when there are
+        some, else silver labels."""
+        return next(iter(self.evaluations))
 
 
-def evaluate_scores(probs: np.ndarray, truth: np.ndarray, space: AttributeSpace, assigned: np.ndarray | None = None) -> Evaluation:
+def evaluate_scores(probs: np.ndarray, truth: GroundTruth, space: AttributeSpace, assigned: np.ndarray | None = None) -> Evaluation:
+    """Figures of one scoring method. A labeled key the vocabulary lacks altogether (the
+    teacher never named it) has top-1 0: every product labeled for it is a miss."""
+    has = truth.any_label
+    counts = assignment_counts_per_key(assigned, truth.truth, space.key_slices, truth.labeled) if assigned is not None else {}
+    top1 = top1_accuracy_per_key(probs, truth.truth, {k: sl for k, sl in space.key_slices.items() if k in truth.labeled}, truth.labeled)
     return Evaluation(
-        n_products=int(truth.any(axis=1).sum()),
-        recall=recall_at_k(probs, truth, rankable=space.assignable),
-        top1=top1_accuracy_per_key(probs, truth, space.key_slices),
-        assignment_precision=assignment_precision_per_key(assigned, truth, space.key_slices) if assigned is not None else {},
+        n_products=int(has.sum()),
+        recall=recall_at_k(probs, truth.truth, rankable=space.assignable, has_label=has),
+        top1={key: top1.get(key, 0.0) for key in truth.labeled},
+        mean_average_precision=mean_average_precision(probs, truth.truth, space.key_slices, truth.labeled, space.assignable),
+        labeled_per_key=truth.counts(),
+        assignment_precision={k: right / checked for k, (right, checked) in counts.items()},
+        assignment_checked={k: checked for k, (_, checked) in counts.items()},
     )
 
 
+@dataclass(frozen=True)
+class _Scored:
+    """Every scoring method's probabilities on one product set."""
+
+    data: ProductBatchData
+    methods: dict[str, np.ndarray]
+    assigned: np.ndarray
+    baseline_rows: np.ndarray  # rows the untrained baseline was measured on
+
+
 def fit_dual_encoder(
-    labeled: pl.DataFrame,
-    labels: pl.DataFrame,
-    heldout: pl.DataFrame,
-    heldout_truth: pl.DataFrame,
-    attributes: pl.DataFrame,
+    inputs: TrainingInputs,
     spec: ModelSpec,
     training: TrainingConfig,
     assignment: AssignmentConfig,
     out_dir: Path,
     baseline_max_products: int | None = 5000,
+    teacher_inputs: TeacherInputs = TeacherInputs(),
 ) -> FittedModel:
-    """labeled/heldout: product frames (product_id, title, image_path); labels/heldout_truth:
-    (product_id, key, value) in the curated vocabulary; attributes: (key, value, frequency).
-    The untrained-model baseline costs a full encoding pass, so it is measured on at most
-    `baseline_max_products` held-out products (its Evaluation says how many)."""
-    if attributes.is_empty():
+    """Train, calibrate, set thresholds, evaluate and save (see the module docstring). The
+    untrained-model baseline costs a full encoding pass, so it is measured on at most
+    `baseline_max_products` products of each truth set (its Evaluation says how many)."""
+    if inputs.attributes.is_empty():
         raise ValueError("the curated vocabulary is empty: nothing to train on")
-    attributes, labels = add_absent_values(attributes, labels, labeled.get_column("product_id").to_list())
+    attributes, labels = add_absent_values(inputs.attributes, inputs.labels, inputs.labeled.get_column("product_id").to_list())
     space = AttributeSpace(attributes)
     torch.manual_seed(training.seed)
     encoder = build_encoder(spec, seed=training.seed)
     untrained = copy.deepcopy(encoder)
-    data = prepare_products(encoder, labeled, labels, space)
-    train_idx, val_idx = split_train_validation(data.product_ids, training.validation_share, training.seed)
+    data = prepare_products(encoder, inputs.labeled, labels, space)
+    train_idx, val_idx, test_idx = split_sample(data.product_ids, training.validation_share, training.seed, training.test_share)
     if len(val_idx) == 0 or len(train_idx) == 0:
         raise ValueError(f"labeled sample of {len(data.product_ids)} products is too small to split for validation")
     train_data, val_data = _subset(data, train_idx), _subset(data, val_idx)
-    log.info("training on %d products, validating on %d, %d attributes", len(train_idx), len(val_idx), len(space))
+    log.info("training on %d products, validating on %d, silver test %d, %d attributes", len(train_idx), len(val_idx), len(test_idx), len(space))
     report = train_encoder(encoder, train_data, val_data, space, training)
 
     tokens = encoder.tokenize(attribute_table_phrases(space.attributes))
     scale = float(encoder.logit_scale.detach())
+    index = evidence_index(inputs.evidence_phrases)
     val_sim = similarities(encoder, val_data, tokens)
-    val_mentions = first_title_mentions(val_data.titles, space.attributes)
-    calibration, ablation = fit_calibration(val_sim, val_data.truth, space.key_slices, scale, space.log_prior(), val_mentions)
-    thresholds = choose_thresholds(calibration.probabilities(val_sim, space.key_slices, val_mentions), val_data.truth, space.key_slices, assignment.target_precision)
+    val_evidence = text_evidence(val_data.texts, index, space.attributes)
+    calibration, ablation = fit_calibration(val_sim, val_data.truth, space.key_slices, scale, space.log_prior(), val_evidence)
+    thresholds = choose_thresholds(calibration.probabilities(val_sim, space.key_slices, val_evidence), val_data.truth, space.key_slices, assignment.target_precision)
+
+    def score_all(products: ProductBatchData) -> _Scored:
+        sim = similarities(encoder, products, tokens)
+        probs = calibration.probabilities(sim, space.key_slices, text_evidence(products.texts, index, space.attributes))
+        rows = np.arange(len(products.product_ids))[:baseline_max_products]
+        untrained_sim = similarities(untrained, _subset(products, rows), untrained.tokenize(attribute_table_phrases(space.attributes)))
+        return _Scored(
+            products,
+            {
+                PUBLISHED: probs,
+                WITHOUT_EVIDENCE: calibration.probabilities(sim, space.key_slices),
+                ENCODER_ONLY: Calibration(scale, 0.0, calibration.log_prior).probabilities(sim, space.key_slices),
+                "untrained": untrained_sim,
+                "frequency_prior": np.broadcast_to(space.log_prior()[None, :], probs.shape),
+            },
+            assign(probs, space.key_slices, thresholds, assignment.max_values_per_key, space.assignable),
+            rows,
+        )
 
     started = time.perf_counter()
-    held = prepare_products(encoder, heldout, heldout_truth, space)
-    sim = similarities(encoder, held, tokens)
-    mentions = first_title_mentions(held.titles, space.attributes)
-    probs = calibration.probabilities(sim, space.key_slices, mentions)
-    without_title_evidence = calibration.probabilities(sim, space.key_slices)
-    assigned = assign(probs, space.key_slices, thresholds, assignment.max_values_per_key, space.assignable)
-    uncalibrated = Calibration(scale, 0.0, calibration.log_prior).probabilities(sim, space.key_slices)
-    baseline_idx = np.arange(len(held.product_ids))[: baseline_max_products]
-    untrained_sim = similarities(untrained, _subset(held, baseline_idx), untrained.tokenize(attribute_table_phrases(space.attributes)))
-    prior = np.broadcast_to(space.log_prior()[None, :], probs.shape)
-    evaluations = {
-        "trained": evaluate_scores(probs, held.truth, space, assigned),
-        "trained_without_title_evidence": evaluate_scores(without_title_evidence, held.truth, space),
-        "trained_uncalibrated": evaluate_scores(uncalibrated, held.truth, space),
-        "untrained": evaluate_scores(untrained_sim, held.truth[baseline_idx], space),
-        "frequency_prior": evaluate_scores(prior, held.truth, space),
-    }
-    log.info("evaluated %d held-out products in %.1fs", len(held.product_ids), time.perf_counter() - started)
+    truth_sets: list[tuple[str, _Scored, GroundTruth]] = []
+    if inputs.heldout.height:
+        held = prepare_products(encoder, inputs.heldout, inputs.heldout_labels.head(0), space)
+        scored = score_all(held)
+        for rule in ("lenient", "mapped", "strict"):
+            truth = ground_truth(held.product_ids, inputs.heldout_labels, space, CATALOG_LABELS, rule, inputs.label_mapping)
+            truth_sets.append((f"{CATALOG_LABELS} ({rule})", scored, truth))
+    if len(test_idx):
+        test = _subset(data, test_idx)
+        silver = labels.filter(pl.col("product_id").is_in(test.product_ids)).filter(pl.col("value") != ABSENT)
+        truth_sets.append((SILVER_LABELS, score_all(test), ground_truth(test.product_ids, silver, space, SILVER_LABELS, "strict")))
+    evaluations = {name: _evaluate_methods(scored, truth, space) for name, scored, truth in truth_sets}
+    log.info("evaluated %s in %.1fs", ", ".join(f"{n} (n={e[PUBLISHED].n_products})" for n, e in evaluations.items()) or "nothing", time.perf_counter() - started)
 
     saved = save_encoder(
         encoder,
@@ -169,8 +275,12 @@ def fit_dual_encoder(
             "calibration": calibration.to_dict(),
             "thresholds": thresholds,
             "max_values_per_key": assignment.max_values_per_key,
+            "evidence_phrases": [list(p) for p in inputs.evidence_phrases],
+            "teacher_columns": list(teacher_inputs.columns),
+            "split": {"validation_share": training.validation_share, "test_share": training.test_share, "seed": training.seed},
         },
     )
+    _, primary_scored, primary_truth = truth_sets[0] if truth_sets else ("", None, None)
     return FittedModel(
         saved=saved,
         training=report,
@@ -178,19 +288,156 @@ def fit_dual_encoder(
         calibration_ablation=ablation,
         thresholds=thresholds,
         evaluations=evaluations,
-        per_attribute=attribute_precision_recall(assigned, held.truth, space.attributes),
-        heldout_probabilities=probs,
-        heldout_truth=held.truth,
+        per_attribute=attribute_precision_recall(primary_scored.assigned, primary_truth.truth, space.attributes) if primary_scored else pl.DataFrame(),
+        heldout_probabilities=primary_scored.methods[PUBLISHED] if primary_scored else np.zeros((0, len(space)), dtype=np.float32),
+        heldout_truth=primary_truth if primary_truth else GroundTruth(np.zeros((0, len(space)), dtype=bool), {}, SILVER_LABELS, "strict"),
         space=space,
+        split_sizes={"train": len(train_idx), "validation": len(val_idx), "test": len(test_idx), "heldout": inputs.heldout.height},
     )
 
 
+def _evaluate_methods(scored: _Scored, truth: GroundTruth, space: AttributeSpace) -> dict[str, Evaluation]:
+    out = {}
+    for method, probs in scored.methods.items():
+        if method == "untrained":
+            out[method] = evaluate_scores(probs, truth.subset(scored.baseline_rows), space)
+        else:
+            out[method] = evaluate_scores(probs, truth, space, scored.assigned if method == PUBLISHED else None)
+    return out
+
+
 def _subset(data: ProductBatchData, idx: np.ndarray) -> ProductBatchData:
-    index = torch.from_numpy(idx)
+    index = torch.from_numpy(np.asarray(idx, dtype=np.int64))
     return ProductBatchData(
         product_ids=[data.product_ids[i] for i in idx],
         images=data.images[index],
         title_tokens=data.title_tokens[index],
         truth=data.truth[idx],
-        titles=[data.titles[i] for i in idx],
+        texts=[data.texts[i] for i in idx],
     )
+
+
+# -- gates ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """When a model may make pages. Every figure is judged only on enough evidence
+    (`min_checked` products or assignments); below that a gate warns and says why."""
+
+    min_recall_at_1: float = 0.5  # the encoder alone (no calibration, no text evidence), held-out R@1 over the vocabulary
+    min_lift_over_prior: float = 0.05  # ... and that much above the frequency prior's R@1
+    min_key_top1: float = 0.6  # published top-1 of each gated key
+    min_key_precision: float = 0.8  # published assignment precision of each gated key
+    gated_keys: tuple[str, ...] = ("product_type", "color")
+    min_checked: int = 20
+
+
+@dataclass(frozen=True)
+class GateResult:
+    name: str
+    passed: bool
+    blocking: bool  # a failed blocking gate stops pages; a failed non-blocking one warns
+    value: float | None
+    threshold: float | None
+    description: str
+    metadata: dict = field(default_factory=dict)
+
+
+def _truth_set_for(fitted: FittedModel, key: str, min_checked: int) -> str | None:
+    """The first truth set (lenient catalog labels before silver) with enough labeled
+    products for the key."""
+    for name, methods in fitted.evaluations.items():
+        if name.endswith(("(strict)", "(mapped)")):  # gates read no label-fitted mapping
+            continue
+        if methods[PUBLISHED].labeled_per_key.get(key, 0) >= min_checked:
+            return name
+    return None
+
+
+def model_gates(fitted: FittedModel, config: GateConfig) -> list[GateResult]:
+    """The model's checks: it beats the frequency prior, and the published scores of the
+    gated keys are right often enough (top-1) and precise enough (assignments)."""
+    return [_beats_prior(fitted, config), _key_gate(fitted, config, "heldout_key_accuracy"), _key_gate(fitted, config, "heldout_key_precision")]
+
+
+def _beats_prior(fitted: FittedModel, config: GateConfig) -> GateResult:
+    name = "model_beats_prior"
+    if not fitted.evaluations:
+        return GateResult(name, False, False, None, config.min_recall_at_1, "no held-out products to judge the model on (neither catalog labels nor a silver test split)")
+    truth_set = fitted.primary
+    encoder, prior = fitted.evaluations[truth_set][ENCODER_ONLY], fitted.evaluations[truth_set]["frequency_prior"]
+    value, baseline = encoder.recall["recall@1"], prior.recall["recall@1"]
+    metadata = {"truth": truth_set, "products": encoder.n_products, "prior_recall@1": baseline, "lift": value - baseline,
+                "encoder_map": encoder.mean_average_precision, "prior_map": prior.mean_average_precision}
+    if encoder.n_products < config.min_checked:
+        return GateResult(name, False, False, value, config.min_recall_at_1, f"not enough evidence: {encoder.n_products} held-out products < min_checked {config.min_checked}", metadata)
+    passed = value >= config.min_recall_at_1 and value - baseline >= config.min_lift_over_prior
+    description = (
+        f"encoder alone R@1 {value:.3f} vs frequency prior {baseline:.3f} on {encoder.n_products} products ({truth_set}); "
+        f"needs >= {config.min_recall_at_1} and >= prior + {config.min_lift_over_prior}"
+    )
+    return GateResult(name, passed, True, value, config.min_recall_at_1, description, metadata)
+
+
+def _key_gate(fitted: FittedModel, config: GateConfig, name: str) -> GateResult:
+    threshold = config.min_key_top1 if name == "heldout_key_accuracy" else config.min_key_precision
+    per_key, lacking = {}, {}
+    for key in config.gated_keys:
+        truth_set = _truth_set_for(fitted, key, config.min_checked)
+        if truth_set is None:
+            lacking[key] = "too few held-out products with a label for it"
+            continue
+        evaluation = fitted.evaluations[truth_set][PUBLISHED]
+        if name == "heldout_key_accuracy":
+            value, n = evaluation.top1.get(key), evaluation.labeled_per_key.get(key, 0)
+        else:
+            value, n = evaluation.assignment_precision.get(key), evaluation.assignment_checked.get(key, 0)
+        if value is None or n < config.min_checked:
+            lacking[key] = f"{n} checked < min_checked {config.min_checked}"
+            continue
+        per_key[key] = {"value": value, "checked": n, "truth": truth_set}
+    metadata = {"per_key": per_key, "not_judged": lacking}
+    if not per_key:
+        return GateResult(name, False, False, None, threshold, f"not enough evidence for any gated key: {lacking}", metadata)
+    worst = min(per_key, key=lambda k: per_key[k]["value"])
+    value = per_key[worst]["value"]
+    what = "top-1" if name == "heldout_key_accuracy" else "assignment precision"
+    description = f"worst gated key {worst}: {what} {value:.3f} on {per_key[worst]['checked']} ({per_key[worst]['truth']}); threshold {threshold}"
+    if lacking:
+        description += f"; not judged: {lacking}"
+    return GateResult(name, value >= threshold, True, value, threshold, description, metadata | {"worst_key": worst})
+
+
+@dataclass(frozen=True)
+class AssignmentCheck:
+    """How many of a shard's assigned attributes could be checked, and how many were right."""
+
+    right: int
+    checked: int
+    source: str  # CATALOG_LABELS, SILVER_LABELS, or "none"
+
+    @property
+    def precision(self) -> float:
+        return self.right / self.checked if self.checked else float("nan")
+
+
+def check_assignments(assigned: pl.DataFrame, products: pl.DataFrame, raw_attributes: pl.DataFrame, vocabulary: pl.DataFrame, split: dict) -> AssignmentCheck:
+    """Check assigned (product_id, key, value) rows against the catalog's labels (lenient
+    mapping) where the shard has some, else against the teacher's answers on the shard's
+    silver test products (`split`: the model's sample split, from its checkpoint)."""
+    labels = catalog_label_attributes(products)
+    source = CATALOG_LABELS
+    if labels.is_empty():
+        source = SILVER_LABELS
+        test_ids = [
+            pid for pid in raw_attributes.get_column("product_id").unique().to_list()
+            if sample_role(pid, split.get("validation_share", 0.0), split.get("test_share", 0.0), split.get("seed", 0)) == "test"
+        ]
+        labels = canonical_labels(raw_attributes.filter(pl.col("product_id").is_in(test_ids)), vocabulary)
+    if labels.is_empty():
+        return AssignmentCheck(0, 0, "none")
+    truth = expand_to_vocabulary(labels, kept_attributes(vocabulary), "lenient")
+    checkable = assigned.join(labels.select("product_id", "key").unique(), on=["product_id", "key"], how="semi")
+    right = checkable.join(truth, on=["product_id", "key", "value"], how="semi").height
+    return AssignmentCheck(right, checkable.height, source)

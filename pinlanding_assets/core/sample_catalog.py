@@ -2,8 +2,9 @@
 
 The project must run on a fresh machine with no other data, so it draws its own products:
 a silhouette per product type in the product's colour on a white background (60x80, like the
-shared dataset), with a title, a shard and ground-truth `label_<key>` columns. Deterministic:
-the same seed writes byte-identical files.
+shared dataset), with a title, a merchant category (coarse, like a shop's menu: "Topwear",
+"Shoes"), a description, a shard and ground-truth `label_<key>` columns. Deterministic: the
+same seed writes byte-identical files.
 
     python -m pinlanding_assets.core.sample_catalog data/sample_catalog [--count 360]
 """
@@ -35,6 +36,8 @@ COLORS = {
 @dataclass(frozen=True)
 class ProductKind:
     product_type: str  # label value, Kaggle style (plural)
+    title_noun: str  # how a title names it
+    category: str  # the merchant's coarse category
     shard: str
     genders: tuple[str, ...]
     occasions: tuple[str, ...]
@@ -42,23 +45,23 @@ class ProductKind:
 
 
 KINDS = [
-    ProductKind("Tshirts", "apparel", ("men", "women"), ("casual", "sports"),
+    ProductKind("Tshirts", "Tshirt", "Topwear", "apparel", ("men", "women"), ("casual", "sports"),
                 [(.2, .15), (.4, .1), (.6, .1), (.8, .15), (.95, .35), (.8, .4), (.78, .9), (.22, .9), (.2, .4), (.05, .35)]),
-    ProductKind("Shirts", "apparel", ("men",), ("casual", "formal"),
+    ProductKind("Shirts", "Shirt", "Topwear", "apparel", ("men",), ("casual", "formal"),
                 [(.25, .1), (.5, .18), (.75, .1), (.95, .5), (.82, .55), (.8, .95), (.2, .95), (.18, .55), (.05, .5)]),
-    ProductKind("Jeans", "apparel", ("men", "women"), ("casual",),
+    ProductKind("Jeans", "Jeans", "Bottomwear", "apparel", ("men", "women"), ("casual",),
                 [(.2, .05), (.8, .05), (.85, .95), (.6, .95), (.5, .35), (.4, .95), (.15, .95)]),
-    ProductKind("Dresses", "apparel", ("women",), ("casual", "party"),
+    ProductKind("Dresses", "Dress", "Dresses", "apparel", ("women",), ("casual", "party"),
                 [(.38, .05), (.62, .05), (.65, .35), (.9, .95), (.1, .95), (.35, .35)]),
-    ProductKind("Casual Shoes", "footwear", ("men", "women"), ("casual",),
+    ProductKind("Casual Shoes", "Casual Shoe", "Shoes", "footwear", ("men", "women"), ("casual",),
                 [(.05, .55), (.45, .5), (.6, .35), (.9, .4), (.95, .7), (.05, .72)]),
-    ProductKind("Sports Shoes", "footwear", ("men", "women"), ("sports",),
+    ProductKind("Sports Shoes", "Sports Shoe", "Shoes", "footwear", ("men", "women"), ("sports",),
                 [(.05, .6), (.35, .45), (.55, .5), (.95, .55), (.95, .75), (.05, .75)]),
-    ProductKind("Handbags", "accessories", ("women",), ("casual", "formal"),
+    ProductKind("Handbags", "Handbag", "Bags", "accessories", ("women",), ("casual", "formal"),
                 [(.15, .4), (.3, .4), (.35, .2), (.65, .2), (.7, .4), (.85, .4), (.9, .9), (.1, .9)]),
-    ProductKind("Watches", "accessories", ("men", "women"), ("casual", "formal"),
+    ProductKind("Watches", "Watch", "Watches", "accessories", ("men", "women"), ("casual", "formal"),
                 [(.4, .05), (.6, .05), (.6, .3), (.75, .4), (.75, .6), (.6, .7), (.6, .95), (.4, .95), (.4, .7), (.25, .6), (.25, .4), (.4, .3)]),
-    ProductKind("Backpacks", "accessories", ("unisex",), ("casual",),
+    ProductKind("Backpacks", "Backpack", "Bags", "accessories", ("unisex",), ("casual",),
                 [(.25, .15), (.75, .15), (.85, .3), (.85, .92), (.15, .92), (.15, .3)]),
 ]
 BRANDS = ["Urban Loom", "Northfold", "Kestrel", "Madder & Co", "Bluepine", "Oakline"]
@@ -93,9 +96,7 @@ def generate_sample_catalog(out_dir: Path, count: int = 360, seed: int = 7) -> P
         occasion = rng.choice(kind.occasions)
         pattern = rng.choice(PATTERNS) if kind.shard == "apparel" else ""
         product_id = f"s{index:04d}"
-        title_words = [rng.choice(BRANDS), gender.title(), color.title(), pattern.title(), kind.product_type.rstrip("s")]
-        if kind.product_type == "Jeans":
-            title_words[-1] = "Jeans"
+        title_words = [rng.choice(BRANDS), gender.title(), color.title(), pattern.title(), kind.title_noun]
         draw_product(kind, COLORS[color], rng).save(images / f"{product_id}.jpg", quality=90)
         rows.append(
             {
@@ -103,7 +104,7 @@ def generate_sample_catalog(out_dir: Path, count: int = 360, seed: int = 7) -> P
                 "title": " ".join(w for w in title_words if w),
                 "image": f"images/{product_id}.jpg",
                 "shard": kind.shard,
-                "category": kind.product_type,
+                "category": kind.category,
                 "description": f"{occasion} {kind.product_type.lower()} for {gender}",
                 "label_product_type": kind.product_type,
                 "label_color": color,

@@ -1,14 +1,16 @@
 """From similarities to calibrated scores and assigned attributes.
 
 Calibration (ours): within each key, probability = softmax over the key's values of
-`scale * cosine + prior_weight * log(frequency share) + title_weight[key] * first_mention`.
+`scale * cosine + prior_weight * log(frequency share) + evidence_weight[key] * evidence`.
 The encoder, trained on a sample in which rare attributes are few, tends to over-rank them;
 the log-frequency prior corrects that, and its weight is fitted on validation (weight 0 = no
-correction, kept as ablation). `first_mention` is 1 for the value of a key that the product
-title names first ("Nike Women Grey Black Shoe": colour grey): catalogs label a multi-colour
-product by its first colour, which the small title tower reads poorly. Its weight per key is
-fitted on validation too (0 = ignore the title's words; every weight tried is in the
-ablation).
+correction, kept as ablation). `evidence` is 1 for the value of a key that the product's own
+text names, read by the offline teacher's rule (`extraction.text_attributes`: the title's
+last-named product type and first-named colour, gender, ...; then the category and the
+description) over the curated vocabulary and its merged spellings. The offline teacher costs
+nothing, so this evidence reaches every product, not only the labeled sample: the encoder's
+job is then to fill in what the text does not say, and to rank. Its weight per key is fitted
+on validation too (0 = ignore the text; every weight tried is in the ablation).
 
 Assignment: per key, the top values whose probability reaches a threshold chosen on
 validation so that assignments reach a target precision, at most `max_values_per_key`.
@@ -16,40 +18,66 @@ validation so that assignments reach a target precision, at most `max_values_per
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import polars as pl
 
+from .catalog import TeacherInputs
 from .clip_model import DualEncoder, embed_attributes, embed_products
 from .evaluation import top1_accuracy_per_key
+from .extraction import text_attributes
+from .lexicon import ATTRIBUTE_PHRASES
+from .text_rules import PhraseIndex
 from .training import ABSENT, AttributeSpace, mean_top1_accuracy
 
 PRIOR_WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
-TITLE_WEIGHT_GRID = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0)  # logit units; cosine logits span ~0-100
+EVIDENCE_WEIGHT_GRID = (0.0, 1.0, 2.0, 4.0, 6.0, 10.0, 20.0)  # logit units; cosine logits span ~0-100
 
 
-def first_title_mentions(titles: list[str], attributes: pl.DataFrame) -> np.ndarray:
-    """[N, A] float32: 1 where the attribute's value is the first value of its key named in
-    the product's title (case-insensitive, whole words, longer values first so "navy blue"
-    wins over "blue"). ABSENT pseudo-values are never mentioned."""
-    keys = attributes.get_column("key").to_list()
-    values = attributes.get_column("value").to_list()
-    mentions = np.zeros((len(titles), len(values)), dtype=np.float32)
-    lowered = [str(t or "").lower() for t in titles]
-    for key in dict.fromkeys(keys):
-        column_of = {v.lower(): i for i, (k, v) in enumerate(zip(keys, values)) if k == key and v != ABSENT and v.strip()}
-        if not column_of:
-            continue
-        pattern = re.compile(r"(?<!\w)(" + "|".join(re.escape(v) for v in sorted(column_of, key=len, reverse=True)) + r")(?!\w)")
-        for row, title in enumerate(lowered):
-            found = pattern.search(title)
-            if found:
-                mentions[row, column_of[found.group(1)]] = 1.0
-    return mentions
+def evidence_phrases(vocabulary: pl.DataFrame) -> list[tuple[str, str, str]]:
+    """(key, phrase, canonical value) for every spelling that names a kept vocabulary value:
+    the canonical value, each raw value merged into it, and each lexicon phrase whose value
+    is one of those ("gents" for men, "navy" for navy blue)."""
+    kept = vocabulary.filter(pl.col("status") == "kept")
+    rows = {(k, c, c) for k, c in kept.select("key", "canonical").unique().iter_rows()}
+    rows |= {(k, v, c) for k, v, c in kept.select("key", "value", "canonical").iter_rows()}
+    canonical_of = {(k, v): c for k, v, c in rows}
+    for key, phrases in ATTRIBUTE_PHRASES.items():
+        for phrase, value in phrases.items():
+            if (key, value) in canonical_of:
+                rows.add((key, phrase, canonical_of[(key, value)]))
+    return sorted(rows)
+
+
+def evidence_index(phrases: Sequence[Sequence[str]]) -> PhraseIndex:
+    index = PhraseIndex()
+    for key, phrase, value in phrases:
+        index.add(key, phrase, value)
+    return index
+
+
+def evidence_texts(products: pl.DataFrame, inputs: TeacherInputs) -> list[dict]:
+    """The text fields the teacher reads, per product: title, description, and the
+    merchant's category only when the teacher may read it."""
+    columns = ["title", "description"] + (["category"] if "category" in inputs.columns else [])
+    present = [c for c in columns if c in products.columns]
+    return products.select(present).to_dicts()
+
+
+def text_evidence(texts: Sequence[dict], index: PhraseIndex, attributes: pl.DataFrame) -> np.ndarray:
+    """[N, A] float32: 1 where the product's text names the attribute (one value per key, by
+    the teacher's reading rule); ABSENT pseudo-values are never named."""
+    column_of = {(k, v): i for i, (k, v) in enumerate(attributes.select("key", "value").iter_rows()) if v != ABSENT}
+    evidence = np.zeros((len(texts), attributes.height), dtype=np.float32)
+    for row, text in enumerate(texts):
+        for key, (value, _) in text_attributes(index, text).items():
+            column = column_of.get((key, value))
+            if column is not None:
+                evidence[row, column] = 1.0
+    return evidence
 
 
 @dataclass(frozen=True)
@@ -57,16 +85,16 @@ class Calibration:
     scale: float
     prior_weight: float
     log_prior: tuple[float, ...]
-    title_weight: dict[str, float] = field(default_factory=dict)  # per key; missing = 0
+    evidence_weight: dict[str, float] = field(default_factory=dict)  # per key; missing = 0
 
-    def probabilities(self, sim: np.ndarray, key_slices: dict[str, slice], mentions: np.ndarray | None = None) -> np.ndarray:
-        """Per-key softmax of the calibrated logits; `mentions` from `first_title_mentions`
-        (None: the title's words are not used)."""
+    def probabilities(self, sim: np.ndarray, key_slices: dict[str, slice], evidence: np.ndarray | None = None) -> np.ndarray:
+        """Per-key softmax of the calibrated logits; `evidence` from `text_evidence` (None:
+        the product's text is not used)."""
         logits = self.scale * sim + self.prior_weight * np.asarray(self.log_prior)[None, :]
-        if mentions is not None:
+        if evidence is not None:
             for key, sl in key_slices.items():
-                if self.title_weight.get(key, 0.0):
-                    logits[:, sl] += self.title_weight[key] * mentions[:, sl]
+                if self.evidence_weight.get(key, 0.0):
+                    logits[:, sl] += self.evidence_weight[key] * evidence[:, sl]
         probs = np.empty_like(logits, dtype=np.float32)
         for sl in key_slices.values():
             part = logits[:, sl] - logits[:, sl].max(axis=1, keepdims=True)
@@ -75,7 +103,7 @@ class Calibration:
         return probs
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"log_prior": list(self.log_prior), "title_weight": dict(self.title_weight)}
+        return asdict(self) | {"log_prior": list(self.log_prior), "evidence_weight": dict(self.evidence_weight)}
 
 
 def fit_calibration(
@@ -84,11 +112,13 @@ def fit_calibration(
     key_slices: dict[str, slice],
     scale: float,
     log_prior: np.ndarray,
-    mentions: np.ndarray | None = None,
+    evidence: np.ndarray | None = None,
 ) -> tuple[Calibration, dict[str, float]]:
     """The prior weight with the best validation top-1 accuracy (mean over keys), then, when
-    title `mentions` are given, per key the title weight with the best validation top-1 of
-    that key (the smallest on ties). Returns the calibration and the validation accuracy of
+    text `evidence` is given, per key the evidence weight with the best validation top-1 of
+    that key (the largest on ties: where validation cannot tell weights apart, the text has
+    already decided every product it names, and a larger weight keeps it deciding on
+    products whose encoder scores are less sure). Returns the calibration and the validation accuracy of
     every weight tried (the ablation)."""
     ablation = {}
     best: Calibration | None = None
@@ -100,23 +130,23 @@ def fit_calibration(
         if acc > best_acc + 1e-9:
             best, best_acc = candidate, acc
     assert best is not None
-    if mentions is None:
+    if evidence is None:
         return best, ablation
-    title_weight = {}
+    evidence_weight = {}
     for key, sl in key_slices.items():
         key_best, key_best_acc = 0.0, -1.0
-        for weight in TITLE_WEIGHT_GRID:
-            probs = Calibration(scale, best.prior_weight, best.log_prior, {key: weight}).probabilities(sim, key_slices, mentions)
+        for weight in EVIDENCE_WEIGHT_GRID:
+            probs = Calibration(scale, best.prior_weight, best.log_prior, {key: weight}).probabilities(sim, key_slices, evidence)
             acc = top1_accuracy_per_key(probs, truth, {key: sl}).get(key)
             if acc is None:
                 break
-            ablation[f"title_weight[{key}]={weight}"] = acc
-            if acc > key_best_acc + 1e-9:
+            ablation[f"evidence_weight[{key}]={weight}"] = acc
+            if acc >= key_best_acc - 1e-9:
                 key_best, key_best_acc = weight, acc
         if key_best:
-            title_weight[key] = key_best
-    calibrated = Calibration(scale, best.prior_weight, best.log_prior, title_weight)
-    ablation["fitted"] = mean_top1_accuracy(calibrated.probabilities(sim, key_slices, mentions), truth, key_slices)
+            evidence_weight[key] = key_best
+    calibrated = Calibration(scale, best.prior_weight, best.log_prior, evidence_weight)
+    ablation["fitted"] = mean_top1_accuracy(calibrated.probabilities(sim, key_slices, evidence), truth, key_slices)
     return calibrated, ablation
 
 
@@ -245,18 +275,24 @@ class ScoringModel:
     calibration: Calibration
     thresholds: dict[str, float]
     max_values_per_key: int
+    evidence: PhraseIndex  # what a product's text names (see `text_evidence`)
+    teacher_inputs: TeacherInputs
 
     @classmethod
     def from_saved(cls, encoder: DualEncoder, model_extra: dict, version: str) -> "ScoringModel":
         space = AttributeSpace(pl.DataFrame(model_extra["attributes"]).select("key", "value", "frequency"))
         calibration = Calibration(**{**model_extra["calibration"], "log_prior": tuple(model_extra["calibration"]["log_prior"])})
-        return cls(version, space, embed_attributes(encoder, space.attributes).numpy(), calibration, dict(model_extra["thresholds"]), int(model_extra["max_values_per_key"]))
+        # Checkpoints without text evidence (older ones) score from the encoder alone.
+        phrases = model_extra.get("evidence_phrases", [])
+        inputs = TeacherInputs(tuple(model_extra.get("teacher_columns", TeacherInputs.columns)))
+        return cls(version, space, embed_attributes(encoder, space.attributes).numpy(), calibration, dict(model_extra["thresholds"]), int(model_extra["max_values_per_key"]), evidence_index(phrases), inputs)
 
-    def score(self, embeddings: np.ndarray, titles: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(cosine similarities, calibrated probabilities, assigned flags), each [N, A]."""
+    def score(self, embeddings: np.ndarray, products: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(cosine similarities, calibrated probabilities, assigned flags), each [N, A];
+        `products` in the order of `embeddings`, with their text columns."""
         sim = embeddings @ self.attribute_embeddings.T if len(embeddings) else np.zeros((0, len(self.space)), dtype=np.float32)
-        mentions = first_title_mentions(titles, self.space.attributes) if self.calibration.title_weight else None
-        probs = self.calibration.probabilities(sim, self.space.key_slices, mentions)
+        evidence = text_evidence(evidence_texts(products, self.teacher_inputs), self.evidence, self.space.attributes) if self.calibration.evidence_weight else None
+        probs = self.calibration.probabilities(sim, self.space.key_slices, evidence)
         assigned = assign(probs, self.space.key_slices, self.thresholds, self.max_values_per_key, self.space.assignable)
         return sim, probs, assigned
 
@@ -287,7 +323,7 @@ def score_products(encoder, model_extra: dict, model_version: str, products: pl.
     order = products.select("product_id").join(all_embeddings, on="product_id", how="left", maintain_order="left")
     dim = model.attribute_embeddings.shape[1]
     matrix = order.get_column("embedding").cast(pl.Array(pl.Float32, dim)).to_numpy().astype(np.float32, copy=False) if products.height else np.zeros((0, dim), dtype=np.float32)
-    sim, probs, assigned = model.score(matrix, products.get_column("title").to_list())
+    sim, probs, assigned = model.score(matrix, products)
     scores = scores_frame(products.get_column("product_id").to_list(), model.space.attributes, sim, probs, assigned)
     return ShardScores(
         scores=scores,

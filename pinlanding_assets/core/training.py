@@ -33,6 +33,9 @@ class TrainingConfig:
     learning_rate: float = 2e-3
     weight_decay: float = 0.05
     validation_share: float = 0.15
+    # Share of the labeled sample held out of training and calibration: the silver test set
+    # that gates a model when the catalog has no labels of its own (0 when it has).
+    test_share: float = 0.0
     patience: int = 2
     seed: int = 0
     min_steps: int = 200  # small samples get more epochs, so the towers see enough updates
@@ -114,32 +117,41 @@ class ProductBatchData:
     images: torch.Tensor  # uint8 [N, 3, H, W]
     title_tokens: torch.Tensor  # [N, context]
     truth: np.ndarray  # bool [N, A]
-    titles: list[str]  # the raw titles, for the calibration's title evidence
+    texts: list[dict]  # title/description/category per product, for the text evidence
 
 
 def prepare_products(encoder: DualEncoder, products: pl.DataFrame, labels: pl.DataFrame, space: AttributeSpace) -> ProductBatchData:
     ids = products.get_column("product_id").to_list()
+    text_columns = [c for c in ("title", "description", "category") if c in products.columns]
     return ProductBatchData(
         product_ids=ids,
         images=load_images(products.get_column("image_path").to_list(), encoder.image_size),
         title_tokens=encoder.tokenize(products.get_column("title").to_list()),
         truth=space.multi_hot(ids, labels),
-        titles=products.get_column("title").to_list(),
+        texts=products.select(text_columns).to_dicts(),
     )
 
 
-def split_train_validation(product_ids: list[str], share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the train and validation products: a seeded hash decides, so a product
-    keeps its side when others are added. The hash is salted with "split:": the labeled
-    sample itself was drawn as the products with the smallest `blake2b(f"{seed}:{pid}")`
-    (extraction.select_sample), so the unsalted hash would put most of the sample (every
-    product whose hash is below `share`) in validation."""
-    scores = np.array([
-        int.from_bytes(hashlib.blake2b(f"split:{seed}:{pid}".encode(), digest_size=8).digest(), "big") / 2**64
-        for pid in product_ids
-    ])
-    val = scores < share
-    return np.flatnonzero(~val), np.flatnonzero(val)
+def _split_score(product_id: str, seed: int) -> float:
+    return int.from_bytes(hashlib.blake2b(f"split:{seed}:{product_id}".encode(), digest_size=8).digest(), "big") / 2**64
+
+
+def sample_role(product_id: str, validation_share: float, test_share: float, seed: int) -> str:
+    """"train", "validation" or "test" for one labeled product: a seeded hash decides, so a
+    product keeps its role when others are added. The hash is salted with "split:": the
+    labeled sample itself was drawn as the products with the smallest
+    `blake2b(f"{seed}:{pid}")` (extraction.select_sample), so the unsalted hash would put
+    most of the sample (every product whose hash is below the share) in validation."""
+    score = _split_score(product_id, seed)
+    if score < validation_share:
+        return "validation"
+    return "test" if score < validation_share + test_share else "train"
+
+
+def split_sample(product_ids: list[str], validation_share: float, seed: int, test_share: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices of the train, validation and test (silver held-out) products (`sample_role`)."""
+    roles = np.array([sample_role(pid, validation_share, test_share, seed) for pid in product_ids], dtype=object)
+    return np.flatnonzero(roles == "train"), np.flatnonzero(roles == "validation"), np.flatnonzero(roles == "test")
 
 
 def per_key_loss(product_emb: torch.Tensor, attribute_emb: torch.Tensor, scale: torch.Tensor, truth: torch.Tensor, key_slices: dict[str, slice]) -> torch.Tensor:

@@ -36,6 +36,8 @@ from typing import Protocol
 import numpy as np
 import polars as pl
 
+from .lexicon import DISTINCT_VALUES
+
 # Words whose plural is their only form, or whose "s" is not a plural.
 INVARIANT = {
     "jeans", "trousers", "shorts", "leggings", "sunglasses", "pants", "briefs", "boxers", "capris",
@@ -106,7 +108,7 @@ def normalize_key(key: str) -> str:
 @dataclass(frozen=True)
 class CurationConfig:
     min_count: int = 5
-    min_share: float = 0.002  # of the key's labeled products
+    min_share: float = 0.001  # of the key's labeled products
     merge: bool = True
     # merge a value into a more frequent one of the same key when the embeddings are very
     # close, or close and spelled alike ("sweat shirt" / "sweatshirt"); MiniLM alone puts
@@ -152,24 +154,6 @@ DEFAULT_DENYLIST = (
     "porn", "porno", "xxx", "explicit", "nsfw", "fetish", "drug", "cocaine", "heroin",
     "marijuana", "weed", "gun", "weapon", "ammo", "ammunition", "slur", "racist", "hate",
 )
-# Values known to be distinct within a key: never merged into each other, however close
-# their embeddings (MiniLM puts colours and genders close together).
-DISTINCT_VALUES: dict[str, set[str]] = {
-    "color": {
-        "black", "white", "blue", "navy blue", "red", "green", "grey", "pink", "yellow", "brown",
-        "purple", "orange", "beige", "maroon", "olive", "silver", "gold", "cream", "charcoal", "peach",
-        "off white", "skin", "lavender", "grey melange", "khaki", "magenta", "teal", "tan", "mustard",
-        "bronze", "copper", "turquoise blue", "rust", "burgundy", "metallic", "coffee brown", "mauve",
-        "sea green", "nude", "rose", "mushroom brown", "taupe", "lime green", "fluorescent green",
-        "steel", "multi", "navy", "gray",
-    },
-    "gender": {"men", "women", "boys", "girls", "unisex", "kids"},
-    "season": {"summer", "winter", "spring", "fall"},
-    "sleeve": {"full sleeve", "half sleeve", "sleeveless", "short sleeve", "long sleeve"},
-    "fit": {"slim fit", "regular fit", "loose fit", "relaxed fit", "skinny"},
-}
-
-
 # -- text encoder for semantic merging ------------------------------------------------------
 
 TextEncoder = Callable[[list[str]], np.ndarray]  # phrases -> L2-normalized rows

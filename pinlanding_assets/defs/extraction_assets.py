@@ -1,12 +1,13 @@
-"""`raw_attributes`: validate one catalog shard and label its sample with the extractor."""
+"""`raw_attributes`: validate one catalog shard and label its sample with the teacher."""
 
 
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
-from ..core.catalog import load_catalog
+from ..core.catalog import TeacherInputs, load_catalog
+from ..core.evaluation import teacher_agreement
 from ..core.extraction import AttributeExtractor, OfflineExtractor, SampleSpec, select_sample
-from ..core.vlm_extraction import VLMExtractionConfig, VLMExtractor
+from ..core.vlm_extraction import SUGGESTED_KEYS, VLMExtractionConfig, VLMExtractor, describe_domain
 from ..core.warehouse import Warehouse
 from .llm_resources import LLMResource
 from .partitions import shard_partitions
@@ -19,6 +20,8 @@ class ExtractionConfig(Config):
     sample_max: int | None = None  # a hard cap on calls per shard
     seed: int = 0
     max_image_side: int = 512  # VLM: larger images are downscaled before sending
+    domain: str | None = None  # VLM: what the catalog sells, e.g. "home furnishing"; default: from its categories
+    suggested_keys: list[str] = list(SUGGESTED_KEYS)  # VLM: keys the prompt suggests
     min_coverage: float = 0.9  # check: share of sampled products that got attributes
     max_quarantine_share: float = 0.05  # check: share of the shard's rows quarantined
 
@@ -33,8 +36,10 @@ class ExtractionConfig(Config):
     ],
 )
 def raw_attributes(context: AssetExecutionContext, config: ExtractionConfig, catalog: CatalogResource, data_home: DataHomeResource, llm: LLMResource) -> MaterializeResult:
-    """Key-value attributes of a sample of the shard's products, from the extractor: the
-    VLM (`openai`, cached per product, image and prompt version) or its offline stand-in.
+    """Key-value attributes of a sample of the shard's products, from the teacher: the
+    VLM (`openai`, cached per product, image and prompt version) or its offline stand-in,
+    which reads the products' content (types discovered from the shard's titles). Neither
+    reads the catalog's labels unless the catalog resource's `teacher_columns` name them.
     Also stores the shard's validated products (`catalog_products`) and rejected rows with
     reasons (`quarantine`, including sampled products the extractor could not label)."""
     shard = context.partition_key
@@ -43,8 +48,8 @@ def raw_attributes(context: AssetExecutionContext, config: ExtractionConfig, cat
     products = loaded.products
     context.log.info("shard %s: %d valid products, %d quarantined", shard, products.height, loaded.quarantine.height)
     sample = select_sample(products, SampleSpec(config.sample_share, config.sample_min, config.sample_max, config.seed))
-    extractor = choose_extractor(llm, warehouse, config)
-    context.log.info("extractor: %s (%s)", extractor.name, extractor.prompt_version)
+    extractor = choose_extractor(llm, warehouse, config, catalog.teacher_inputs(), products)
+    context.log.info("extractor: %s (%s); teacher reads %s", extractor.name, extractor.prompt_version, catalog.teacher_inputs().describe())
     result = extractor.extract(sample)
     context.log.info("extractor %s labeled %d of %d sampled products", extractor.name, result.attributes.get_column("product_id").n_unique(), sample.height)
 
@@ -79,6 +84,9 @@ def raw_attributes(context: AssetExecutionContext, config: ExtractionConfig, cat
             "extraction_quarantined": result.quarantine.height,
             "attribute_rows": attributes.height,
             "attributes_per_product": round(attributes.height / labeled, 2) if labeled else 0.0,
+            "teacher_reads": catalog.teacher_inputs().describe(),
+            "teacher_per_key": MetadataValue.json(teacher_agreement(result.attributes, sample)),
+            "discovered_product_types": MetadataValue.json({t.value: t.count for t in getattr(extractor, "product_types", [])[:60]}),
             **{f"stats/{k}": v for k, v in result.stats.items()},
         },
         check_results=[
@@ -108,7 +116,12 @@ def sample_flag(products: pl.DataFrame, sample: pl.DataFrame) -> pl.Expr:
     return pl.col("product_id").is_in(sample.get_column("product_id").implode()).alias("in_sample")
 
 
-def choose_extractor(llm: LLMResource, warehouse: Warehouse, config: ExtractionConfig) -> AttributeExtractor:
+def choose_extractor(llm: LLMResource, warehouse: Warehouse, config: ExtractionConfig, inputs: TeacherInputs, products: pl.DataFrame) -> AttributeExtractor:
+    """The VLM when the llm resource resolves to `openai`, else the offline teacher of this
+    shard (`products`: all of the shard's validated products)."""
     if llm.resolved_extractor() == "openai":
-        return VLMExtractor(llm.client(warehouse), VLMExtractionConfig(max_image_side=config.max_image_side))
-    return OfflineExtractor()
+        vlm = VLMExtractionConfig(
+            max_image_side=config.max_image_side, domain=config.domain or describe_domain(products), suggested_keys=tuple(config.suggested_keys), inputs=inputs
+        )
+        return VLMExtractor(llm.client(warehouse), vlm)
+    return OfflineExtractor.for_shard(products, inputs)

@@ -13,7 +13,7 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from dagster_pyspark import LazyPySparkResource
 
-from ..core.catalog import CatalogTable, locate_catalog
+from ..core.catalog import CatalogTable, TeacherInputs, locate_catalog
 from ..core.settings import DataHome, default_catalog, default_home
 from ..core.warehouse import Warehouse
 from .llm_resources import LLMResource
@@ -35,13 +35,22 @@ class DataHomeResource(ConfigurableResource):
 
 class CatalogResource(ConfigurableResource):
     """The catalog: a directory (Kaggle `styles.csv`, or `products.csv`/`products.parquet`)
-    or a table file. `shard_column` defaults to masterCategory (Kaggle) or `shard`."""
+    or a table file. `shard_column` defaults to masterCategory (Kaggle) or `shard`.
+
+    `teacher_columns`: catalog columns the teacher (VLM or offline) may read besides the
+    title, description and image: `category` is read as text, any other column (e.g.
+    `brand`) is trusted as an attribute. Label columns (`label_color`, ...) are ground truth
+    and never read unless named here, which makes every figure an upper bound."""
 
     location: str
     shard_column: str | None = None
+    teacher_columns: list[str] = list(TeacherInputs.columns)
 
     def table(self) -> CatalogTable:
         return locate_catalog(self.location, self.shard_column)
+
+    def teacher_inputs(self) -> TeacherInputs:
+        return TeacherInputs(tuple(self.teacher_columns))
 
 
 def spark_resource(master: str | None = None, home: str | None = None) -> LazyPySparkResource:
@@ -64,11 +73,23 @@ def spark_resource(master: str | None = None, home: str | None = None) -> LazyPy
     )
 
 
+def teacher_columns_from_env() -> list[str]:
+    """`PINLANDING_TEACHER_COLUMNS` (comma-separated; empty = content only), else the default."""
+    value = os.environ.get("PINLANDING_TEACHER_COLUMNS")
+    if value is None:
+        return list(TeacherInputs.columns)
+    return [c.strip() for c in value.split(",") if c.strip()]
+
+
 def default_resources() -> dict:
     home = str(default_home())
     return {
         "data_home": DataHomeResource(home=home),
-        "catalog": CatalogResource(location=str(default_catalog()), shard_column=os.environ.get("PINLANDING_SHARD_COLUMN") or None),
+        "catalog": CatalogResource(
+            location=str(default_catalog()),
+            shard_column=os.environ.get("PINLANDING_SHARD_COLUMN") or None,
+            teacher_columns=teacher_columns_from_env(),
+        ),
         "spark": spark_resource(home=home),
         "llm": LLMResource.from_env(),  # extractor + OpenAI-compatible endpoint (issue 3)
     }

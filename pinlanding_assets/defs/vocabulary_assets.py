@@ -24,7 +24,7 @@ from .resources import DataHomeResource
 
 class VocabularyConfig(Config):
     min_count: int = 5
-    min_share: float = 0.002
+    min_share: float = 0.001
     merge: bool = True
     merge_encoder: str = "minilm"  # minilm | none (spelling alone)
     merge_min_cosine: float = 0.92

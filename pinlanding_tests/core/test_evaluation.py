@@ -12,10 +12,15 @@ from pinlanding_assets.core.evaluation import (
     attribute_precision_recall,
     catalog_label_attributes,
     collection_precision_at_k,
+    expand_to_vocabulary,
+    majority_mapping,
+    mean_average_precision,
     precision_recall_curve,
     recall_at_k,
+    teacher_agreement,
     top1_accuracy_per_key,
     top1_confusions,
+    wilson_lower_bound,
 )
 from pinlanding_assets.core.plots import confusion_png, markdown_image, precision_recall_png
 from pinlanding_assets.core.training import AttributeSpace
@@ -76,3 +81,58 @@ def test_collection_precision_at_k_signature_kept() -> None:
     attrs = pl.DataFrame({"slug": ["a"], "key": ["color"], "value": ["black"]})
     truth = pl.DataFrame({"product_id": ["1", "2"], "key": ["color", "color"], "value": ["black", "red"]})
     assert collection_precision_at_k(pages, attrs, truth, k=10) == 0.5
+
+
+def rows(*triples: tuple[str, str, str]) -> pl.DataFrame:
+    return pl.DataFrame(list(triples), schema={"product_id": pl.String, "key": pl.String, "value": pl.String}, orient="row")
+
+
+def test_labels_are_mapped_onto_a_discovered_vocabulary_by_rule() -> None:
+    vocabulary = pl.DataFrame({"key": ["product_type"] * 4 + ["color"], "value": ["shoe", "casual shoe", "deo", "shirt", "navy blue"]})
+    labels = rows(("1", "product_type", "casual shoe"), ("2", "product_type", "deodorant"), ("3", "product_type", "t-shirt"), ("4", "color", "blue"))
+    strict = expand_to_vocabulary(labels, vocabulary, "strict")
+    assert strict.sort("product_id").rows() == [("1", "product_type", "casual shoe")]
+    lenient = expand_to_vocabulary(labels, vocabulary, "lenient")
+    assert sorted(lenient.rows()) == [("1", "product_type", "casual shoe"), ("1", "product_type", "shoe")]  # never navy blue for blue
+    mapping = pl.DataFrame({"key": ["product_type"], "value": ["deo"], "label": ["deodorant"], "share": [0.9], "products": [40]})
+    mapped = expand_to_vocabulary(labels, vocabulary, "mapped", mapping)
+    assert ("2", "product_type", "deo") in mapped.rows() and ("3", "product_type", "shirt") not in mapped.rows()
+
+
+def test_majority_mapping_learns_only_clear_majorities() -> None:
+    teacher = rows(*[(str(i), "product_type", "deo") for i in range(10)], *[(f"s{i}", "product_type", "shoe") for i in range(10)])
+    labels = rows(*[(str(i), "product_type", "deodorant" if i < 9 else "perfume") for i in range(10)], *[(f"s{i}", "product_type", ["casual shoe", "sports shoe"][i % 2]) for i in range(10)])
+    mapping = majority_mapping(teacher, labels)
+    assert mapping.select("value", "label").rows() == [("deo", "deodorant")]  # shoe: 50/50 is no majority to learn
+    assert mapping.item(0, "share") == pytest.approx(0.9)
+
+
+def test_a_label_no_vocabulary_value_names_is_a_miss() -> None:
+    scores = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    truth = np.array([[1, 0], [0, 1], [0, 0]], dtype=bool)  # product 3 is labeled, but with a value outside the vocabulary
+    labeled = {"color": np.array([True, True, True])}
+    assert top1_accuracy_per_key(scores, truth, {"color": slice(0, 2)}) == {"color": 1.0}
+    assert top1_accuracy_per_key(scores, truth, {"color": slice(0, 2)}, labeled) == {"color": pytest.approx(2 / 3)}
+    assert recall_at_k(scores, truth, ks=(1,), has_label=labeled["color"]) == {"recall@1": pytest.approx(2 / 3)}
+
+
+def test_mean_average_precision_at_key_level() -> None:
+    # color (cols 0-1) and pattern (2-3); product 1: color right at rank 1, pattern right at rank 3.
+    scores = np.array([[0.9, 0.1, 0.2, 0.5]])
+    truth = np.array([[1, 0, 1, 0]], dtype=bool)
+    labeled = {"color": np.array([True]), "pattern": np.array([True]), "season": np.array([True])}  # season: not in the vocabulary
+    value = mean_average_precision(scores, truth, SLICES | {"pattern": slice(2, 4)}, labeled)
+    assert value == pytest.approx((1 / 1 + 2 / 3) / 3)
+
+
+def test_wilson_lower_bound_is_strict_on_few_items() -> None:
+    assert wilson_lower_bound(1, 2) < 0.1 < wilson_lower_bound(90, 100) < 0.9
+    assert np.isnan(wilson_lower_bound(0, 0))
+
+
+def test_teacher_agreement_reports_coverage_and_agreement() -> None:
+    products = pl.DataFrame({"product_id": ["1", "2", "3", "4"], "label_product_type": ["Casual Shoes", "Watches", "Watches", None], "label_color": ["black", "red", None, None]})
+    answers = rows(("1", "product_type", "shoe"), ("2", "product_type", "bag"), ("4", "product_type", "watch"), ("1", "color", "black"))
+    figures = teacher_agreement(answers, products)
+    assert figures["product_type"] == {"coverage": 0.75, "agreement": 0.5, "checked": 2}
+    assert figures["color"] == {"coverage": 0.25, "agreement": 1.0, "checked": 1}

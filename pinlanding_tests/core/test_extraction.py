@@ -1,4 +1,5 @@
-"""Offline extractor and the VLM extractor (against the loopback Chat Completions server)."""
+"""The offline teacher (content only) and the VLM extractor (against the loopback Chat
+Completions server); neither reads the catalog's labels unless told to."""
 
 import base64
 import json
@@ -8,8 +9,9 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from pinlanding_assets.core.catalog import load_catalog, locate_catalog
-from pinlanding_assets.core.extraction import ATTRIBUTE_SCHEMA, OfflineExtractor, dominant_color, title_attributes
+from pinlanding_assets.core.catalog import CatalogError, TeacherInputs, load_catalog, locate_catalog
+from pinlanding_assets.core.extraction import ATTRIBUTE_SCHEMA, OFFLINE_VERSION, OfflineExtractor, PixelColors, content_index, dominant_color, text_attributes
+from pinlanding_assets.core.type_discovery import discover_product_types
 from pinlanding_assets.core.llm_client import CachedLLMClient, LLMSettings
 from pinlanding_assets.core.vlm_extraction import PROMPT_VERSION, RESPONSE_SCHEMA, VLMExtractor
 from pinlanding_assets.core.warehouse import Warehouse
@@ -21,11 +23,14 @@ def sample_products(sample_catalog: Path) -> pl.DataFrame:
     return load_catalog(locate_catalog(sample_catalog)).products.head(12)
 
 
+def title_line(body: dict) -> str:
+    return next(line for line in first_user_text(body).splitlines() if line.startswith("Title: "))
+
+
 def vlm_answer(body: dict) -> dict:
-    """A plausible VLM: reads the catalog colour line, names a product type from the title."""
-    text = first_user_text(body)
-    color = next((line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("Catalog color")), "black")
-    return {"attributes": [{"key": "Color", "value": color.title()}, {"key": "product_type", "value": text.splitlines()[0].split()[-1].lower()}, {"key": "pattern", "value": "solid"}]}
+    """A plausible VLM: names a colour and a product type from the title it reads."""
+    words = title_line(body).removeprefix("Title: ").split()
+    return {"attributes": [{"key": "Color", "value": words[-2].title()}, {"key": "product_type", "value": words[-1].lower()}, {"key": "pattern", "value": "solid"}]}
 
 
 def settings_for(server, **overrides) -> LLMSettings:
@@ -36,12 +41,85 @@ def settings_for(server, **overrides) -> LLMSettings:
 # -- offline -------------------------------------------------------------------------------
 
 
+def title_values(index, title: str) -> dict[str, str]:
+    return {key: value for key, (value, _) in text_attributes(index, {"title": title}).items()}
+
+
 def test_title_lexicon_finds_longest_phrases_per_key():
-    found = dict(title_attributes("Roadster Men Navy Blue Slim Fit Striped Round Neck Full Sleeves Cotton T-Shirt"))
-    assert found["color"] == "navy blue"
+    index = content_index(discover_product_types(["Roadster Men Navy Blue T-Shirt"] * 3))
+    found = title_values(index, "Roadster Men Navy Blue Slim Fit Striped Round Neck Full Sleeves Cotton T-Shirt")
+    assert found["color"] == "navy blue" and found["product_type"] == "tshirt"
     assert found["fit"] == "slim fit" and found["pattern"] == "striped" and found["neckline"] == "round neck"
-    assert found["sleeve"] == "full sleeves" and found["material"] == "cotton" and found["gender"] == "men"
-    assert ("color", "blue") not in title_attributes("Navy Blue Shirt")
+    assert found["sleeve"] == "full sleeve" and found["material"] == "cotton" and found["gender"] == "men"
+    assert title_values(index, "Navy Blue Shirt")["color"] == "navy blue"  # not "blue"
+    assert title_values(index, "Nike Women Grey Black Shoe")["color"] == "grey"  # the first colour named
+
+
+def test_offline_teacher_never_reads_labels_unless_named(sample_products):
+    # The labels say one thing, the content another: the default teacher follows the content.
+    lying = sample_products.with_columns(pl.lit("purple").alias("label_color"), pl.lit("Sarees").alias("label_product_type"))
+    teacher = OfflineExtractor.for_shard(lying)
+    answers = teacher.extract(lying).attributes
+    assert "purple" not in answers.filter(pl.col("key") == "color").get_column("value").to_list()
+    assert "sarees" not in answers.get_column("value").to_list()
+    assert not answers.get_column("source").str.starts_with("column:").any()
+    # Named explicitly (an upper-bound experiment), a label column is read and flagged.
+    upper = OfflineExtractor.for_shard(lying, TeacherInputs(("label_color",)))
+    assert set(upper.extract(lying).attributes.filter(pl.col("key") == "color").get_column("value")) == {"purple"}
+    assert "upper bound" in upper.inputs.describe()
+    with pytest.raises(CatalogError, match="brand"):
+        TeacherInputs(("brand",)).view(lying)
+
+
+def test_a_trusted_merchant_column_becomes_an_attribute(sample_products):
+    branded = sample_products.with_columns(pl.lit('{"brand": "Northfold"}').alias("metadata"))
+    answers = OfflineExtractor.for_shard(branded, TeacherInputs(("category", "brand"))).extract(branded).attributes
+    assert set(answers.filter(pl.col("key") == "brand").get_column("value")) == {"northfold"}
+
+
+REAL_TITLES = {  # real titles of the shared catalog, by shard: (title, the product type a shopper would name)
+    "accessories": [("Titan Women Silver Watch", "watch"), ("Baggit Women Blue Handbag", "handbag"), ("Fastrack Men Black Wallet", "wallet")],
+    "personal-care": [("Lakme Absolute Red Lipstick", "lipstick"), ("Davidoff Men Cool Water Perfume", "perfume"), ("Revlon Nail Polish 312", "nail polish")],
+    "footwear": [("Puma Men Black Running Shoes", "shoes"), ("Lotto Men Navy Blue Flip Flops", "flip flops"), ("Fila Men Brown Sandals", "sandals")],
+    "home": [("Swayam Unisex Yellow and Orange Cushion Covers (Set of 2)", "cushion covers")],
+}
+
+
+@pytest.mark.parametrize("shard", sorted(REAL_TITLES))
+def test_product_types_are_discovered_from_real_titles_outside_apparel(shared_dataset: Path, shard: str):
+    products = load_catalog(locate_catalog(shared_dataset), shards=[shard]).products
+    teacher = OfflineExtractor.for_shard(products)
+    discovered = {t.value for t in teacher.product_types}
+    for title, product_type in REAL_TITLES[shard]:
+        if shard != "home":  # one product: too few titles to discover anything from alone
+            assert product_type in discovered, (product_type, sorted(discovered)[:40])
+            assert title_values(teacher.index, title)["product_type"] == product_type
+    assert not {"black", "men", "women", "casual"} & discovered  # attribute words are never types
+    assert not any(any(ch.isdigit() for ch in t) for t in discovered)  # nor sizes and model codes
+
+
+def test_discovery_folds_plurals_and_keeps_compound_types():
+    titles = ["Lotto Men Navy Blue Flip Flops", "Puma Men Black Flip Flop", "Nike Women Red Flip Flops", "Adidas Men Blue Flip Flops"] + ["Brand Men Black Shoes"] * 5 + ["Brand Men White Shoe"] * 3
+    types = {t.value: t for t in discover_product_types(titles)}
+    assert types["flip flops"].count == 4 and types["shoes"].count == 8  # "Shoe" and "Shoes" are one type
+    assert "flop" not in types
+
+
+def test_pixel_colours_learn_from_titles_that_name_a_colour(tmp_path: Path):
+    def product(i: int, rgb, title):
+        path = tmp_path / f"{i}.jpg"
+        image = Image.new("RGB", (60, 80), (255, 255, 255))
+        image.paste(rgb, (12, 15, 48, 70))
+        image.save(path)
+        return {"product_id": str(i), "title": title, "image_path": str(path)}
+
+    # The catalog calls this shade "mustard"; the fixed palette has no mustard (it says gold).
+    rows = [product(i, (200, 160, 40), "Brand Mustard Shirt") for i in range(30)] + [product(100 + i, (20, 20, 20), "Brand Black Shirt") for i in range(30)]
+    untitled = product(999, (205, 158, 45), "Brand Shirt")["image_path"]
+    learned = PixelColors.from_titles(pl.DataFrame(rows), content_index([]))
+    assert learned.enabled and learned.name(untitled) == "mustard"
+    too_few = PixelColors.from_titles(pl.DataFrame(rows[:10] + rows[30:40]), content_index([]))
+    assert not too_few.enabled and too_few.name(untitled) == dominant_color(untitled) == "gold"  # fewer than 50 references: the palette
 
 
 def test_dominant_color_ignores_the_background(tmp_path: Path):
@@ -56,11 +134,11 @@ def test_dominant_color_ignores_the_background(tmp_path: Path):
 
 
 def test_offline_extractor_same_schema_and_every_product_accounted_for(sample_products):
-    result = OfflineExtractor().extract(sample_products)
+    result = OfflineExtractor.for_shard(sample_products).extract(sample_products)
     assert result.attributes.schema == pl.Schema(ATTRIBUTE_SCHEMA)
     labeled = set(result.attributes.get_column("product_id")) | set(result.quarantine.get_column("product_id"))
     assert labeled == set(sample_products.get_column("product_id"))
-    assert set(result.attributes.get_column("prompt_version")) == {"offline-v2"}
+    assert set(result.attributes.get_column("prompt_version")) == {OFFLINE_VERSION}
     assert result.stats["calls_made"] == 0
 
 
@@ -69,9 +147,9 @@ def test_offline_extractor_quarantines_a_broken_image_and_goes_on(sample_product
     broken.write_bytes(b"not an image")
     products = sample_products.with_columns(
         pl.when(pl.int_range(pl.len()) == 0).then(pl.lit(str(broken))).otherwise(pl.col("image_path")).alias("image_path"),
-        pl.when(pl.int_range(pl.len()) == 0).then(None).otherwise(pl.col("label_color")).alias("label_color"),
         pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("Plain Item")).otherwise(pl.col("title")).alias("title"),
-    )  # no colour in the catalog or the title: the pixels are needed, and unreadable
+        pl.when(pl.int_range(pl.len()) == 0).then(None).otherwise(pl.col("description")).alias("description"),
+    )  # no colour in the text: the pixels are needed, and unreadable
     result = OfflineExtractor().extract(products)
     assert result.quarantine.get_column("product_id").to_list() == [products.item(0, "product_id")]
     assert result.quarantine.item(0, "reason") == "extraction failed"
@@ -93,8 +171,15 @@ def test_vlm_requests_carry_image_text_and_schema(fake_openai, sample_products, 
     image = next(part for part in user if part["type"] == "image_url")["image_url"]["url"]
     assert image.startswith("data:image/jpeg;base64,")
     Image.open(__import__("io").BytesIO(base64.b64decode(image.split(",", 1)[1]))).verify()  # a real image
-    titles = {last_user_text(r.body).splitlines()[0] for r in fake_openai.requests}
+    titles = {title_line(r.body) for r in fake_openai.requests}
     assert titles == {f"Title: {t}" for t in sample_products.get_column("title")}
+    # The product text is framed as data, and the catalog's labels are not in it.
+    text = first_user_text(body)
+    assert text.startswith("<product>") and text.endswith("</product>")
+    labels = sample_products.select(pl.selectors.starts_with("label_")).row(0)
+    assert "Catalog" not in text and "Label" not in text and labels[0] not in text
+    system = body["messages"][0]["content"]
+    assert "a retail catalog" in system and "fashion" not in system  # the default domain
 
     attrs = result.attributes
     assert attrs.get_column("product_id").n_unique() == sample_products.height
@@ -140,6 +225,17 @@ def test_vlm_faults_end_in_attributes_or_quarantine_never_lost(fake_openai, samp
     assert not labeled & set(quarantined)
     assert list(quarantined.values()) == ["vlm output invalid after repair"]
     assert result.stats["retries"] == 3 and result.stats["repairs"] == 2
+
+
+def test_vlm_prompt_takes_domain_and_keys_from_config(fake_openai, sample_products, tmp_path: Path):
+    from pinlanding_assets.core.vlm_extraction import VLMExtractionConfig, describe_domain
+
+    fake_openai.responder = vlm_answer
+    assert describe_domain(sample_products) == "apparel, accessories, footwear (topwear, bags, bottomwear, shoes, dresses)"
+    config = VLMExtractionConfig(domain="home furnishing", suggested_keys=("product_type", "material", "room"))
+    VLMExtractor(CachedLLMClient(settings_for(fake_openai), Warehouse(tmp_path / "w.duckdb")), config).extract(sample_products.head(1))
+    system = fake_openai.requests[0].body["messages"][0]["content"]
+    assert "products of home furnishing" in system and "product_type, material, room" in system
 
 
 def test_vlm_answer_without_usable_attributes_is_quarantined(fake_openai, sample_products, tmp_path: Path):

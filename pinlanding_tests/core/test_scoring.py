@@ -10,7 +10,18 @@ import pytest
 
 from pinlanding_assets.core.catalog import load_catalog, locate_catalog
 from pinlanding_assets.core.clip_model import ModelSpec, build_encoder, load_encoder, save_encoder
-from pinlanding_assets.core.scoring import Calibration, assign, choose_thresholds, first_title_mentions, fit_calibration, local_embedder, score_products, scores_frame
+from pinlanding_assets.core.scoring import (
+    Calibration,
+    assign,
+    choose_thresholds,
+    evidence_index,
+    evidence_phrases,
+    fit_calibration,
+    local_embedder,
+    score_products,
+    scores_frame,
+    text_evidence,
+)
 from pinlanding_assets.core.training import ABSENT, AttributeSpace
 
 SLICES = {"color": slice(0, 3), "pattern": slice(3, 5)}
@@ -31,20 +42,34 @@ def test_log_frequency_prior_corrects_bias_toward_rare_values() -> None:
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
 
 
-def test_first_title_mention_prefers_the_first_and_longest_whole_word_value() -> None:
-    attributes = pl.DataFrame({"key": ["color"] * 4 + ["pattern"] * 2, "value": ["blue", "grey", "navy blue", "red", "striped", ABSENT]})
-    titles = ["Nike Women Grey Navy Blue Shoe", "Navy Blue Striped Shirt", "Redwood Bluetooth Speaker", "", "Shirt (none)"]
-    mentions = first_title_mentions(titles, attributes)
-    assert mentions.tolist() == [
-        [0, 1, 0, 0, 0, 0],  # grey comes first; blue inside "navy blue" is not a mention of blue
-        [0, 0, 1, 0, 1, 0],
-        [0, 0, 0, 0, 0, 0],  # "red" in "Redwood", "blue" in "Bluetooth": not whole words
-        [0, 0, 0, 0, 0, 0],
-        [0, 0, 0, 0, 0, 0],  # ABSENT is never mentioned
+def vocabulary_of(rows: list[tuple[str, str, str]]) -> pl.DataFrame:
+    """A curated vocabulary: (key, raw value, canonical), all kept."""
+    return pl.DataFrame(rows, schema={"key": pl.String, "value": pl.String, "canonical": pl.String}, orient="row").with_columns(pl.lit("kept").alias("status"))
+
+
+def test_text_evidence_reads_products_like_the_teacher() -> None:
+    attributes = pl.DataFrame({"key": ["color"] * 4 + ["pattern"] * 2 + ["product_type"] * 2, "value": ["blue", "grey", "navy blue", "red", "striped", ABSENT, "shirt", "shoe"]})
+    vocabulary = vocabulary_of([("color", v, v) for v in ("blue", "grey", "navy blue", "red")] + [("pattern", "stripes", "striped"), ("product_type", "shirt", "shirt"), ("product_type", "shoes", "shoe")])
+    index = evidence_index(evidence_phrases(vocabulary))
+    texts = [
+        {"title": "Nike Women Grey Navy Blue Shoes"},
+        {"title": "Navy Striped Shirt"},  # "navy" is the lexicon's spelling of navy blue
+        {"title": "Redwood Bluetooth Speaker"},
+        {"title": ""},
+        {"title": "Shirt (none)", "description": "A red shirt with stripes"},
+        {"title": "Brand Shirt Shoe"},
+    ]
+    assert text_evidence(texts, index, attributes).tolist() == [
+        [0, 1, 0, 0, 0, 0, 0, 1],  # grey comes first; blue inside "navy blue" is not blue; "Shoes" folds to shoe
+        [0, 0, 1, 0, 1, 0, 1, 0],
+        [0, 0, 0, 0, 0, 0, 0, 0],  # "red" in "Redwood", "blue" in "Bluetooth": not whole words
+        [0, 0, 0, 0, 0, 0, 0, 0],
+        [0, 0, 0, 1, 1, 0, 1, 0],  # the description adds what the title does not say; ABSENT never
+        [0, 0, 0, 0, 0, 0, 0, 1],  # the product type is the title's last-named type
     ]
 
 
-def test_title_evidence_weight_is_fitted_per_key_and_helps_only_where_titles_are_right() -> None:
+def test_evidence_weight_is_fitted_per_key_and_helps_only_where_the_text_is_right() -> None:
     # colour: the encoder confuses values 0 and 1, the title names the right one -> weight > 0;
     # pattern: the title names a random value -> weight 0.
     rng = np.random.default_rng(2)
@@ -56,8 +81,8 @@ def test_title_evidence_weight_is_fitted_per_key_and_helps_only_where_titles_are
     truth = np.concatenate([np.eye(3, dtype=bool)[true_color], np.eye(2, dtype=bool)[true_pattern]], axis=1)
     mentions = np.concatenate([np.eye(3)[true_color], np.eye(2)[rng.integers(0, 2, size=n)]], axis=1).astype(np.float32)
     best, ablation = fit_calibration(sim, truth, SLICES, 30.0, np.zeros(5), mentions)
-    assert best.title_weight.get("color", 0) > 0 and best.title_weight.get("pattern", 0) == 0
-    assert ablation[f"title_weight[color]={best.title_weight['color']}"] > ablation["title_weight[color]=0.0"] + 0.05
+    assert best.evidence_weight.get("color", 0) > 0 and best.evidence_weight.get("pattern", 0) == 0
+    assert ablation[f"evidence_weight[color]={best.evidence_weight['color']}"] > ablation["evidence_weight[color]=0.0"] + 0.05
     with_titles, without = best.probabilities(sim, SLICES, mentions), best.probabilities(sim, SLICES)
     np.testing.assert_allclose(with_titles[:, :3].sum(axis=1), 1.0, rtol=1e-5)
     accuracy = lambda p: (p[:, :3].argmax(axis=1) == true_color).mean()  # noqa: E731
@@ -112,6 +137,8 @@ def saved_model(sample_catalog: Path, tmp_path_factory):
         "calibration": Calibration(20.0, 0.5, tuple(space.log_prior())).to_dict(),
         "thresholds": {"color": 0.0, "pattern": 0.0},
         "max_values_per_key": 1,
+        "evidence_phrases": [["color", "black", "black"], ["color", "white", "white"], ["pattern", "striped", "striped"]],
+        "teacher_columns": ["category"],
     }
     saved = save_encoder(encoder, tmp_path_factory.mktemp("model") / "ckpt", extra)
     loaded, loaded_extra = load_encoder(saved.directory)

@@ -22,9 +22,10 @@ def test_spark_scoring_assigns_like_in_process_scoring(spark, sample_catalog: Pa
     space = AttributeSpace(attributes)
     extra = {
         "attributes": space.attributes.to_dicts(),
-        "calibration": Calibration(30.0, 0.5, tuple(space.log_prior())).to_dict(),
+        "calibration": Calibration(30.0, 0.5, tuple(space.log_prior()), {"color": 2.0}).to_dict(),
         "thresholds": {"color": 0.3, "product_type": 0.4},
         "max_values_per_key": 1,
+        "evidence_phrases": [["color", v, v] for v in ("black", "blue", "red", "white")],
     }
     saved = save_encoder(build_encoder(ModelSpec(), seed=2), tmp_path / "ckpt", extra)
     encoder, extra = load_encoder(saved.directory)

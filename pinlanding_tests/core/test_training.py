@@ -22,7 +22,7 @@ from pinlanding_assets.core.training import (
     augment_images,
     per_key_loss,
     prepare_products,
-    split_train_validation,
+    split_sample,
     train_encoder,
 )
 
@@ -56,10 +56,13 @@ def test_absent_value_added_only_for_keys_some_products_lack() -> None:
 
 def test_split_is_seeded_and_stable_when_products_are_added() -> None:
     ids = [f"p{i}" for i in range(400)]
-    train, val = split_train_validation(ids, 0.2, seed=1)
-    assert 50 < len(val) < 110 and len(set(train) | set(val)) == 400
-    _, val_more = split_train_validation(ids + [f"q{i}" for i in range(100)], 0.2, seed=1)
+    train, val, test = split_sample(ids, 0.2, seed=1)
+    assert 50 < len(val) < 110 and len(set(train) | set(val)) == 400 and len(test) == 0
+    _, val_more, _ = split_sample(ids + [f"q{i}" for i in range(100)], 0.2, seed=1)
     assert set(val) == set(val_more[val_more < 400])
+    # A silver test share takes its products from training only; validation stays the same.
+    train3, val3, test3 = split_sample(ids, 0.2, seed=1, test_share=0.15)
+    assert set(val3) == set(val) and 35 < len(test3) < 90 and set(train3) | set(test3) == set(train) and not set(train3) & set(test3)
 
 
 def test_split_is_independent_of_how_the_sample_was_drawn() -> None:
@@ -67,7 +70,7 @@ def test_split_is_independent_of_how_the_sample_was_drawn() -> None:
     # send about `share` of it to validation (it once sent 75% there).
     products = pl.DataFrame({"product_id": [str(i) for i in range(5000)]})
     sample = select_sample(products, SampleSpec(share=0.2, min_count=0, seed=0)).get_column("product_id").to_list()
-    train, val = split_train_validation(sample, 0.15, seed=0)
+    train, val, _ = split_sample(sample, 0.15, seed=0)
     assert 0.11 < len(val) / len(sample) < 0.19 and len(train) + len(val) == len(sample)
 
 
@@ -92,7 +95,7 @@ def _train(tiny_problem, config: TrainingConfig):
     products, labels, space = tiny_problem
     encoder = build_encoder(ModelSpec(), seed=config.seed)
     data = prepare_products(encoder, products, labels, space)
-    train_idx, val_idx = split_train_validation(data.product_ids, 0.25, config.seed)
+    train_idx, val_idx, _ = split_sample(data.product_ids, 0.25, config.seed)
     sub = lambda idx: replace(data, product_ids=[data.product_ids[i] for i in idx], images=data.images[idx], title_tokens=data.title_tokens[idx], truth=data.truth[idx])  # noqa: E731
     report = train_encoder(encoder, sub(train_idx), sub(val_idx), space, config)
     return encoder, report

@@ -17,7 +17,7 @@ from dagster import DagsterInstance
 from pinlanding_assets.definitions import defs
 shards = ["accessories", "apparel", "footwear"]
 config = {
-    "train_model": {"ops": {"clip_model": {"config": {"epochs": 1, "min_steps": 20, "eval_max_products": 50, "min_recall_at_10": 0.0, "min_key_top1": 0.0, "min_key_precision": 0.0}}}},
+    "train_model": {"ops": {"clip_model": {"config": {"epochs": 1, "min_steps": 20, "eval_max_products": 50, "min_recall_at_1": 0.0, "min_lift_over_prior": -1.0, "min_key_top1": 0.0, "min_key_precision": 0.0}}}},
     "shard_scoring": {"ops": {"product_attribute_scores": {"config": {"batch_size": 8, "min_assignment_precision": 0.0}}}},
 }
 with DagsterInstance.ephemeral() as instance:

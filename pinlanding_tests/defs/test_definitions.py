@@ -19,7 +19,7 @@ def test_partitioning_and_checks():
         assert by_name[name].partitions_def is None
     checks = {(c.asset_key, c.name) for a in ASSETS for c in a.check_specs}
     assert (AssetKey("landing_pages"), "page_size_bounds") in checks
-    assert (AssetKey("clip_model"), "heldout_recall_at_10") in checks
+    assert (AssetKey("clip_model"), "model_beats_prior") in checks
     assert (AssetKey("clip_model"), "heldout_key_precision") in checks
     assert (AssetKey("curated_vocabulary"), "values_per_key_within_bounds") in checks
     blocking = {(c.asset_key.to_user_string(), c.name) for a in ASSETS for c in a.check_specs if c.blocking}

@@ -12,26 +12,27 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from pinlanding_assets.core.catalog import list_shards, load_catalog, locate_catalog
+from pinlanding_assets.core.vlm_extraction import PROMPT_VERSION
 from pinlanding_assets.core.warehouse import Warehouse
 from pinlanding_assets.defs.extraction_assets import raw_attributes
 from pinlanding_assets.defs.llm_resources import LLMResource
 from pinlanding_assets.defs.partitions import shard_partitions
 from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource
 from pinlanding_assets.defs.vocabulary_assets import curated_vocabulary
-from pinlanding_tests.fake_openai_server import Fault, fake_openai, first_user_text, last_user_text  # noqa: F401 (fixture)
+from pinlanding_tests.fake_openai_server import Fault, fake_openai, first_user_text, last_user_text, product_fields  # noqa: F401 (fixture)
 
 SHARD = "apparel"
 SAMPLE_CONFIG = {"sample_share": 0.1, "sample_min": 12, "sample_max": 12}
 
 
 def vlm_answer(body: dict) -> dict:
-    text = first_user_text(body)
-    fields = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+    """Reads the title it is sent (the catalog's labels are not in the prompt)."""
+    words = product_fields(body)["Title"].split()
     return {
         "attributes": [
-            {"key": "product_type", "value": fields["Catalog product type"]},
-            {"key": "color", "value": fields["Catalog color"]},
-            {"key": "Gender", "value": fields["Catalog gender"].upper()},
+            {"key": "product_type", "value": words[-1]},
+            {"key": "color", "value": words[-2]},
+            {"key": "Gender", "value": words[1].upper()},
             {"key": "style", "value": "best seller"},  # a marketing phrase the judge must drop
         ]
     }
@@ -91,7 +92,7 @@ def test_shard_calls_survives_faults_loses_nothing_and_second_run_is_free(fake_o
     result = materialize_shard(instance, resources(home, sample_catalog, llm_resource(fake_openai)))
     assert result.success
     meta = result.asset_materializations_for_node("raw_attributes")[0].metadata
-    assert meta["extractor"].value == "openai" and meta["prompt_version"].value == "vlm-attributes-v1"
+    assert meta["extractor"].value == "openai" and meta["prompt_version"].value == PROMPT_VERSION
     # 12 products + 3 retries + 3 repairs (malformed, truncated x1 then x1 more, malformed x2)
     assert meta["stats/calls_made"].value == fake_openai.request_count() == 12 + 3 + 3
     assert meta["stats/cache_hits"].value == 0
@@ -107,7 +108,7 @@ def test_shard_calls_survives_faults_loses_nothing_and_second_run_is_free(fake_o
     labeled = set(attributes.get_column("product_id"))
     assert labeled | set(quarantine.get_column("product_id")) == sampled  # nothing lost
     assert quarantine.get_column("reason").to_list() == ["vlm output invalid after repair"] * 2
-    assert set(attributes.get_column("prompt_version")) == {"vlm-attributes-v1"}
+    assert set(attributes.get_column("prompt_version")) == {PROMPT_VERSION}
     assert set(attributes.get_column("extractor")) == {"openai"}
 
     # Second materialization: zero calls, same rows.

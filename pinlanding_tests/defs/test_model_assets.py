@@ -14,7 +14,7 @@ from pinlanding_assets.defs.llm_resources import LLMResource
 from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource, spark_resource
 
 # Short training: the mechanics, not the accuracy (the benchmark measures that).
-FAST_MODEL_CONFIG = {"epochs": 2, "min_steps": 8, "batch_size": 64, "eval_max_products": 120, "baseline_max_products": 60, "min_recall_at_10": 0.0, "min_key_top1": 0.0, "min_key_precision": 0.0}
+FAST_MODEL_CONFIG = {"epochs": 2, "min_steps": 8, "batch_size": 64, "eval_max_products": 120, "baseline_max_products": 60, "min_recall_at_1": 0.0, "min_lift_over_prior": -1.0, "min_key_top1": 0.0, "min_key_precision": 0.0}
 
 
 class TrainedHome:
@@ -67,15 +67,20 @@ def _materialization(result, asset: str):
 
 def test_clip_model_metadata_reports_heldout_evaluation_and_baselines(trained_home: TrainedHome) -> None:
     meta = _materialization(trained_home.train_result, "clip_model").metadata
-    for name in ("heldout_recall@1", "heldout_recall@5", "heldout_recall@10"):
+    for name in ("heldout_recall@1", "heldout_recall@10", "heldout_map"):
         assert 0.0 <= meta[name].value <= 1.0
+    # The sample catalog has labels: the model is judged on them (the teacher never read them).
+    assert meta["evaluated_against"].value == "catalog labels (lenient)"
+    assert meta["teacher_reads"].value == "title, description, image, category"
     comparison = meta["comparison"].data
-    assert set(comparison) == {"trained", "trained_without_title_evidence", "trained_uncalibrated", "untrained", "frequency_prior"}
-    assert {"top1/product_type", "top1/color", "recall@10"} <= set(comparison["trained"])
+    assert set(comparison) == {"catalog labels (lenient)", "catalog labels (mapped)", "catalog labels (strict)"}
+    methods = comparison["catalog labels (lenient)"]
+    assert set(methods) == {"trained", "trained_without_evidence", "trained_uncalibrated", "untrained", "frequency_prior"}
+    assert {"top1/product_type", "top1/color", "recall@10", "map"} <= set(methods["trained"])
     ablation = meta["calibration_ablation"].data
     assert {f"prior_weight={w}" for w in (0.0, 0.25, 0.5, 0.75, 1.0)} <= set(ablation)
-    assert {"title_weight[color]=0.0", "title_weight[color]=4.0", "fitted"} <= set(ablation)
-    assert set(meta["calibration_title_weight"].data) <= set(meta["thresholds"].data)
+    assert {"evidence_weight[color]=0.0", "evidence_weight[color]=4.0", "fitted"} <= set(ablation)
+    assert set(meta["calibration_evidence_weight"].data) <= set(meta["thresholds"].data)
     assert set(meta["thresholds"].data) >= {"product_type", "color", "gender"}
     assert meta["heldout_products"].value > 50  # products outside the labeled sample
 
@@ -100,9 +105,10 @@ def test_checkpoint_registered_with_version_in_local_dir_layout(trained_home: Tr
 
 def test_checks_evaluate_and_gate(trained_home: TrainedHome) -> None:
     checks = {e.check_name: e for e in trained_home.train_result.get_asset_check_evaluations() if e.asset_key.to_user_string() == "clip_model"}
-    assert set(checks) == {"heldout_recall_at_10", "heldout_key_accuracy", "heldout_key_precision"}
+    assert set(checks) == {"model_beats_prior", "heldout_key_accuracy", "heldout_key_precision"}
     assert all(e.passed for e in checks.values())  # thresholds set to 0 for the short run
-    assert checks["heldout_recall_at_10"].metadata["threshold"].value == 0.0
+    assert checks["model_beats_prior"].metadata["threshold"].value == 0.0
+    assert "prior" in checks["model_beats_prior"].description
 
 
 def test_training_progress_is_in_the_run_log(trained_home: TrainedHome) -> None:

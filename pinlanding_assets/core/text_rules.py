@@ -1,0 +1,183 @@
+"""Text rules shared by every stage: how product text becomes comparable words.
+
+* `fold_word`: a word's folded (singular) form, used only for matching ("Shoes" and "shoe",
+  "Scarves" and "scarf", "Kurtis" and "kurti" fold alike). Folding is applied to both sides
+  of every comparison, so it need not be a dictionary singular: it only has to be consistent.
+* `text_words`: lower-case, folded words of a text, with "t-shirt"/"t shirt"/"tee" spellings
+  joined into "tshirt" and possessives dropped ("Men's" -> "men").
+* `PhraseIndex`: finds which known phrases (attribute values) a text mentions, longest phrase
+  first, whole words only, and picks one per key: the *last* mention for the product type
+  (English puts the head noun last: "Casual Shoes", "Puma Men Black Running Shoe") and the
+  *first* for every other key (catalogs name a multi-colour product by its first colour).
+  The offline teacher and the scoring-time evidence both use it, so a title means the same
+  thing to both.
+* `values_match`: how a discovered value is compared with a catalog label in evaluation.
+  "strict": the same folded words. "lenient" (product type only; other keys stay strict:
+  "navy blue" is not "blue"): a coarser or finer name of the same thing counts: both name
+  the same head noun (the last word) and the words of one are all words of the other (a
+  discovered "shoe" for "Casual Shoes", "sandals" for "Sports Sandals"; not "shoe" for
+  "Shoe Laces"). A catalog name "A and B" ("Perfume and Body Mist") is matched by either
+  part. A word may differ from its counterpart by one letter added, dropped or swapped with
+  its neighbour, after the first letter, when both have 5 letters or more (spelling
+  variants: "duffle"/"duffel", "sharpner"/"sharpener"; never a changed letter: "shirt" is
+  not "skirt"). Words are whole: "shirt" does not match "t-shirt", nor "ring" "earrings".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+# The key whose value is a product's head noun (matched at the end of a title).
+PRODUCT_TYPE_KEY = "product_type"
+_TSHIRT = re.compile(r"\b(?:t[\s-]?shirts?|tees?)\b")
+_WORD = re.compile(r"[a-z0-9]+")
+_POSSESSIVE = re.compile(r"['\u2019]s\b")
+
+
+def fold_word(word: str) -> str:
+    """Folded singular form of one lower-case word (see the module docstring)."""
+    if len(word) <= 3 or word.endswith(("ss", "us")):
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("rves", "lves")):  # scarves, shelves; not sleeves
+        return word[:-3] + "f"
+    if word.endswith(("ches", "shes", "sses", "xes", "zes")):
+        return word[:-2]
+    if word.endswith("s"):
+        return word[:-1]
+    return word
+
+
+def raw_words(text: str | None) -> list[str]:
+    """Lower-case words (letters and digits) with t-shirt spellings joined, unfolded."""
+    lowered = _TSHIRT.sub("tshirt", _POSSESSIVE.sub("", (text or "").lower()))
+    return _WORD.findall(lowered)
+
+
+def text_words(text: str | None) -> list[str]:
+    """Folded words of a text: what every comparison of product text works on."""
+    return [fold_word(w) for w in raw_words(text)]
+
+
+def phrase_key(phrase: str) -> tuple[str, ...]:
+    """The folded words of an attribute value: how it is looked up in text."""
+    return tuple(text_words(phrase))
+
+
+def is_wordlike(token: str) -> bool:
+    """A real word rather than a size, code or unit: 3+ characters, no digit, a vowel
+    ("mtp", "ml", "br", "ef" and "02" are not)."""
+    return len(token) >= 3 and not any(ch.isdigit() for ch in token) and any(ch in "aeiouy" for ch in token)
+
+
+def mention_position(key: str) -> str:
+    """Which mention of a key a text means: the last for the product type (head noun), the
+    first otherwise."""
+    return "last" if key == PRODUCT_TYPE_KEY else "first"
+
+
+@dataclass
+class PhraseIndex:
+    """Known phrases (key, folded words) -> value, searchable in texts.
+
+    `add(key, phrase, value)` registers a surface phrase for a value (several phrases may
+    name one value: the vocabulary's merged spellings). `find(text)` returns {key: value}
+    with one value per key mentioned, chosen by `mention_position`."""
+
+    _phrases: dict[str, dict[tuple[str, ...], str]] = field(default_factory=dict)
+    _max_len: int = 1
+
+    def add(self, key: str, phrase: str, value: str) -> None:
+        words = phrase_key(phrase)
+        if not words:
+            return
+        self._phrases.setdefault(key, {}).setdefault(words, value)
+        self._max_len = max(self._max_len, len(words))
+
+    def keys(self) -> list[str]:
+        return list(self._phrases)
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self._phrases.values())
+
+    def mentions(self, words: Sequence[str]) -> list[tuple[int, str, str]]:
+        """(position, key, value) of every mention in the folded `words`, longest phrase
+        first at each position; a word belongs to one mention per key at most."""
+        found = []
+        for key, phrases in self._phrases.items():
+            i = 0
+            while i < len(words):
+                for length in range(min(self._max_len, len(words) - i), 0, -1):
+                    value = phrases.get(tuple(words[i : i + length]))
+                    if value is not None:
+                        found.append((i, key, value))
+                        i += length
+                        break
+                else:
+                    i += 1
+        return found
+
+    def find(self, text: str | None, keys: Iterable[str] | None = None, prose: bool = False) -> dict[str, str]:
+        """One value per mentioned key (see `mention_position`). `prose` (a description,
+        not a title): the first mention for every key, since prose names the product first
+        ("A casual shirt in cotton; wear it with jeans")."""
+        wanted = set(keys) if keys is not None else None
+        chosen: dict[str, tuple[int, str]] = {}
+        for position, key, value in self.mentions(text_words(text)):
+            if wanted is not None and key not in wanted:
+                continue
+            if key not in chosen or (not prose and mention_position(key) == "last" and position > chosen[key][0]):
+                chosen[key] = (position, value)
+        return {key: value for key, (_, value) in chosen.items()}
+
+
+def spelling_variant(a: str, b: str) -> bool:
+    """One letter added, dropped, or swapped with its neighbour after the first letter, in
+    words of 5+ letters."""
+    if a == b:
+        return True
+    if min(len(a), len(b)) < 5 or abs(len(a) - len(b)) > 1 or a[0] != b[0]:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
+
+
+def _covered(words: Sequence[str], by: Sequence[str]) -> bool:
+    return all(any(spelling_variant(w, other) for other in by) for w in words)
+
+
+def _same_thing(left: tuple[str, ...], right: tuple[str, ...]) -> bool:
+    """Same head noun, and one name's words all in the other's."""
+    return spelling_variant(left[-1], right[-1]) and (_covered(left, right) or _covered(right, left))
+
+
+def _alternatives(words: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """"perfume and body mist" -> [perfume], [body mist] (and the whole name)."""
+    parts, current = [], []
+    for word in words:
+        if word == "and":
+            parts.append(tuple(current))
+            current = []
+        else:
+            current.append(word)
+    parts.append(tuple(current))
+    return [words] + [p for p in parts if p and len(parts) > 1]
+
+
+def values_match(predicted: str, label: str, key: str, rule: str = "strict") -> bool:
+    """Does a predicted attribute value name the catalog's label? `rule` "strict" or
+    "lenient", as the module docstring says."""
+    left, right = phrase_key(predicted), phrase_key(label)
+    if not left or not right:
+        return False
+    if left == right:
+        return True
+    if rule != "lenient" or key != PRODUCT_TYPE_KEY:
+        return False
+    return any(_same_thing(a, b) for a in _alternatives(left) for b in _alternatives(right))
