@@ -171,6 +171,11 @@ def content_index(product_types: Sequence[DiscoveredType]) -> PhraseIndex:
     return index
 
 
+# The colour the teacher read on a product's pixels when its text names none (a column of
+# catalog_products, computed once per product by `OfflineExtractor.with_pixel_colors`).
+PIXEL_COLOR = "pixel_color"
+
+
 def text_attributes(index: PhraseIndex, product: dict) -> dict[str, tuple[str, str]]:
     """key -> (value, source) from the product's text: the title first (head-noun rule for
     the type), then the merchant's category, then the description (prose: first mention)."""
@@ -180,6 +185,18 @@ def text_attributes(index: PhraseIndex, product: dict) -> dict[str, tuple[str, s
             continue
         for key, value in index.find(text, prose=prose).items():
             found.setdefault(key, (value, source))
+    return found
+
+
+def teacher_reading(index: PhraseIndex, product: dict) -> dict[str, tuple[str, str]]:
+    """What the offline teacher reads on a product: its text (`text_attributes`), and the
+    colour of its pixels (`PIXEL_COLOR`) when the text names none, spelled as the index
+    spells it. The teacher's answers and the scoring-time evidence both come from here."""
+    found = text_attributes(index, product)
+    if "color" not in found and product.get(PIXEL_COLOR):
+        value = index.find(product[PIXEL_COLOR], keys=["color"]).get("color")
+        if value is not None:
+            found["color"] = (value, "pixels")
     return found
 
 
@@ -207,7 +224,24 @@ class OfflineExtractor:
         types = discover_product_types(products.get_column("title").to_list(), discovery)
         return cls(types, inputs, PixelColors.from_titles(products, attribute_index()))
 
+    def with_pixel_colors(self, products: pl.DataFrame) -> pl.DataFrame:
+        """`products` with `PIXEL_COLOR`: the pixel colour of each product whose text (as
+        the teacher may read it) names no colour; null for the others, and for an image
+        that cannot be read (the product's other attributes still stand)."""
+        colors = []
+        for product in self.inputs.view(products.drop(PIXEL_COLOR, strict=False)).iter_rows(named=True):
+            color = None
+            if "color" not in text_attributes(self.index, product):
+                try:
+                    color = self.pixel_colors.name(product["image_path"])
+                except Exception:
+                    color = None
+            colors.append(color)
+        return products.with_columns(pl.Series(PIXEL_COLOR, colors, dtype=pl.String))
+
     def extract(self, products: pl.DataFrame) -> ExtractionResult:
+        if PIXEL_COLOR not in products.columns:
+            products = self.with_pixel_colors(products)
         visible = self.inputs.view(products)
         rows: list[dict] = []
         quarantine: list[dict] = []
@@ -240,12 +274,8 @@ class OfflineExtractor:
         for column, key in self.inputs.trusted_attributes():
             if product.get(column):
                 found[key] = (str(product[column]).strip().lower(), f"column:{column}")
-        for key, hit in text_attributes(self.index, product).items():
+        for key, hit in teacher_reading(self.index, product).items():
             found.setdefault(key, hit)
-        if "color" not in found:
-            color = self.pixel_colors.name(product["image_path"])
-            if color:
-                found["color"] = (color, "pixels")
         return [
             {"product_id": product["product_id"], "key": key, "value": value, "source": source, "prompt_version": OFFLINE_VERSION}
             for key, (value, source) in found.items()

@@ -28,7 +28,7 @@ import polars as pl
 from .catalog import TeacherInputs
 from .clip_model import DualEncoder, embed_attributes, embed_products
 from .evaluation import top1_accuracy_per_key
-from .extraction import text_attributes
+from .extraction import PIXEL_COLOR, teacher_reading
 from .lexicon import ATTRIBUTE_PHRASES
 from .text_rules import PhraseIndex
 from .training import ABSENT, AttributeSpace, mean_top1_accuracy
@@ -60,20 +60,21 @@ def evidence_index(phrases: Sequence[Sequence[str]]) -> PhraseIndex:
 
 
 def evidence_texts(products: pl.DataFrame, inputs: TeacherInputs) -> list[dict]:
-    """The text fields the teacher reads, per product: title, description, and the
-    merchant's category only when the teacher may read it."""
-    columns = ["title", "description"] + (["category"] if "category" in inputs.columns else [])
+    """What the teacher reads, per product: title, description, the merchant's category
+    only when the teacher may read it, and the pixel colour where the text names none."""
+    columns = ["title", "description", PIXEL_COLOR] + (["category"] if "category" in inputs.columns else [])
     present = [c for c in columns if c in products.columns]
     return products.select(present).to_dicts()
 
 
 def text_evidence(texts: Sequence[dict], index: PhraseIndex, attributes: pl.DataFrame) -> np.ndarray:
-    """[N, A] float32: 1 where the product's text names the attribute (one value per key, by
-    the teacher's reading rule); ABSENT pseudo-values are never named."""
+    """[N, A] float32: 1 where the teacher's reading of the product (`teacher_reading`: its
+    text, and its pixel colour where the text names none) names the attribute, one value per
+    key; ABSENT pseudo-values are never named."""
     column_of = {(k, v): i for i, (k, v) in enumerate(attributes.select("key", "value").iter_rows()) if v != ABSENT}
     evidence = np.zeros((len(texts), attributes.height), dtype=np.float32)
     for row, text in enumerate(texts):
-        for key, (value, _) in text_attributes(index, text).items():
+        for key, (value, _) in teacher_reading(index, text).items():
             column = column_of.get((key, value))
             if column is not None:
                 evidence[row, column] = 1.0
@@ -88,14 +89,16 @@ class Calibration:
     evidence_weight: dict[str, float] = field(default_factory=dict)  # per key; missing = 0
 
     def probabilities(self, sim: np.ndarray, key_slices: dict[str, slice], evidence: np.ndarray | None = None) -> np.ndarray:
-        """Per-key softmax of the calibrated logits; `evidence` from `text_evidence` (None:
-        the product's text is not used)."""
-        logits = self.scale * sim + self.prior_weight * np.asarray(self.log_prior)[None, :]
+        """Per-key softmax of the calibrated logits, in float64: with strong text evidence the
+        top values come within 1e-8 of 1, and float32 would round them all to 1.0 and lose
+        their order (ranking metrics, page relevance); `evidence` from `text_evidence`
+        (None: the product's text is not used)."""
+        logits = self.scale * np.asarray(sim, dtype=np.float64) + self.prior_weight * np.asarray(self.log_prior)[None, :]
         if evidence is not None:
             for key, sl in key_slices.items():
                 if self.evidence_weight.get(key, 0.0):
                     logits[:, sl] += self.evidence_weight[key] * evidence[:, sl]
-        probs = np.empty_like(logits, dtype=np.float32)
+        probs = np.empty_like(logits, dtype=np.float64)
         for sl in key_slices.values():
             part = logits[:, sl] - logits[:, sl].max(axis=1, keepdims=True)
             exp = np.exp(part)
