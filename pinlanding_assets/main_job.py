@@ -4,6 +4,9 @@
 
 Honours PINLANDING_CATALOG and PINLANDING_HOME; runs are recorded in the Dagster instance at
 DAGSTER_HOME (default: <PINLANDING_HOME>/dagster), so `make ui` shows them afterwards.
+Exit status: 0 every step ran (or was unchanged); 3 pages were published but some steps
+were blocked by a gate or failed (listed at the end; they keep their last good results);
+1 no pages could be published.
 """
 
 from __future__ import annotations
@@ -23,27 +26,52 @@ import polars as pl
 from dagster import DagsterInstance, Definitions
 
 from .core.catalog import shard_fingerprints
+from .core.ingest_state import ingested_fingerprints
 from .core.settings import DataHome, default_home
 from .core.warehouse import Warehouse
 from .defs.partitions import shard_partitions
 
 
-class RunFailed(RuntimeError):
-    pass
+# Exit statuses of `make run` (documented in the README).
+EXIT_OK = 0  # every step ran or was unchanged
+EXIT_FAILED = 1  # no pages could be published (no promoted model, or publishing failed)
+EXIT_BLOCKED = 3  # pages published, but some steps were blocked by a gate or failed; those keep their last good results
 
 
 @dataclass
 class StageRun:
     label: str
     seconds: float
-    skipped: bool
+    outcome: str  # ran | skipped (inputs unchanged) | blocked (a blocking check failed) | failed
+    detail: str = ""
+
+    @property
+    def skipped(self) -> bool:
+        return self.outcome == "skipped"
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in ("ran", "skipped")
 
 
 STATE_TABLE = "main_job_state"
+# One row per step: the fingerprint of its last attempt and how it ended, and the fingerprint
+# of its last success (what its stored results were made from).
+STATE_SCHEMA = {"step": pl.String, "fingerprint": pl.String, "outcome": pl.String, "detail": pl.String, "good_fingerprint": pl.String}
 
 
 def _fingerprint(*parts: object) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _why_not(result) -> tuple[str, str]:
+    """(outcome, detail) of an unsuccessful run: the blocking checks that failed, else the
+    failed steps' errors."""
+    blocked = [e for e in result.get_asset_check_evaluations() if not e.passed and e.severity.value == "ERROR"]
+    if blocked:
+        return "blocked", "; ".join(f"{e.asset_key.to_user_string()}.{e.check_name}: {e.description or e.metadata}" for e in blocked)
+    errors = [e.event_specific_data.error.message.strip().splitlines()[-1] for e in result.all_events if e.event_type_value == "STEP_FAILURE" and e.event_specific_data.error]
+    return "failed", "; ".join(errors) or "the run failed (see `make ui`)"
 
 
 def run_graph(
@@ -59,7 +87,10 @@ def run_graph(
     Incremental: a step is skipped when its inputs are the same as at its last success —
     a shard's content fingerprint and the step's run config, and for later steps the
     fingerprints of the steps they read — so a re-run over an unchanged catalog does almost
-    nothing. `force` runs everything.
+    nothing. `force` runs everything. A step that a gate blocks (or that fails) stops only
+    what depends on it: the other shards still score and publish, a blocked shard keeps its
+    last good results, a blocked training keeps the last promoted model. Shards that left the
+    catalog are unregistered (and retired from the pages by the publish step).
     """
     catalog = defs.resources["catalog"]
     warehouse = Warehouse(DataHome(Path(defs.resources["data_home"].home)).warehouse)
@@ -68,39 +99,96 @@ def run_graph(
     shards = shards or all_shards
     known = set(instance.get_dynamic_partitions(shard_partitions.name))
     instance.add_dynamic_partitions(shard_partitions.name, [s for s in all_shards if s not in known])
-    state = {} if force else dict(warehouse.read_table(STATE_TABLE).select("step", "fingerprint").iter_rows()) if warehouse.has_table(STATE_TABLE) else {}
+    for removed in sorted(known - set(all_shards)):
+        instance.delete_dynamic_partition(shard_partitions.name, removed)
+    stored_state = warehouse.read_table(STATE_TABLE) if warehouse.has_table(STATE_TABLE) else pl.DataFrame(schema=STATE_SCHEMA)
+    if set(stored_state.columns) != set(STATE_SCHEMA):  # written by an older version: start afresh
+        stored_state = pl.DataFrame(schema=STATE_SCHEMA)
+    state = {row["step"]: row for row in stored_state.iter_rows(named=True)}
+    good = {step: row["good_fingerprint"] for step, row in state.items() if row["good_fingerprint"]}
+    if force:
+        state = {}
     config = run_config or {}
     stages: list[StageRun] = []
 
-    def run(job_name: str, fingerprint: str, partition_key: str | None = None) -> str:
+    def remember(label: str, fingerprint: str, outcome: str, detail: str) -> None:
+        if outcome == "ran":
+            good[label] = fingerprint
+        row = {"step": label, "fingerprint": fingerprint, "outcome": outcome, "detail": detail, "good_fingerprint": good.get(label)}
+        warehouse.upsert(STATE_TABLE, pl.DataFrame([row], schema=STATE_SCHEMA), ["step"])
+
+    def run(job_name: str, fingerprint: str, partition_key: str | None = None) -> str | None:
+        """The step's fingerprint when it ran or was unchanged; None when blocked or failed
+        (now, or last time with the same inputs: a gate's verdict on the same inputs does not
+        change, so it is reported again, not recomputed)."""
         label = f"{job_name}[{partition_key}]" if partition_key else job_name
         if on_stage:
             on_stage(label)
-        if state.get(label) == fingerprint:
-            print(f"-> {label}: unchanged, skipped", flush=True)
-            stages.append(StageRun(label, 0.0, True))
-            return fingerprint
+        last = state.get(label)
+        if last is not None and last["fingerprint"] == fingerprint:
+            if last["outcome"] == "ran":
+                print(f"-> {label}: unchanged, skipped", flush=True)
+                stages.append(StageRun(label, 0.0, "skipped"))
+                return fingerprint
+            if last["outcome"] == "blocked":
+                print(f"-> {label}: blocked, inputs unchanged since: {last['detail']}", flush=True)
+                stages.append(StageRun(label, 0.0, "blocked", f"{last['detail']} (inputs unchanged since)"))
+                return None
         print(f"-> {label}", flush=True)
         started = time.perf_counter()
         result = defs.resolve_job_def(job_name).execute_in_process(
             instance=instance, partition_key=partition_key, run_config=config.get(job_name), raise_on_error=False
         )
-        stages.append(StageRun(label, round(time.perf_counter() - started, 1), False))
+        seconds = round(time.perf_counter() - started, 1)
         for evaluation in result.get_asset_check_evaluations():
             if not evaluation.passed:
-                print(f"   check failed: {evaluation.asset_key.to_user_string()}.{evaluation.check_name} {evaluation.metadata}")
+                print(f"   check failed ({evaluation.severity.value}): {evaluation.asset_key.to_user_string()}.{evaluation.check_name}: {evaluation.description or evaluation.metadata}")
         if not result.success:
-            raise RunFailed(f"{label} failed (run {result.run_id}); see `make ui` or the log above")
-        warehouse.upsert(STATE_TABLE, pl.DataFrame({"step": [label], "fingerprint": [fingerprint]}), ["step"])
+            outcome, detail = _why_not(result)
+            print(f"   {outcome}: {detail} (run {result.run_id})", flush=True)
+            stages.append(StageRun(label, seconds, outcome, detail))
+            remember(label, fingerprint, outcome, detail)
+            return None
+        stages.append(StageRun(label, seconds, "ran"))
+        remember(label, fingerprint, "ran", "")
         return fingerprint
 
+    # A shard ingested since by another run (a sensor's refresh) holds other rows than this
+    # job's state says: what was last ingested decides, and a shard re-ingests when it differs.
+    last_ingested = ingested_fingerprints(warehouse)
+    for s in shards:
+        if last_ingested.get(s) != fingerprints[s]:
+            state.pop(f"shard_ingest[{s}]", None)
     ingested = {s: run("shard_ingest", _fingerprint(fingerprints[s], config.get("shard_ingest")), s) for s in shards}
     # The model reads every shard's stored rows, so its inputs are all shards' ingests.
-    all_ingested = {s: state.get(f"shard_ingest[{s}]", ingested.get(s)) for s in all_shards}
-    model = run("train_model", _fingerprint(all_ingested, config.get("train_model")))
-    scored = {s: run("shard_scoring", _fingerprint(ingested[s], model, config.get("shard_scoring")), s) for s in shards}
-    run("publish_pages", _fingerprint(model, scored, config.get("publish_pages")))
+    all_ingested = {s: ingested.get(s) or good.get(f"shard_ingest[{s}]") for s in all_shards}
+    model = run("train_model", _fingerprint(all_ingested, config.get("train_model"))) or good.get("train_model")
+    if model is None:
+        print("   no promoted model yet: nothing can be scored", flush=True)
+        return stages
+    # A blocked shard's scores are its last good ones; publishing reads what is stored.
+    scored = {s: run("shard_scoring", _fingerprint(ingested[s], model, config.get("shard_scoring")), s) if ingested[s] else None for s in shards}
+    stored = {s: scored.get(s) or good.get(f"shard_scoring[{s}]") for s in all_shards}
+    run("publish_pages", _fingerprint(model, stored, config.get("publish_pages")))
     return stages
+
+
+def exit_status(stages: list[StageRun]) -> int:
+    """`EXIT_OK`, `EXIT_BLOCKED` or `EXIT_FAILED` (see their comments)."""
+    published = any(s.label == "publish_pages" and s.ok for s in stages)
+    if not published:
+        return EXIT_FAILED
+    return EXIT_OK if all(s.ok for s in stages) else EXIT_BLOCKED
+
+
+def summary(stages: list[StageRun]) -> str:
+    """What ran, and what was blocked and why, for the end of `make run`."""
+    lines = ["steps (s): " + ", ".join(f"{st.label}={st.seconds if st.outcome == 'ran' else st.outcome}" for st in stages)]
+    troubled = [st for st in stages if not st.ok]
+    if troubled:
+        lines.append("blocked or failed (each keeps its last good results; the rest was published):")
+        lines += [f"  {st.label}: {st.outcome}: {st.detail}" for st in troubled]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,19 +205,20 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     with DagsterInstance.get() as instance:
-        try:
-            run_config = json.loads(args.config.read_text()) if args.config else None
-            stages = run_graph(defs, instance, args.shard, run_config, force=args.force)
-        except RunFailed as exc:
-            print(f"FAILED: {exc}", file=sys.stderr)
-            return 1
+        run_config = json.loads(args.config.read_text()) if args.config else None
+        stages = run_graph(defs, instance, args.shard, run_config, force=args.force)
+    status = exit_status(stages)
+    print(summary(stages))
     paths = DataHome(home)
-    pages = Warehouse(paths.warehouse).read("SELECT count(DISTINCT slug) AS pages, count(*) AS rows FROM landing_pages").row(0)
-    print("steps (s): " + ", ".join(f"{st.label}={'skipped' if st.skipped else st.seconds}" for st in stages))
-    print(f"done in {time.perf_counter() - started:.0f}s: {pages[0]} landing pages ({pages[1]} product placements)")
-    print(f"warehouse: {paths.warehouse}")
-    print(f"site: {paths.site / 'index.html'}")
-    return 0
+    warehouse = Warehouse(paths.warehouse)
+    if warehouse.has_table("landing_pages"):
+        pages = warehouse.read("SELECT count(DISTINCT slug) AS pages, count(*) AS rows FROM landing_pages").row(0)
+        print(f"done in {time.perf_counter() - started:.0f}s: {pages[0]} landing pages ({pages[1]} product placements)")
+        print(f"warehouse: {paths.warehouse}")
+        print(f"site: {paths.site / 'index.html'}")
+    if status != EXIT_OK:
+        print(f"exit status {status}: " + ("no pages could be published" if status == EXIT_FAILED else "pages published, some steps blocked (above)"), file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ counts as a miss, never as "not evaluated".
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +33,8 @@ from .text_rules import PRODUCT_TYPE_KEY, values_match
 from .vocabulary import normalize_key, normalize_value
 
 MATCH_RULES = ("strict", "lenient", "mapped")
+CATALOG_LABELS = "catalog labels"
+SILVER_LABELS = "teacher labels (silver)"
 MAPPING_SCHEMA = {"key": pl.String, "value": pl.String, "label": pl.String, "share": pl.Float64, "products": pl.Int64}
 TRUTH_SCHEMA = {"product_id": pl.String, "key": pl.String, "value": pl.String}
 
@@ -113,17 +114,6 @@ class GroundTruth:
 
     def counts(self) -> dict[str, int]:
         return {key: int(mask.sum()) for key, mask in self.labeled.items()}
-
-
-def wilson_lower_bound(successes: float, n: int, z: float = 1.96) -> float:
-    """Lower end of the Wilson score interval of a proportion (95% by default): a rate
-    measured on few items is judged by what it could be at worst, not by its point value."""
-    if n <= 0:
-        return float("nan")
-    p = successes / n
-    centre = p + z * z / (2 * n)
-    margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return (centre - margin) / (1 + z * z / n)
 
 
 def recall_at_k(scores: np.ndarray, truth: np.ndarray, ks: tuple[int, ...] = (1, 5, 10), rankable: np.ndarray | None = None, has_label: np.ndarray | None = None) -> dict[str, float]:

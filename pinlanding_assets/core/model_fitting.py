@@ -35,6 +35,8 @@ import torch
 from .catalog import TeacherInputs
 from .clip_model import ModelSpec, SavedModel, attribute_table_phrases, build_encoder, save_encoder
 from .evaluation import (
+    CATALOG_LABELS,
+    SILVER_LABELS,
     GroundTruth,
     assignment_counts_per_key,
     attribute_precision_recall,
@@ -55,7 +57,6 @@ from .training import (
     TrainingReport,
     add_absent_values,
     prepare_products,
-    sample_role,
     similarities,
     split_sample,
     train_encoder,
@@ -64,8 +65,6 @@ from .vocabulary import canonical_labels, kept_attributes
 
 log = logging.getLogger(__name__)
 
-CATALOG_LABELS = "catalog labels"
-SILVER_LABELS = "teacher labels (silver)"
 # Scoring methods compared on every truth set.
 PUBLISHED = "trained"  # encoder + calibration + text evidence: what pages use
 WITHOUT_EVIDENCE = "trained_without_evidence"  # encoder + calibration
@@ -319,129 +318,3 @@ def _subset(data: ProductBatchData, idx: np.ndarray) -> ProductBatchData:
         truth=data.truth[idx],
         texts=[data.texts[i] for i in idx],
     )
-
-
-# -- gates ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GateConfig:
-    """When a model may make pages. Every figure is judged only on enough evidence
-    (`min_checked` products or assignments); below that a gate warns and says why."""
-
-    min_recall_at_1: float = 0.5  # the encoder alone (no calibration, no text evidence), held-out R@1 over the vocabulary
-    min_lift_over_prior: float = 0.05  # ... and that much above the frequency prior's R@1
-    min_key_top1: float = 0.6  # published top-1 of each gated key
-    min_key_precision: float = 0.8  # published assignment precision of each gated key
-    gated_keys: tuple[str, ...] = ("product_type", "color")
-    min_checked: int = 20
-
-
-@dataclass(frozen=True)
-class GateResult:
-    name: str
-    passed: bool
-    blocking: bool  # a failed blocking gate stops pages; a failed non-blocking one warns
-    value: float | None
-    threshold: float | None
-    description: str
-    metadata: dict = field(default_factory=dict)
-
-
-def _truth_set_for(fitted: FittedModel, key: str, min_checked: int) -> str | None:
-    """The first truth set (lenient catalog labels before silver) with enough labeled
-    products for the key."""
-    for name, methods in fitted.evaluations.items():
-        if name.endswith(("(strict)", "(mapped)")):  # gates read no label-fitted mapping
-            continue
-        if methods[PUBLISHED].labeled_per_key.get(key, 0) >= min_checked:
-            return name
-    return None
-
-
-def model_gates(fitted: FittedModel, config: GateConfig) -> list[GateResult]:
-    """The model's checks: it beats the frequency prior, and the published scores of the
-    gated keys are right often enough (top-1) and precise enough (assignments)."""
-    return [_beats_prior(fitted, config), _key_gate(fitted, config, "heldout_key_accuracy"), _key_gate(fitted, config, "heldout_key_precision")]
-
-
-def _beats_prior(fitted: FittedModel, config: GateConfig) -> GateResult:
-    name = "model_beats_prior"
-    if not fitted.evaluations:
-        return GateResult(name, False, False, None, config.min_recall_at_1, "no held-out products to judge the model on (neither catalog labels nor a silver test split)")
-    truth_set = fitted.primary
-    encoder, prior = fitted.evaluations[truth_set][ENCODER_ONLY], fitted.evaluations[truth_set]["frequency_prior"]
-    value, baseline = encoder.recall["recall@1"], prior.recall["recall@1"]
-    metadata = {"truth": truth_set, "products": encoder.n_products, "prior_recall@1": baseline, "lift": value - baseline,
-                "encoder_map": encoder.mean_average_precision, "prior_map": prior.mean_average_precision}
-    if encoder.n_products < config.min_checked:
-        return GateResult(name, False, False, value, config.min_recall_at_1, f"not enough evidence: {encoder.n_products} held-out products < min_checked {config.min_checked}", metadata)
-    passed = value >= config.min_recall_at_1 and value - baseline >= config.min_lift_over_prior
-    description = (
-        f"encoder alone R@1 {value:.3f} vs frequency prior {baseline:.3f} on {encoder.n_products} products ({truth_set}); "
-        f"needs >= {config.min_recall_at_1} and >= prior + {config.min_lift_over_prior}"
-    )
-    return GateResult(name, passed, True, value, config.min_recall_at_1, description, metadata)
-
-
-def _key_gate(fitted: FittedModel, config: GateConfig, name: str) -> GateResult:
-    threshold = config.min_key_top1 if name == "heldout_key_accuracy" else config.min_key_precision
-    per_key, lacking = {}, {}
-    for key in config.gated_keys:
-        truth_set = _truth_set_for(fitted, key, config.min_checked)
-        if truth_set is None:
-            lacking[key] = "too few held-out products with a label for it"
-            continue
-        evaluation = fitted.evaluations[truth_set][PUBLISHED]
-        if name == "heldout_key_accuracy":
-            value, n = evaluation.top1.get(key), evaluation.labeled_per_key.get(key, 0)
-        else:
-            value, n = evaluation.assignment_precision.get(key), evaluation.assignment_checked.get(key, 0)
-        if value is None or n < config.min_checked:
-            lacking[key] = f"{n} checked < min_checked {config.min_checked}"
-            continue
-        per_key[key] = {"value": value, "checked": n, "truth": truth_set}
-    metadata = {"per_key": per_key, "not_judged": lacking}
-    if not per_key:
-        return GateResult(name, False, False, None, threshold, f"not enough evidence for any gated key: {lacking}", metadata)
-    worst = min(per_key, key=lambda k: per_key[k]["value"])
-    value = per_key[worst]["value"]
-    what = "top-1" if name == "heldout_key_accuracy" else "assignment precision"
-    description = f"worst gated key {worst}: {what} {value:.3f} on {per_key[worst]['checked']} ({per_key[worst]['truth']}); threshold {threshold}"
-    if lacking:
-        description += f"; not judged: {lacking}"
-    return GateResult(name, value >= threshold, True, value, threshold, description, metadata | {"worst_key": worst})
-
-
-@dataclass(frozen=True)
-class AssignmentCheck:
-    """How many of a shard's assigned attributes could be checked, and how many were right."""
-
-    right: int
-    checked: int
-    source: str  # CATALOG_LABELS, SILVER_LABELS, or "none"
-
-    @property
-    def precision(self) -> float:
-        return self.right / self.checked if self.checked else float("nan")
-
-
-def check_assignments(assigned: pl.DataFrame, products: pl.DataFrame, raw_attributes: pl.DataFrame, vocabulary: pl.DataFrame, split: dict) -> AssignmentCheck:
-    """Check assigned (product_id, key, value) rows against the catalog's labels (lenient
-    mapping) where the shard has some, else against the teacher's answers on the shard's
-    silver test products (`split`: the model's sample split, from its checkpoint)."""
-    labels = catalog_label_attributes(products)
-    source = CATALOG_LABELS
-    if labels.is_empty():
-        source = SILVER_LABELS
-        test_ids = [
-            pid for pid in raw_attributes.get_column("product_id").unique().to_list()
-            if sample_role(pid, split.get("validation_share", 0.0), split.get("test_share", 0.0), split.get("seed", 0)) == "test"
-        ]
-        labels = canonical_labels(raw_attributes.filter(pl.col("product_id").is_in(test_ids)), vocabulary)
-    if labels.is_empty():
-        return AssignmentCheck(0, 0, "none")
-    truth = expand_to_vocabulary(labels, kept_attributes(vocabulary), "lenient")
-    checkable = assigned.join(labels.select("product_id", "key").unique(), on=["product_id", "key"], how="semi")
-    right = checkable.join(truth, on=["product_id", "key", "value"], how="semi").height
-    return AssignmentCheck(right, checkable.height, source)

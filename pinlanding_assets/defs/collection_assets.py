@@ -13,11 +13,13 @@ from dataclasses import replace
 import polars as pl
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
+from ..core.catalog import list_shards
 from ..core.collections import MiningConfig, TemplateTitleWriter, TitleWriter, mine_combinations, write_collections
 from ..core.llm_client import CachedLLMClient
+from ..core.retirement import retire_removed
 from ..core.title_writer import LLMTitleWriter
 from .llm_resources import LLMResource
-from .resources import DataHomeResource
+from .resources import CatalogResource, DataHomeResource
 from .scoring_assets import product_attribute_scores
 
 TITLE_WRITERS = ("auto", "llm", "template")
@@ -48,8 +50,14 @@ def choose_title_writer(config: CollectionConfig, llm: LLMResource, data_home: D
 
 
 @asset(deps=[product_attribute_scores], group_name="pages")
-def collection_queries(context: AssetExecutionContext, config: CollectionConfig, data_home: DataHomeResource, llm: LLMResource) -> MaterializeResult:
+def collection_queries(context: AssetExecutionContext, config: CollectionConfig, data_home: DataHomeResource, llm: LLMResource, catalog: CatalogResource) -> MaterializeResult:
+    """Attribute combinations worth a page, with titles, mined over the assigned attributes
+    of every shard still in the catalog (shards and products that left it are retired first,
+    so they leave the pages)."""
     warehouse = data_home.warehouse
+    retirement = retire_removed(warehouse, list_shards(catalog.table()))
+    if retirement.shards or retirement.rows_deleted:
+        context.log.info("retired shards %s; rows deleted %s", retirement.shards, retirement.rows_deleted)
     assignments = warehouse.read("SELECT product_id, key, value FROM product_attribute_scores WHERE assigned")
     mining = MiningConfig(min_support=config.min_support, max_attributes=config.max_attributes, max_collections=config.max_collections, quality_cutoff=config.quality_cutoff)
     combos = mine_combinations(assignments, mining)
@@ -67,6 +75,7 @@ def collection_queries(context: AssetExecutionContext, config: CollectionConfig,
             "by_writer": MetadataValue.json(dict(writers.iter_rows())),
             "quality_histogram": MetadataValue.json({str(q): n for q, n in collections.group_by("quality").len().sort("quality").iter_rows()}),
             "writer": writer.name,
+            **{k: MetadataValue.json(v) for k, v in retirement.as_metadata().items()},
             "sample_titles": MetadataValue.json(kept.get_column("title").head(20).to_list()),
             **(client.stats.as_metadata("llm_") if client else {}),
         }

@@ -4,9 +4,10 @@
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
-from ..core.catalog import load_catalog
+from ..core.catalog import load_catalog, shard_fingerprints
 from ..core.evaluation import teacher_agreement
 from ..core.extraction import PIXEL_COLOR, AttributeExtractor, OfflineExtractor, SampleSpec, select_sample
+from ..core.ingest_state import record_ingest
 from ..core.vlm_extraction import SUGGESTED_KEYS, VLMExtractionConfig, VLMExtractor, describe_domain
 from ..core.warehouse import Warehouse
 from .llm_resources import LLMResource
@@ -44,6 +45,7 @@ def raw_attributes(context: AssetExecutionContext, config: ExtractionConfig, cat
     reasons (`quarantine`, including sampled products the extractor could not label)."""
     shard = context.partition_key
     warehouse = data_home.warehouse
+    fingerprint = shard_fingerprints(catalog.table()).get(shard)  # before loading: a later edit is then seen as a change
     loaded = load_catalog(catalog.table(), shards=[shard])
     products = loaded.products
     context.log.info("shard %s: %d valid products, %d quarantined", shard, products.height, loaded.quarantine.height)
@@ -68,6 +70,7 @@ def raw_attributes(context: AssetExecutionContext, config: ExtractionConfig, cat
     warehouse.replace_rows("catalog_products", products.with_columns(sample_flag(products, sample)), "shard", [shard])
     warehouse.replace_rows("raw_attributes", attributes, "shard", [shard])
     warehouse.replace_rows("quarantine", quarantine, "shard", [shard])
+    record_ingest(warehouse, shard, fingerprint)
 
     labeled = attributes.get_column("product_id").n_unique()
     coverage = labeled / sample.height if sample.height else 0.0

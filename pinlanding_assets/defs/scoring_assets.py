@@ -10,11 +10,12 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetE
 from dagster_pyspark import LazyPySparkResource
 
 from ..core.clip_model import load_encoder
-from ..core.model_fitting import check_assignments
+from ..core.gates import check_assignments
+from ..core.model_registry import ModelRegistry
 from ..core.scoring import score_products
 from ..core.spark_scoring import spark_embedder
 from .extraction_assets import raw_attributes
-from .model_assets import clip_model
+from .model_assets import clip_model, gate_check_result
 from .partitions import shard_partitions
 from .resources import DataHomeResource
 
@@ -24,15 +25,7 @@ class ScoringConfig(Config):
     engine: str = "local"  # "local": encode in this process; "spark": mapInPandas on the spark resource
     spark_task_threads: int = 1  # torch threads per Spark task (Spark runs one task per core)
     min_assignment_precision: float = 0.8  # check: on the shard's catalog labels, else its silver test products
-    min_checked: int = 20  # fewer checked assignments: the check warns instead of judging
-
-
-def latest_model(data_home: DataHomeResource) -> tuple[str, str]:
-    registry = data_home.warehouse.read_table("clip_model")
-    if registry.is_empty():
-        raise ValueError("no trained clip_model: materialize clip_model first")
-    row = registry.row(0, named=True)
-    return row["version"], row["path"]
+    min_checked: int = 20  # fewer checked assignments: the check warns instead of judging (core/gates.py)
 
 
 @asset(
@@ -46,8 +39,9 @@ def product_attribute_scores(context: AssetExecutionContext, config: ScoringConf
     assigned flags; product embeddings are cached so unchanged products are not re-encoded."""
     shard = context.partition_key
     warehouse = data_home.warehouse
-    version, path = latest_model(data_home)
-    encoder, extra = load_encoder(Path(path))
+    model = ModelRegistry(warehouse, data_home.paths.models).current()  # never a rejected candidate
+    version = model.version
+    encoder, extra = load_encoder(model.path)
     products = warehouse.read_table("catalog_products", "shard = ?", [shard])
     cached = warehouse.read("SELECT * FROM product_embeddings WHERE model_version = ?", [version]) if warehouse.has_table("product_embeddings") else pl.DataFrame()
 
@@ -60,20 +54,22 @@ def product_attribute_scores(context: AssetExecutionContext, config: ScoringConf
         # Python workers must run this environment (torch, open_clip, pandas); takes effect
         # when this step creates the session (the lazy resource creates it on first use).
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    embedder = spark_embedder(spark.spark_session, Path(path), version, config.batch_size, config.spark_task_threads) if config.engine == "spark" else None
+    embedder = spark_embedder(spark.spark_session, model.path, version, config.batch_size, config.spark_task_threads) if config.engine == "spark" else None
     result = score_products(encoder, extra, version, products, cached, config.batch_size, progress, embedder)
     context.log.info("shard %s: encoded %d products (%.1f/s), reused %d cached embeddings", shard, result.encoded, result.products_per_second, result.reused)
     warehouse.upsert("product_embeddings", result.new_embeddings, ["model_version", "product_id"])
     scores = result.scores.with_columns(pl.lit(shard).alias("shard"), pl.lit(version).alias("model_version"))
-    warehouse.replace_rows("product_attribute_scores", scores, "shard", [shard])
-
     assigned = scores.filter(pl.col("assigned"))
     check = check_assignments(
         assigned.select("product_id", "key", "value"), products, warehouse.read_table("raw_attributes", "shard = ?", [shard]),
         warehouse.read_table("curated_vocabulary"), extra.get("split", {}),
     )
-    precision = check.precision
-    judged = check.checked >= config.min_checked
+    gate = check.gate(config.min_assignment_precision, config.min_checked)
+    # Scores that fail the gate never reach the pages: the shard keeps its last good rows.
+    if gate.blocks:
+        context.log.error("shard %s: scores not published (%s); its last good scores stay", shard, gate.description)
+    else:
+        warehouse.replace_rows("product_attribute_scores", scores, "shard", [shard])
     return MaterializeResult(
         metadata={
             "shard": shard,
@@ -87,20 +83,9 @@ def product_attribute_scores(context: AssetExecutionContext, config: ScoringConf
             "score_rows": scores.height,
             "assigned_rows": assigned.height,
             "assigned_per_key": MetadataValue.json(dict(assigned.group_by("key").len().sort("key").iter_rows())),
-            "assignment_precision": precision if check.checked else None,
+            "assignment_precision": check.precision if check.checked else None,
             "assignment_checked_against": check.source,
+            "published": not gate.blocks,
         },
-        check_results=[
-            AssetCheckResult(
-                check_name="assignment_precision",
-                passed=bool(judged and precision >= config.min_assignment_precision),
-                severity=AssetCheckSeverity.ERROR if judged else AssetCheckSeverity.WARN,
-                description=(
-                    f"precision {precision:.3f} on {check.checked} assignments checked against {check.source}"
-                    if judged
-                    else f"not enough evidence: {check.checked} assignments checkable against {check.source} < min_checked {config.min_checked}"
-                ),
-                metadata={"value": precision if check.checked else None, "threshold": config.min_assignment_precision, "checked_assignments": check.checked, "truth": check.source},
-            )
-        ],
+        check_results=[gate_check_result(gate)],
     )

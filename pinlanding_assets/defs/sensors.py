@@ -1,14 +1,18 @@
-"""Catalog refresh: notice new or changed shards, refresh only those.
+"""Catalog refresh: notice new, changed or removed shards, refresh only those.
 
-`catalog_refresh_sensor` keeps, in its cursor, a content fingerprint per shard
-(`shard_fingerprints`). On each tick: a new shard becomes a dynamic partition and gets a
-`shard_refresh` run; a changed shard gets one run; an unchanged catalog gets none. Run keys
-carry the fingerprint, so a tick evaluated twice never starts the same refresh twice.
+`catalog_refresh_sensor` compares each shard's content fingerprint (`shard_fingerprints`)
+with the fingerprint it had when it was last ingested (table `shard_ingests`, written by
+`raw_attributes`), so its first tick after a `make run` starts nothing for an unchanged
+catalog. A new shard becomes a dynamic partition and gets a `shard_refresh` run; a changed
+shard gets one run; a shard that left the catalog loses its partition and a `publish_pages`
+run retires it from the pages. Run keys carry the fingerprints, and the cursor remembers what
+was requested, so a tick evaluated twice never starts the same refresh twice.
 `rescore_after_training` turns a successful `train_model` run into a refresh of every shard,
 so scores and pages move to the new model together. A weekly schedule (stopped by default)
 starts `train_model`.
 """
 
+import hashlib
 import json
 
 from dagster import (
@@ -26,26 +30,37 @@ from dagster import (
 )
 
 from ..core.catalog import shard_fingerprints
-from .jobs import shard_refresh_job, train_model_job
+from ..core.ingest_state import ingested_fingerprints
+from .jobs import publish_pages_job, shard_refresh_job, train_model_job
 from .partitions import shard_partitions
-from .resources import CatalogResource
+from .resources import CatalogResource, DataHomeResource
 
 
-@sensor(job=shard_refresh_job, minimum_interval_seconds=300, default_status=DefaultSensorStatus.STOPPED)
-def catalog_refresh_sensor(context: SensorEvaluationContext, catalog: CatalogResource):
-    """Adds partitions for new shards and requests a refresh of new or changed shards."""
+@sensor(jobs=[shard_refresh_job, publish_pages_job], minimum_interval_seconds=300, default_status=DefaultSensorStatus.STOPPED)
+def catalog_refresh_sensor(context: SensorEvaluationContext, catalog: CatalogResource, data_home: DataHomeResource):
+    """Adds partitions for new shards, removes those of shards that left the catalog, and
+    requests a refresh of new or changed shards (a publish run for removed ones)."""
     current = shard_fingerprints(catalog.table())
-    previous = json.loads(context.cursor) if context.cursor else {}
+    ingested = ingested_fingerprints(data_home.warehouse)
+    requested = json.loads(context.cursor) if context.cursor else {}
     known = set(context.instance.get_dynamic_partitions(shard_partitions.name))
     new = sorted(s for s in current if s not in known)
-    changed = sorted(s for s, fp in current.items() if previous.get(s) != fp)
-    if not new and not changed:
-        return SkipReason(f"catalog unchanged ({len(current)} shards)")
-    context.log.info("new shards %s; changed shards %s", new, [s for s in changed if s not in new])
+    removed = sorted(s for s in known if s not in current)
+    changed = sorted(s for s, fp in current.items() if fp != ingested.get(s) and fp != requested.get(s))
+    if not new and not changed and not removed:
+        return SkipReason(f"catalog unchanged since its last ingest ({len(current)} shards)")
+    context.log.info("new shards %s; changed shards %s; removed shards %s", new, [s for s in changed if s not in new], removed)
+    runs = [
+        RunRequest(job_name=shard_refresh_job.name, partition_key=s, run_key=f"refresh-{s}-{current[s]}", tags={"pinlanding/reason": "new" if s in new else "changed"})
+        for s in changed
+    ]
+    if removed:
+        digest = hashlib.sha1(json.dumps(removed).encode()).hexdigest()[:12]
+        runs.append(RunRequest(job_name=publish_pages_job.name, run_key=f"retire-{digest}", tags={"pinlanding/reason": f"removed shards: {', '.join(removed)}"}))
     return SensorResult(
-        dynamic_partitions_requests=[shard_partitions.build_add_request(new)] if new else [],
-        run_requests=[RunRequest(partition_key=s, run_key=f"refresh-{s}-{current[s]}", tags={"pinlanding/reason": "new" if s in new else "changed"}) for s in changed],
-        cursor=json.dumps(current, sort_keys=True),
+        dynamic_partitions_requests=[r for r in (shard_partitions.build_add_request(new) if new else None, shard_partitions.build_delete_request(removed) if removed else None) if r],
+        run_requests=runs,
+        cursor=json.dumps({s: current[s] for s in changed} | {s: fp for s, fp in requested.items() if s in current and s not in changed}, sort_keys=True),
     )
 
 

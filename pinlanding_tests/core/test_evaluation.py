@@ -20,7 +20,6 @@ from pinlanding_assets.core.evaluation import (
     teacher_agreement,
     top1_accuracy_per_key,
     top1_confusions,
-    wilson_lower_bound,
 )
 from pinlanding_assets.core.plots import confusion_png, markdown_image, precision_recall_png
 from pinlanding_assets.core.training import AttributeSpace
@@ -123,11 +122,6 @@ def test_mean_average_precision_at_key_level() -> None:
     labeled = {"color": np.array([True]), "pattern": np.array([True]), "season": np.array([True])}  # season: not in the vocabulary
     value = mean_average_precision(scores, truth, SLICES | {"pattern": slice(2, 4)}, labeled)
     assert value == pytest.approx((1 / 1 + 2 / 3) / 3)
-
-
-def test_wilson_lower_bound_is_strict_on_few_items() -> None:
-    assert wilson_lower_bound(1, 2) < 0.1 < wilson_lower_bound(90, 100) < 0.9
-    assert np.isnan(wilson_lower_bound(0, 0))
 
 
 def test_teacher_agreement_reports_coverage_and_agreement() -> None:

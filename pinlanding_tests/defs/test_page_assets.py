@@ -18,7 +18,8 @@ from pinlanding_assets.core.warehouse import Warehouse
 from pinlanding_assets.defs.collection_assets import collection_queries
 from pinlanding_assets.defs.llm_resources import LLMResource
 from pinlanding_assets.defs.page_assets import landing_pages
-from pinlanding_assets.defs.resources import DataHomeResource
+from pinlanding_assets.core.settings import SAMPLE_CATALOG
+from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource
 
 
 def scores_from_labels(products: pl.DataFrame, drop_products: set[str] = frozenset()) -> pl.DataFrame:
@@ -44,7 +45,7 @@ def spark_resource():
 def run_pages(home: Path, spark_resource, instance) -> dict:
     result = materialize(
         [collection_queries, landing_pages],
-        resources={"data_home": DataHomeResource(home=str(home)), "spark": spark_resource, "llm": LLMResource(extractor="offline")},
+        resources={"data_home": DataHomeResource(home=str(home)), "spark": spark_resource, "llm": LLMResource(extractor="offline"), "catalog": CatalogResource(location=str(SAMPLE_CATALOG))},
         instance=instance,
         run_config={"ops": {"collection_queries": {"config": {"title_writer": "auto"}}}},
     )
@@ -117,7 +118,7 @@ def test_collection_queries_with_the_llm_writer(sample_catalog, tmp_path, monkey
         llm = LLMResource(base_url=server.base_url, api_key_env="PINLANDING_TEST_LLM_KEY", model="fake-llm", max_retries=0)
         result = materialize(
             [collection_queries],
-            resources={"data_home": DataHomeResource(home=str(home)), "llm": llm},
+            resources={"data_home": DataHomeResource(home=str(home)), "llm": llm, "catalog": CatalogResource(location=str(SAMPLE_CATALOG))},
             instance=DagsterInstance.ephemeral(),
             run_config={"ops": {"collection_queries": {"config": {"min_support": 40, "title_writer": "llm"}}}},  # few calls: a fast test
         )

@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context
 
-from pinlanding_assets.defs.resources import CatalogResource
+from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource
 from pinlanding_assets.defs.sensors import catalog_refresh_sensor
 
 
@@ -16,7 +16,8 @@ def catalog_copy(sample_catalog, tmp_path):
 
 
 def tick(instance, catalog_dir, cursor):
-    context = build_sensor_context(instance=instance, cursor=cursor, resources={"catalog": CatalogResource(location=str(catalog_dir))})
+    home = DataHomeResource(home=str(catalog_dir.parent / "home"))  # nothing ingested yet: the cursor alone prevents repeats
+    context = build_sensor_context(instance=instance, cursor=cursor, resources={"catalog": CatalogResource(location=str(catalog_dir)), "data_home": home})
     result = catalog_refresh_sensor(context)
     if isinstance(result, SensorResult):
         for request in result.dynamic_partitions_requests:
