@@ -73,10 +73,10 @@ def majority_mapping(predicted: pl.DataFrame, labels: pl.DataFrame, min_share: f
     )
 
 
-def expand_to_vocabulary(truth: pl.DataFrame, attributes: pl.DataFrame, rule: str = "strict", mapping: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Label rows (product_id, key, value) -> (product_id, key, value) rows naming every
-    vocabulary value of the key that matches the label under `rule` (see module doc;
-    "mapped" needs `mapping` from `majority_mapping`)."""
+def label_value_pairs(truth: pl.DataFrame, attributes: pl.DataFrame, rule: str = "strict", mapping: pl.DataFrame | None = None) -> pl.DataFrame:
+    """(key, label, value): every label value of `truth` with every vocabulary value of
+    `attributes` that names it under `rule` (see module doc; "mapped" needs `mapping` from
+    `majority_mapping`)."""
     if rule not in MATCH_RULES:
         raise ValueError(f"rule must be one of {MATCH_RULES}, got {rule!r}")
     labels = truth.select("key", pl.col("value").alias("label")).unique()
@@ -87,8 +87,22 @@ def expand_to_vocabulary(truth: pl.DataFrame, attributes: pl.DataFrame, rule: st
         (key, label, value) for key, label, value in pairs.select("key", "label", "value").iter_rows()
         if values_match(value, label, key, word_rule) or (key, value, label) in mapped
     ]
-    table = pl.DataFrame(matched, schema={"key": pl.String, "label": pl.String, "value": pl.String}, orient="row")
+    return pl.DataFrame(matched, schema={"key": pl.String, "label": pl.String, "value": pl.String}, orient="row")
+
+
+def expand_to_vocabulary(truth: pl.DataFrame, attributes: pl.DataFrame, rule: str = "strict", mapping: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Label rows (product_id, key, value) -> (product_id, key, value) rows naming every
+    vocabulary value of the key that matches the label under `rule`."""
+    table = label_value_pairs(truth, attributes, rule, mapping)
     return truth.rename({"value": "label"}).join(table, on=["key", "label"]).select("product_id", "key", "value").unique().cast(TRUTH_SCHEMA)  # type: ignore[arg-type]
+
+
+def comparable_values(truth: pl.DataFrame, attributes: pl.DataFrame, rule: str = "lenient") -> pl.DataFrame:
+    """(key, value) of the vocabulary values that name at least one of the catalog's label
+    values under `rule`: the only values the labels can judge. A discovered "deo" names no
+    articleType ("Deodorant" is another word): checking it against the labels would count a
+    naming difference as an error, so checks leave it out and say how many they left."""
+    return label_value_pairs(truth, attributes, rule).select("key", "value").unique()
 
 
 @dataclass(frozen=True)
@@ -235,16 +249,19 @@ def assignment_precision_per_key(assigned: np.ndarray, truth: np.ndarray, key_sl
     return {key: right / checked for key, (right, checked) in assignment_counts_per_key(assigned, truth, key_slices, labeled).items()}
 
 
-def per_page_precision_at_k(pages: pl.DataFrame, collection_attributes: pl.DataFrame, truth: pl.DataFrame, k: int = 10, labeled_keys: set[str] | None = None) -> pl.DataFrame:
+def per_page_precision_at_k(pages: pl.DataFrame, collection_attributes: pl.DataFrame, truth: pl.DataFrame, k: int = 10, labeled_keys: set[str] | None = None, comparable: pl.DataFrame | None = None) -> pl.DataFrame:
     """slug -> p_at_k: for each page, the share of its top-k products whose labels carry
     every page attribute of a labeled key (pages with none are not in the frame).
 
     pages: slug, product_id, rank; collection_attributes: slug, key, value;
     truth: product_id, key, value in the pages' vocabulary (`expand_to_vocabulary` maps
     catalog labels onto it). `labeled_keys`: the keys the catalog has labels for (default:
-    the keys in `truth`)."""
+    the keys in `truth`); `comparable`: when given, only page attributes among these (key,
+    value) pairs are checked (`comparable_values`)."""
     labeled_keys = labeled_keys if labeled_keys is not None else set(truth.get_column("key").unique().to_list())
     attrs = collection_attributes.filter(pl.col("key").is_in(labeled_keys)).select("slug", "key", "value")
+    if comparable is not None:
+        attrs = attrs.join(comparable.select("key", "value"), on=["key", "value"], how="semi")
     checkable = attrs.group_by("slug").agg(pl.len().alias("n_attrs"))
     top = pages.filter(pl.col("rank") <= k).join(checkable, on="slug")
     matched = (
@@ -256,9 +273,9 @@ def per_page_precision_at_k(pages: pl.DataFrame, collection_attributes: pl.DataF
     return matched.group_by("slug").agg((pl.col("hits") == pl.col("n_attrs")).mean().alias("p_at_k")).sort("slug")
 
 
-def collection_precision_at_k(pages: pl.DataFrame, collection_attributes: pl.DataFrame, truth: pl.DataFrame, k: int = 10, labeled_keys: set[str] | None = None) -> float:
+def collection_precision_at_k(pages: pl.DataFrame, collection_attributes: pl.DataFrame, truth: pl.DataFrame, k: int = 10, labeled_keys: set[str] | None = None, comparable: pl.DataFrame | None = None) -> float:
     """Mean over pages of `per_page_precision_at_k` (NaN when no page can be checked)."""
-    per_page = per_page_precision_at_k(pages, collection_attributes, truth, k, labeled_keys)
+    per_page = per_page_precision_at_k(pages, collection_attributes, truth, k, labeled_keys, comparable)
     return float(per_page.get_column("p_at_k").mean()) if per_page.height else float("nan")
 
 

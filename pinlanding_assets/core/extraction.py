@@ -171,8 +171,8 @@ def content_index(product_types: Sequence[DiscoveredType]) -> PhraseIndex:
     return index
 
 
-# The colour the teacher read on a product's pixels when its text names none (a column of
-# catalog_products, computed once per product by `OfflineExtractor.with_pixel_colors`).
+# The colour the teacher reads on a product's pixels when its text names none (a column
+# `OfflineExtractor.with_pixel_colors` adds before the teacher reads its sample).
 PIXEL_COLOR = "pixel_color"
 
 
@@ -191,7 +191,7 @@ def text_attributes(index: PhraseIndex, product: dict) -> dict[str, tuple[str, s
 def teacher_reading(index: PhraseIndex, product: dict) -> dict[str, tuple[str, str]]:
     """What the offline teacher reads on a product: its text (`text_attributes`), and the
     colour of its pixels (`PIXEL_COLOR`) when the text names none, spelled as the index
-    spells it. The teacher's answers and the scoring-time evidence both come from here."""
+    spells it. (Scoring-time evidence reads the text part only: see `scoring`.)"""
     found = text_attributes(index, product)
     if "color" not in found and product.get(PIXEL_COLOR):
         value = index.find(product[PIXEL_COLOR], keys=["color"]).get("color")
@@ -211,27 +211,59 @@ class OfflineExtractor:
     name = "offline"
     prompt_version = OFFLINE_VERSION
 
-    def __init__(self, product_types: Sequence[DiscoveredType] = (), inputs: TeacherInputs = TeacherInputs(), pixel_colors: PixelColors | None = None):
+    def __init__(
+        self,
+        product_types: Sequence[DiscoveredType] = (),
+        inputs: TeacherInputs = TeacherInputs(),
+        pixel_colors: PixelColors | None = None,
+        colour_named_share: dict[str | None, float] | None = None,
+        min_colour_named_share: float = 0.3,
+    ):
         self.product_types = list(product_types)
         self.inputs = inputs
         self.index = content_index(self.product_types)
         self.pixel_colors = pixel_colors or PixelColors(np.zeros((0, 216), dtype=np.float32), [])
+        self.colour_named_share = colour_named_share or {}
+        self.min_colour_named_share = min_colour_named_share
 
     @classmethod
     def for_shard(cls, products: pl.DataFrame, inputs: TeacherInputs = TeacherInputs(), discovery: DiscoveryConfig = DiscoveryConfig()) -> "OfflineExtractor":
-        """The teacher of one shard: product types discovered from all of its titles, and a
-        pixel-colour namer calibrated on its products whose titles name a colour."""
+        """The teacher of one shard: product types discovered from all of its titles, a
+        pixel-colour namer calibrated on its products whose titles name a colour, and, per
+        product type, how often its products' text names a colour at all."""
         types = discover_product_types(products.get_column("title").to_list(), discovery)
-        return cls(types, inputs, PixelColors.from_titles(products, attribute_index()))
+        teacher = cls(types, inputs, PixelColors.from_titles(products, attribute_index()))
+        teacher.colour_named_share = teacher.colour_naming(products)
+        return teacher
+
+    def colour_naming(self, products: pl.DataFrame) -> dict[str | None, float]:
+        """Per product type (None: all products), the share of products whose text names a
+        colour. A type whose texts rarely do (perfumes, deodorants: the catalog's colour of a
+        bottle is no shopping intent, and no title says it) gets no colour from its pixels."""
+        counts: dict[str | None, list[int]] = {}
+        for product in self.inputs.view(products.drop(PIXEL_COLOR, strict=False)).iter_rows(named=True):
+            found = text_attributes(self.index, product)
+            kind = found.get(PRODUCT_TYPE_KEY, (None,))[0]
+            for group in {kind, None}:
+                named, total = counts.setdefault(group, [0, 0])
+                counts[group] = [named + ("color" in found), total + 1]
+        return {group: named / total for group, (named, total) in counts.items() if total}
+
+    def colour_applies(self, product_type: str | None) -> bool:
+        """Whether pixels may name the colour of a product of this type (see `colour_naming`;
+        a type not seen, or no type, follows the shard as a whole)."""
+        share = self.colour_named_share.get(product_type, self.colour_named_share.get(None, 1.0))
+        return share >= self.min_colour_named_share
 
     def with_pixel_colors(self, products: pl.DataFrame) -> pl.DataFrame:
         """`products` with `PIXEL_COLOR`: the pixel colour of each product whose text (as
-        the teacher may read it) names no colour; null for the others, and for an image
-        that cannot be read (the product's other attributes still stand)."""
+        the teacher may read it) names no colour, where colour applies to its type; null for
+        the others, and for an image that cannot be read (its other attributes still stand)."""
         colors = []
         for product in self.inputs.view(products.drop(PIXEL_COLOR, strict=False)).iter_rows(named=True):
             color = None
-            if "color" not in text_attributes(self.index, product):
+            found = text_attributes(self.index, product)
+            if "color" not in found and self.colour_applies(found.get(PRODUCT_TYPE_KEY, (None,))[0]):
                 try:
                     color = self.pixel_colors.name(product["image_path"])
                 except Exception:
@@ -265,6 +297,7 @@ class OfflineExtractor:
                 "extractor": self.name, "prompt_version": OFFLINE_VERSION, "calls_made": 0, "cache_hits": 0, "estimated_cost_usd": 0.0,
                 "teacher_reads": self.inputs.describe(), "discovered_product_types": len(self.product_types),
                 "pixel_colour_references": len(self.pixel_colors.colors) if self.pixel_colors.enabled else 0,
+                "types_without_pixel_colour": sorted(str(t) for t in self.colour_named_share if t is not None and not self.colour_applies(t)),
             }
             | {f"rows_from_{source}": n for source, n in by_source.iter_rows()},
         )

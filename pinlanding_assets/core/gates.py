@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from .evaluation import CATALOG_LABELS, SILVER_LABELS, catalog_label_attributes, expand_to_vocabulary
+from .evaluation import CATALOG_LABELS, SILVER_LABELS, catalog_label_attributes, comparable_values, expand_to_vocabulary
 from .model_fitting import ENCODER_ONLY, PUBLISHED, FittedModel
 from .training import sample_role
 from .vocabulary import canonical_labels, kept_attributes
@@ -147,19 +147,24 @@ class AssignmentCheck:
     right: int
     checked: int
     source: str  # CATALOG_LABELS, SILVER_LABELS, or "none"
+    not_comparable: int = 0  # assignments of values the labels cannot name (`comparable_values`)
 
     @property
     def precision(self) -> float:
         return self.right / self.checked if self.checked else float("nan")
 
     def gate(self, threshold: float, min_checked: int) -> GateResult:
-        return proportion_gate("assignment_precision", self.right, self.checked, threshold, min_checked, f"precision of assigned attributes against {self.source}", {"truth": self.source})
+        what = f"precision of assigned attributes against {self.source}"
+        if self.not_comparable:
+            what += f" ({self.not_comparable} assignments of values the labels do not name left unchecked)"
+        return proportion_gate("assignment_precision", self.right, self.checked, threshold, min_checked, what, {"truth": self.source, "not_comparable": self.not_comparable})
 
 
 def check_assignments(assigned: pl.DataFrame, products: pl.DataFrame, raw_attributes: pl.DataFrame, vocabulary: pl.DataFrame, split: dict) -> AssignmentCheck:
     """Check assigned (product_id, key, value) rows against the catalog's labels (lenient
     mapping) where the shard has some, else against the teacher's answers on the shard's
-    silver test products (`split`: the model's sample split, from its checkpoint)."""
+    silver test products (`split`: the model's sample split, from its checkpoint). Only
+    values the labels can name are checked (`evaluation.comparable_values`)."""
     labels = catalog_label_attributes(products)
     source = CATALOG_LABELS
     if labels.is_empty():
@@ -171,7 +176,9 @@ def check_assignments(assigned: pl.DataFrame, products: pl.DataFrame, raw_attrib
         labels = canonical_labels(raw_attributes.filter(pl.col("product_id").is_in(test_ids)), vocabulary)
     if labels.is_empty():
         return AssignmentCheck(0, 0, "none")
-    truth = expand_to_vocabulary(labels, kept_attributes(vocabulary), "lenient")
-    checkable = assigned.join(labels.select("product_id", "key").unique(), on=["product_id", "key"], how="semi")
+    vocabulary_values = kept_attributes(vocabulary)
+    truth = expand_to_vocabulary(labels, vocabulary_values, "lenient")
+    labeled = assigned.join(labels.select("product_id", "key").unique(), on=["product_id", "key"], how="semi")
+    checkable = labeled.join(comparable_values(labels, vocabulary_values), on=["key", "value"], how="semi")
     right = checkable.join(truth, on=["product_id", "key", "value"], how="semi").height
-    return AssignmentCheck(right, checkable.height, source)
+    return AssignmentCheck(right, checkable.height, source, labeled.height - checkable.height)

@@ -29,9 +29,10 @@ PIXEL_COLORS: dict[str, tuple[int, int, int]] = {
     "brown": (110, 72, 40), "purple": (110, 50, 140), "orange": (235, 120, 40),
     "beige": (215, 195, 160), "maroon": (120, 25, 40), "silver": (190, 190, 195), "gold": (200, 160, 60),
 }
+# "kids" is an age group, not a gender: "Kids Boys T-shirt" is for boys.
 GENDER_PHRASES: dict[str, str] = {
     "men": "men", "man": "men", "male": "men", "gents": "men", "women": "women", "woman": "women",
-    "female": "women", "ladies": "women", "boys": "boys", "girls": "girls", "unisex": "unisex", "kids": "kids",
+    "female": "women", "ladies": "women", "boys": "boys", "boy": "boys", "girls": "girls", "girl": "girls", "unisex": "unisex",
 }
 OCCASION_PHRASES: dict[str, str] = {
     "casual": "casual", "formal": "formal", "sports": "sports", "sport": "sports", "running": "sports",

@@ -105,6 +105,7 @@ class TrainingInputs:
     attributes: pl.DataFrame  # key, value, frequency: the curated vocabulary
     evidence_phrases: list[tuple[str, str, str]]  # spellings of the vocabulary, for text evidence
     label_mapping: pl.DataFrame  # evaluation only: vocabulary value -> its majority catalog label in the sample
+    weak_labels: pl.DataFrame  # product_id, key: teacher answers read on the pixels (train the encoder, never vouch for a threshold)
 
 
 def heldout_candidates(products: pl.DataFrame, max_products: int | None, seed: int) -> pl.DataFrame:
@@ -134,6 +135,7 @@ def training_inputs(products: pl.DataFrame, raw_attributes: pl.DataFrame, vocabu
         attributes=kept_attributes(vocabulary),
         evidence_phrases=evidence_phrases(vocabulary),
         label_mapping=majority_mapping(labels, catalog_label_attributes(labeled)),
+        weak_labels=raw_attributes.filter(pl.col("source") == "pixels").select("product_id", "key").unique() if "source" in raw_attributes.columns else pl.DataFrame(schema={"product_id": pl.String, "key": pl.String}),
     )
 
 
@@ -235,7 +237,8 @@ def fit_dual_encoder(
     val_sim = similarities(encoder, val_data, tokens)
     val_evidence = text_evidence(val_data.texts, index, space.attributes)
     calibration, ablation = fit_calibration(val_sim, val_data.truth, space.key_slices, scale, space.log_prior(), val_evidence)
-    thresholds = choose_thresholds(calibration.probabilities(val_sim, space.key_slices, val_evidence), val_data.truth, space.key_slices, assignment.target_precision)
+    untrusted = {key: _marked(val_data.product_ids, inputs.weak_labels.filter(pl.col("key") == key)) for key in inputs.weak_labels.get_column("key").unique().to_list()}
+    thresholds = choose_thresholds(calibration.probabilities(val_sim, space.key_slices, val_evidence), val_data.truth, space.key_slices, assignment.target_precision, untrusted)
 
     def score_all(products: ProductBatchData) -> _Scored:
         sim = similarities(encoder, products, tokens)
@@ -297,6 +300,12 @@ def fit_dual_encoder(
         space=space,
         split_sizes={"train": len(train_idx), "validation": len(val_idx), "test": len(test_idx), "heldout": inputs.heldout.height},
     )
+
+
+def _marked(product_ids: list[str], rows: pl.DataFrame) -> np.ndarray:
+    """bool [N]: which of `product_ids` appear in `rows` (a frame with product_id)."""
+    marked = set(rows.get_column("product_id").to_list())
+    return np.array([pid in marked for pid in product_ids], dtype=bool)
 
 
 def _evaluate_methods(scored: _Scored, truth: GroundTruth, space: AttributeSpace) -> dict[str, Evaluation]:
