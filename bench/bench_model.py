@@ -71,17 +71,20 @@ def matmul_flops_per_second(threads: int, size: int = 2048, repeats: int = 5) ->
     return 2 * size**3 / best
 
 
-def teach_shards(products: pl.DataFrame, share: float, seed: int, inputs: TeacherInputs) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(sample, teacher attributes), per shard as raw_attributes does: the sample, and the
-    answers of the shard's offline teacher (product types discovered from its titles, pixel
-    colours calibrated on its titled products)."""
-    samples, answers = [], []
+def teach_shards(products: pl.DataFrame, share: float, seed: int, inputs: TeacherInputs) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(products, sample, teacher attributes), per shard as raw_attributes does: the shard's
+    offline teacher (product types discovered from its titles, pixel colours calibrated on
+    its titled products), every product's pixel colour where its text names none, the
+    sample, the teacher's answers on the sample."""
+    taught, samples, answers = [], [], []
     for shard in products.get_column("shard").unique().sort():
-        shard_products = products.filter(pl.col("shard") == shard)
+        teacher = OfflineExtractor.for_shard(products.filter(pl.col("shard") == shard), inputs)
+        shard_products = teacher.with_pixel_colors(products.filter(pl.col("shard") == shard))
         sample = select_sample(shard_products, SampleSpec(share=share, min_count=50, seed=seed))
+        taught.append(shard_products)
         samples.append(sample)
-        answers.append(OfflineExtractor.for_shard(shard_products, inputs).extract(sample).attributes)
-    return pl.concat(samples), pl.concat(answers)
+        answers.append(teacher.extract(sample).attributes)
+    return pl.concat(taught), pl.concat(samples), pl.concat(answers)
 
 
 def scoring_flops(encoder, products: pl.DataFrame, n_attributes_phrases: pl.DataFrame, sample: int = 256) -> float:
@@ -131,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[catalog] {products.height} valid products, {catalog.quarantine.height} quarantined, {time.perf_counter() - started:.0f}s; {load()}", flush=True)
 
     teacher = TEACHERS[args.teacher]
-    sample, raw = teach_shards(products, args.share, args.seed, teacher)
+    products, sample, raw = teach_shards(products, args.share, args.seed, teacher)
     vocabulary = curate_vocabulary(raw, CurationConfig(), encoder=minilm_encoder())
     inputs = training_inputs(sample, raw, vocabulary, products.join(sample.select("product_id"), on="product_id", how="anti"))
     labeled, heldout, attributes = inputs.labeled, inputs.heldout, inputs.attributes

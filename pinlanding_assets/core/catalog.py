@@ -101,7 +101,7 @@ def label_columns(frame: pl.DataFrame) -> list[str]:
 
 # What the teacher always reads; `TeacherInputs.columns` adds structured columns to it.
 # (`pixel_color` is the colour the teacher read on the image itself, where the text names none.)
-TEACHER_CONTENT_COLUMNS = ("product_id", "shard", "title", "description", "image_path", "image_hash", "text_hash", "pixel_color")
+TEACHER_CONTENT_COLUMNS = ("product_id", "shard", "title", "description", "image_path", "image_hash", "text_hash", "pixel_color", "pixel_weight")
 
 
 @dataclass(frozen=True)

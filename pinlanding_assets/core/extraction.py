@@ -161,6 +161,28 @@ class PixelColors:
         values, counts = np.unique(self.colors[nearest], return_counts=True)
         return str(values[counts.argmax()])
 
+    def evidence_weight(self, max_checked: int = 1500) -> float:
+        """How much the namer's answer is worth, in logit units, estimated without labels:
+        leave-one-out on its references (does it name a titled product the colour its title
+        names?), as the log-odds of its answer against any one other colour:
+        log(r / ((1 - r) / (K - 1))) for agreement r over K colours. 0 when it cannot tell
+        (palette mode, or no better than chance)."""
+        n = len(self.colors)
+        if not self.enabled or n < 2:
+            return 0.0
+        rows = np.arange(n)[:max_checked]
+        sims = self.histograms[rows] @ self.histograms.T
+        sims[np.arange(len(rows)), rows] = -np.inf  # a reference never votes for itself
+        nearest = np.argsort(-sims, axis=1)[:, : self.k]
+        right = 0
+        for row, neighbours in zip(rows, nearest):
+            values, counts = np.unique(self.colors[neighbours], return_counts=True)
+            right += values[counts.argmax()] == self.colors[row]
+        agreement = min(max(right / len(rows), 1e-3), 1 - 1e-3)
+        colours = len(set(self.colors.tolist()))
+        weight = float(np.log(agreement / ((1 - agreement) / max(colours - 1, 1))))
+        return max(weight, 0.0)
+
 
 def content_index(product_types: Sequence[DiscoveredType]) -> PhraseIndex:
     """Everything the offline teacher recognizes in text: the lexicon plus the discovered
@@ -171,9 +193,11 @@ def content_index(product_types: Sequence[DiscoveredType]) -> PhraseIndex:
     return index
 
 
-# The colour the teacher reads on a product's pixels when its text names none (a column
-# `OfflineExtractor.with_pixel_colors` adds before the teacher reads its sample).
+# The colour the teacher reads on a product's pixels when its text names none, and what that
+# answer is worth (logit units, `PixelColors.evidence_weight`): columns of catalog_products,
+# computed once per product by `OfflineExtractor.with_pixel_colors`.
 PIXEL_COLOR = "pixel_color"
+PIXEL_WEIGHT = "pixel_weight"
 
 
 def text_attributes(index: PhraseIndex, product: dict) -> dict[str, tuple[str, str]]:
@@ -258,7 +282,8 @@ class OfflineExtractor:
     def with_pixel_colors(self, products: pl.DataFrame) -> pl.DataFrame:
         """`products` with `PIXEL_COLOR`: the pixel colour of each product whose text (as
         the teacher may read it) names no colour, where colour applies to its type; null for
-        the others, and for an image that cannot be read (its other attributes still stand)."""
+        the others, and for an image that cannot be read (its other attributes still stand);
+        and `PIXEL_WEIGHT`, what the namer's answers are worth (the same for the shard)."""
         colors = []
         for product in self.inputs.view(products.drop(PIXEL_COLOR, strict=False)).iter_rows(named=True):
             color = None
@@ -269,7 +294,8 @@ class OfflineExtractor:
                 except Exception:
                     color = None
             colors.append(color)
-        return products.with_columns(pl.Series(PIXEL_COLOR, colors, dtype=pl.String))
+        weight = self.pixel_colors.evidence_weight()
+        return products.with_columns(pl.Series(PIXEL_COLOR, colors, dtype=pl.String), pl.lit(weight, pl.Float64).alias(PIXEL_WEIGHT))
 
     def extract(self, products: pl.DataFrame) -> ExtractionResult:
         if PIXEL_COLOR not in products.columns:

@@ -47,7 +47,7 @@ from .evaluation import (
     recall_at_k,
     top1_accuracy_per_key,
 )
-from .scoring import Calibration, assign, choose_thresholds, evidence_index, evidence_phrases, fit_calibration, text_evidence
+from .scoring import Calibration, assign, choose_thresholds, evidence_index, evidence_phrases, fit_calibration, product_evidence
 from .extraction import SampleSpec, select_sample
 from .training import (
     ABSENT,
@@ -235,14 +235,14 @@ def fit_dual_encoder(
     scale = float(encoder.logit_scale.detach())
     index = evidence_index(inputs.evidence_phrases)
     val_sim = similarities(encoder, val_data, tokens)
-    val_evidence = text_evidence(val_data.texts, index, space.attributes)
+    val_evidence = product_evidence(val_data.texts, index, space.attributes)
     calibration, ablation = fit_calibration(val_sim, val_data.truth, space.key_slices, scale, space.log_prior(), val_evidence)
     untrusted = {key: _marked(val_data.product_ids, inputs.weak_labels.filter(pl.col("key") == key)) for key in inputs.weak_labels.get_column("key").unique().to_list()}
     thresholds = choose_thresholds(calibration.probabilities(val_sim, space.key_slices, val_evidence), val_data.truth, space.key_slices, assignment.target_precision, untrusted)
 
     def score_all(products: ProductBatchData) -> _Scored:
         sim = similarities(encoder, products, tokens)
-        probs = calibration.probabilities(sim, space.key_slices, text_evidence(products.texts, index, space.attributes))
+        probs = calibration.probabilities(sim, space.key_slices, product_evidence(products.texts, index, space.attributes))
         rows = np.arange(len(products.product_ids))[:baseline_max_products]
         untrained_sim = similarities(untrained, _subset(products, rows), untrained.tokenize(attribute_table_phrases(space.attributes)))
         return _Scored(

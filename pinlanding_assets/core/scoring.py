@@ -10,10 +10,15 @@ last-named product type and first-named colour, gender, ...; then the category a
 description) over the curated vocabulary and its merged spellings. The offline teacher costs
 nothing, so this evidence reaches every product, not only the labeled sample: the encoder's
 job is then to fill in what the text does not say, and to rank. Its weight per key is fitted
-on validation too (0 = ignore the text; every weight tried is in the ablation). The colour
-the teacher reads on the pixels teaches the encoder but is no evidence here: on validation
-it is its own truth, so any weight would look perfect, and as evidence it put colours that
-agree with the catalog 4 times in 10 on pages at full confidence.
+on validation too (0 = ignore the text; every weight tried is in the ablation).
+
+The colour the teacher reads on the pixels of a product whose text names none is evidence
+too, but its weight is not fitted: on validation it is its own truth, so any weight would
+look perfect (and put colours that agree with the catalog 4 times in 10 on pages at full
+confidence). Its weight is the teacher's own, label-free estimate of what its pixel namer
+is worth (`extraction.PixelColors.evidence_weight`, ~4 logits): enough to help the encoder
+choose, never enough to make a colour certain; assignment thresholds are fitted on labels
+the teacher read from text, so pixel-only colours reach pages only when the encoder agrees.
 
 Assignment: per key, the top values whose probability reaches a threshold chosen on
 validation so that assignments reach a target precision, at most `max_values_per_key`.
@@ -31,7 +36,7 @@ import polars as pl
 from .catalog import TeacherInputs
 from .clip_model import DualEncoder, embed_attributes, embed_products
 from .evaluation import top1_accuracy_per_key
-from .extraction import text_attributes
+from .extraction import PIXEL_COLOR, PIXEL_WEIGHT, text_attributes
 from .lexicon import ATTRIBUTE_PHRASES
 from .text_rules import PhraseIndex
 from .training import ABSENT, AttributeSpace, mean_top1_accuracy
@@ -63,24 +68,44 @@ def evidence_index(phrases: Sequence[Sequence[str]]) -> PhraseIndex:
 
 
 def evidence_texts(products: pl.DataFrame, inputs: TeacherInputs) -> list[dict]:
-    """The text the teacher reads, per product: title, description, and the merchant's
-    category only when the teacher may read it."""
-    columns = ["title", "description"] + (["category"] if "category" in inputs.columns else [])
+    """What the teacher reads, per product: title, description, the merchant's category only
+    when the teacher may read it, and the pixel colour (with its weight) where the text
+    names none."""
+    columns = ["title", "description", PIXEL_COLOR, PIXEL_WEIGHT] + (["category"] if "category" in inputs.columns else [])
     present = [c for c in columns if c in products.columns]
     return products.select(present).to_dicts()
 
 
-def text_evidence(texts: Sequence[dict], index: PhraseIndex, attributes: pl.DataFrame) -> np.ndarray:
-    """[N, A] float32: 1 where the product's text names the attribute (one value per key, by
-    the teacher's reading rule); ABSENT pseudo-values are never named."""
+@dataclass(frozen=True)
+class ProductEvidence:
+    """What a product's own content says, over the vocabulary: `text` [N, A] is 1 where its
+    text names the attribute (weighted per key by the calibration); `pixels` [N, A] holds
+    logits added as they are, the pixel colour's weight where the text names no colour."""
+
+    text: np.ndarray
+    pixels: np.ndarray
+
+    def subset(self, rows: np.ndarray) -> "ProductEvidence":
+        return ProductEvidence(self.text[rows], self.pixels[rows])
+
+
+def product_evidence(texts: Sequence[dict], index: PhraseIndex, attributes: pl.DataFrame) -> ProductEvidence:
+    """The evidence of each product's text (one value per key, by the teacher's reading rule)
+    and pixel colour; ABSENT pseudo-values are never named."""
     column_of = {(k, v): i for i, (k, v) in enumerate(attributes.select("key", "value").iter_rows()) if v != ABSENT}
-    evidence = np.zeros((len(texts), attributes.height), dtype=np.float32)
-    for row, text in enumerate(texts):
-        for key, (value, _) in text_attributes(index, text).items():
+    text = np.zeros((len(texts), attributes.height), dtype=np.float32)
+    pixels = np.zeros((len(texts), attributes.height), dtype=np.float32)
+    for row, product in enumerate(texts):
+        named = text_attributes(index, product)
+        for key, (value, _) in named.items():
             column = column_of.get((key, value))
             if column is not None:
-                evidence[row, column] = 1.0
-    return evidence
+                text[row, column] = 1.0
+        if "color" not in named and product.get(PIXEL_COLOR) and product.get(PIXEL_WEIGHT):
+            column = column_of.get(("color", index.find(product[PIXEL_COLOR], keys=["color"]).get("color")))
+            if column is not None:
+                pixels[row, column] = float(product[PIXEL_WEIGHT])
+    return ProductEvidence(text, pixels)
 
 
 @dataclass(frozen=True)
@@ -90,16 +115,17 @@ class Calibration:
     log_prior: tuple[float, ...]
     evidence_weight: dict[str, float] = field(default_factory=dict)  # per key; missing = 0
 
-    def probabilities(self, sim: np.ndarray, key_slices: dict[str, slice], evidence: np.ndarray | None = None) -> np.ndarray:
+    def probabilities(self, sim: np.ndarray, key_slices: dict[str, slice], evidence: ProductEvidence | None = None) -> np.ndarray:
         """Per-key softmax of the calibrated logits, in float64: with strong text evidence the
         top values come within 1e-8 of 1, and float32 would round them all to 1.0 and lose
-        their order (ranking metrics, page relevance); `evidence` from `text_evidence`
-        (None: the product's text is not used)."""
+        their order (ranking metrics); `evidence` from `product_evidence` (None: the
+        product's content is not used)."""
         logits = self.scale * np.asarray(sim, dtype=np.float64) + self.prior_weight * np.asarray(self.log_prior)[None, :]
         if evidence is not None:
+            logits += evidence.pixels
             for key, sl in key_slices.items():
                 if self.evidence_weight.get(key, 0.0):
-                    logits[:, sl] += self.evidence_weight[key] * evidence[:, sl]
+                    logits[:, sl] += self.evidence_weight[key] * evidence.text[:, sl]
         probs = np.empty_like(logits, dtype=np.float64)
         for sl in key_slices.values():
             part = logits[:, sl] - logits[:, sl].max(axis=1, keepdims=True)
@@ -117,7 +143,7 @@ def fit_calibration(
     key_slices: dict[str, slice],
     scale: float,
     log_prior: np.ndarray,
-    evidence: np.ndarray | None = None,
+    evidence: ProductEvidence | None = None,
 ) -> tuple[Calibration, dict[str, float]]:
     """The prior weight with the best validation top-1 accuracy (mean over keys), then, when
     text `evidence` is given, per key the evidence weight with the best validation top-1 of
@@ -284,7 +310,7 @@ class ScoringModel:
     calibration: Calibration
     thresholds: dict[str, float]
     max_values_per_key: int
-    evidence: PhraseIndex  # what a product's text names (see `text_evidence`)
+    evidence: PhraseIndex  # what a product's text names (see `product_evidence`)
     teacher_inputs: TeacherInputs
 
     @classmethod
@@ -300,7 +326,7 @@ class ScoringModel:
         """(cosine similarities, calibrated probabilities, assigned flags), each [N, A];
         `products` in the order of `embeddings`, with their text columns."""
         sim = embeddings @ self.attribute_embeddings.T if len(embeddings) else np.zeros((0, len(self.space)), dtype=np.float32)
-        evidence = text_evidence(evidence_texts(products, self.teacher_inputs), self.evidence, self.space.attributes) if self.calibration.evidence_weight else None
+        evidence = product_evidence(evidence_texts(products, self.teacher_inputs), self.evidence, self.space.attributes)
         probs = self.calibration.probabilities(sim, self.space.key_slices, evidence)
         assigned = assign(probs, self.space.key_slices, self.thresholds, self.max_values_per_key, self.space.assignable)
         return sim, probs, assigned

@@ -117,12 +117,12 @@ class ProductBatchData:
     images: torch.Tensor  # uint8 [N, 3, H, W]
     title_tokens: torch.Tensor  # [N, context]
     truth: np.ndarray  # bool [N, A]
-    texts: list[dict]  # title/description/category per product, for the text evidence
+    texts: list[dict]  # title/description/category/pixel colour per product, for the evidence
 
 
 def prepare_products(encoder: DualEncoder, products: pl.DataFrame, labels: pl.DataFrame, space: AttributeSpace) -> ProductBatchData:
     ids = products.get_column("product_id").to_list()
-    text_columns = [c for c in ("title", "description", "category") if c in products.columns]
+    text_columns = [c for c in ("title", "description", "category", "pixel_color", "pixel_weight") if c in products.columns]
     return ProductBatchData(
         product_ids=ids,
         images=load_images(products.get_column("image_path").to_list(), encoder.image_size),

@@ -4,9 +4,9 @@
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
-from ..core.catalog import TeacherInputs, load_catalog, shard_fingerprints
+from ..core.catalog import load_catalog, shard_fingerprints
 from ..core.evaluation import teacher_agreement
-from ..core.extraction import AttributeExtractor, OfflineExtractor, SampleSpec, select_sample
+from ..core.extraction import PIXEL_COLOR, PIXEL_WEIGHT, AttributeExtractor, OfflineExtractor, SampleSpec, select_sample
 from ..core.ingest_state import record_ingest
 from ..core.vlm_extraction import SUGGESTED_KEYS, VLMExtractionConfig, VLMExtractor, describe_domain
 from ..core.warehouse import Warehouse
@@ -50,7 +50,12 @@ def raw_attributes(context: AssetExecutionContext, config: ExtractionConfig, cat
     products = loaded.products
     context.log.info("shard %s: %d valid products, %d quarantined", shard, products.height, loaded.quarantine.height)
     sample = select_sample(products, SampleSpec(config.sample_share, config.sample_min, config.sample_max, config.seed))
-    extractor = choose_extractor(llm, warehouse, config, catalog.teacher_inputs(), products)
+    # The offline teacher's eye costs nothing: every product whose text names no colour gets
+    # its pixel colour and what that is worth, stored with the product (scoring reads them).
+    offline = OfflineExtractor.for_shard(products, catalog.teacher_inputs())
+    products = offline.with_pixel_colors(products)
+    sample = sample.join(products.select("product_id", PIXEL_COLOR, PIXEL_WEIGHT), on="product_id", how="left")
+    extractor = choose_extractor(llm, warehouse, config, offline, products)
     context.log.info("extractor: %s (%s); teacher reads %s", extractor.name, extractor.prompt_version, catalog.teacher_inputs().describe())
     result = extractor.extract(sample)
     context.log.info("extractor %s labeled %d of %d sampled products", extractor.name, result.attributes.get_column("product_id").n_unique(), sample.height)
@@ -119,12 +124,12 @@ def sample_flag(products: pl.DataFrame, sample: pl.DataFrame) -> pl.Expr:
     return pl.col("product_id").is_in(sample.get_column("product_id").implode()).alias("in_sample")
 
 
-def choose_extractor(llm: LLMResource, warehouse: Warehouse, config: ExtractionConfig, inputs: TeacherInputs, products: pl.DataFrame) -> AttributeExtractor:
-    """The VLM when the llm resource resolves to `openai`, else the offline teacher of this
-    shard (`products`: all of the shard's validated products)."""
+def choose_extractor(llm: LLMResource, warehouse: Warehouse, config: ExtractionConfig, offline: OfflineExtractor, products: pl.DataFrame) -> AttributeExtractor:
+    """The VLM when the llm resource resolves to `openai`, else `offline`, the offline
+    teacher of this shard (`products`: all of the shard's validated products)."""
     if llm.resolved_extractor() == "openai":
         vlm = VLMExtractionConfig(
-            max_image_side=config.max_image_side, domain=config.domain or describe_domain(products), suggested_keys=tuple(config.suggested_keys), inputs=inputs
+            max_image_side=config.max_image_side, domain=config.domain or describe_domain(products), suggested_keys=tuple(config.suggested_keys), inputs=offline.inputs
         )
         return VLMExtractor(llm.client(warehouse), vlm)
-    return OfflineExtractor.for_shard(products, inputs)
+    return offline

@@ -19,8 +19,9 @@ from pinlanding_assets.core.scoring import (
     fit_calibration,
     local_embedder,
     score_products,
+    ProductEvidence,
+    product_evidence,
     scores_frame,
-    text_evidence,
 )
 from pinlanding_assets.core.training import ABSENT, AttributeSpace
 
@@ -59,7 +60,7 @@ def test_text_evidence_reads_products_like_the_teacher() -> None:
         {"title": "Shirt (none)", "description": "A red shirt with stripes"},
         {"title": "Brand Shirt Shoe"},
     ]
-    assert text_evidence(texts, index, attributes).tolist() == [
+    assert product_evidence(texts, index, attributes).text.tolist() == [
         [0, 1, 0, 0, 0, 0, 0, 1],  # grey comes first; blue inside "navy blue" is not blue; "Shoes" folds to shoe
         [0, 0, 1, 0, 1, 0, 1, 0],
         [0, 0, 0, 0, 0, 0, 0, 0],  # "red" in "Redwood", "blue" in "Bluetooth": not whole words
@@ -67,6 +68,23 @@ def test_text_evidence_reads_products_like_the_teacher() -> None:
         [0, 0, 0, 1, 1, 0, 1, 0],  # the description adds what the title does not say; ABSENT never
         [0, 0, 0, 0, 0, 0, 0, 1],  # the product type is the title's last-named type
     ]
+
+
+def test_pixel_colour_is_evidence_only_where_the_text_names_no_colour() -> None:
+    attributes = pl.DataFrame({"key": ["color"] * 3, "value": ["black", "navy blue", "red"]})
+    index = evidence_index(evidence_phrases(vocabulary_of([("color", v, v) for v in ("black", "navy blue", "red")])))
+    texts = [
+        {"title": "Brand Shirt", "pixel_color": "navy", "pixel_weight": 4.0},  # the lexicon's spelling of navy blue
+        {"title": "Brand Red Shirt", "pixel_color": "black", "pixel_weight": 4.0},  # the text decides
+        {"title": "Brand Shirt", "pixel_color": "black", "pixel_weight": 0.0},  # a namer worth nothing
+    ]
+    evidence = product_evidence(texts, index, attributes)
+    assert evidence.pixels.tolist() == [[0, 4, 0], [0, 0, 0], [0, 0, 0]]
+    assert evidence.text.tolist() == [[0, 0, 0], [0, 0, 1], [0, 0, 0]]
+    # Added as it is: it moves the choice, it does not make it certain.
+    probs = Calibration(10.0, 0.0, (0.0, 0.0, 0.0), {"color": 20.0}).probabilities(np.zeros((3, 3)), {"color": slice(0, 3)}, evidence)
+    assert probs[0].argmax() == 1 and 0.9 < probs[0, 1] < 0.99
+    assert probs[1, 2] > 0.999999
 
 
 def test_evidence_weight_is_fitted_per_key_and_helps_only_where_the_text_is_right() -> None:
@@ -80,6 +98,7 @@ def test_evidence_weight_is_fitted_per_key_and_helps_only_where_the_text_is_righ
     sim[np.arange(n), 3 + true_pattern] += 0.1
     truth = np.concatenate([np.eye(3, dtype=bool)[true_color], np.eye(2, dtype=bool)[true_pattern]], axis=1)
     mentions = np.concatenate([np.eye(3)[true_color], np.eye(2)[rng.integers(0, 2, size=n)]], axis=1).astype(np.float32)
+    mentions = ProductEvidence(mentions, np.zeros_like(mentions))
     best, ablation = fit_calibration(sim, truth, SLICES, 30.0, np.zeros(5), mentions)
     assert best.evidence_weight.get("color", 0) > 0 and best.evidence_weight.get("pattern", 0) == 0
     assert ablation[f"evidence_weight[color]={best.evidence_weight['color']}"] > ablation["evidence_weight[color]=0.0"] + 0.05
