@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .warehouse import Warehouse
+from .warehouse import Warehouse, transaction
 
 # Tables with a `shard` column, one set of rows per catalog shard.
 PER_SHARD_TABLES = ("catalog_products", "raw_attributes", "quarantine", "product_attribute_scores")
@@ -43,8 +43,7 @@ def retire_removed(warehouse: Warehouse, live_shards: Sequence[str]) -> Retireme
             if table in tables:
                 stored |= {row[0] for row in con.execute(f'SELECT DISTINCT shard FROM "{table}"').fetchall()}
         removed = sorted(stored - set(live_shards))
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             for table in PER_SHARD_TABLES:
                 if table not in tables:
                     continue
@@ -57,8 +56,4 @@ def retire_removed(warehouse: Warehouse, live_shards: Sequence[str]) -> Retireme
                     ).fetchall()[0][0]
                 if n:
                     deleted[table] = n
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     return Retirement(removed, deleted)

@@ -6,11 +6,18 @@ next to `dagster dev`) may touch the warehouse at once, so every access takes an
 exclusive file lock beside the database for as long as its connection is open, and
 connections are kept short. Writes happen in one transaction each: a re-materialized
 partition replaces its rows, never adds to them.
+
+The file lock belongs to an open file, not to a thread, so a second `connect()` in a thread
+that already holds one would wait for itself until the lock timeout. The module remembers
+which thread of which process holds each warehouse, and such a nested call fails at once;
+other threads and processes still queue on the lock.
 """
 
 from __future__ import annotations
 
 import fcntl
+import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,6 +31,16 @@ class WarehouseError(RuntimeError):
     pass
 
 
+# lock file -> (pid, thread id) of the connection holding it in this process. The pid keeps a
+# forked child (which inherits this dict) from mistaking its parent's hold for its own.
+_holders: dict[str, tuple[int, int]] = {}
+_holders_guard = threading.Lock()
+
+
+def _this_thread() -> tuple[int, int]:
+    return os.getpid(), threading.get_ident()
+
+
 class Warehouse:
     def __init__(self, path: Path | str, lock_timeout_s: float = 600.0):
         self.path = Path(path)
@@ -33,8 +50,17 @@ class Warehouse:
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        holder_key = str(self.lock_path.resolve())
+        with _holders_guard:
+            if _holders.get(holder_key) == _this_thread():
+                raise WarehouseError(
+                    f"this thread already has a connection to the warehouse {self.path} open; a second "
+                    "one would wait for its own lock: use the open connection, or close it first"
+                )
         with open(self.lock_path, "a+") as lock_file:
             self._acquire(lock_file)
+            with _holders_guard:
+                _holders[holder_key] = _this_thread()
             try:
                 con = duckdb.connect(str(self.path))
                 try:
@@ -42,6 +68,8 @@ class Warehouse:
                 finally:
                     con.close()
             finally:
+                with _holders_guard:
+                    del _holders[holder_key]
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
 
     def _acquire(self, lock_file) -> None:
@@ -108,20 +136,33 @@ class Warehouse:
         """Create the table from the frame's schema if needed, then delete and insert in one
         transaction: a crash leaves either the old rows or the new ones, never both."""
         with self.connect() as con:
+            # The view goes when the connection closes: no unregister in a `finally`, which
+            # could raise on a broken connection and hide the real error.
             con.register("incoming", frame.to_arrow())
-            _run(con, "BEGIN TRANSACTION")
-            try:
+            with transaction(con):
                 if not _has_table(con, table):
                     _run(con, f'CREATE TABLE "{table}" AS SELECT * FROM incoming LIMIT 0')
                 _check_columns(con, table, frame)
                 _run(con, delete_sql, params)
                 _run(con, f'INSERT INTO "{table}" BY NAME SELECT * FROM incoming')
-                _run(con, "COMMIT")
-            except Exception:
-                _run(con, "ROLLBACK")
-                raise
-            finally:
-                con.unregister("incoming")
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """BEGIN, then COMMIT if the block succeeds, else ROLLBACK and re-raise the block's (or
+    the COMMIT's) own error. When a COMMIT fails (disk full) DuckDB has already ended the
+    transaction, so the ROLLBACK raises "no transaction is active": that second error is
+    only attached as a note, never raised in place of the one that says what went wrong."""
+    _run(con, "BEGIN TRANSACTION")
+    try:
+        yield
+        _run(con, "COMMIT")
+    except BaseException as error:
+        try:
+            _run(con, "ROLLBACK")
+        except Exception as rollback_error:
+            error.add_note(f"(the ROLLBACK after it failed as well: {rollback_error})")
+        raise
 
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = None) -> list[tuple]:

@@ -1,4 +1,4 @@
-"""The check-failure alert sensor against a real on-disk Dagster instance.
+"""The alert sensor (failed checks, failed runs) against a real on-disk Dagster instance.
 
 The instance is `DagsterInstance.local_temp`: the same run-sharded SQLite storage that
 `dagster dev` uses with a DAGSTER_HOME (the ephemeral in-memory instance stores events
@@ -15,6 +15,7 @@ from dagster import (
     AssetCheckSpec,
     Config,
     DagsterInstance,
+    DagsterRun,
     Definitions,
     MaterializeResult,
     StaticPartitionsDefinition,
@@ -24,7 +25,7 @@ from dagster import (
 )
 
 from pinlanding_assets.core.alerts import AlertLedger
-from pinlanding_assets.defs.alerting import AlertResource, check_failure_alert_sensor
+from pinlanding_assets.defs.alerting import WEBHOOK_URL_ENV, AlertResource, check_failure_alert_sensor, default_alert_resource
 
 shards = StaticPartitionsDefinition(["apparel", "footwear"])
 
@@ -58,6 +59,11 @@ def tiny_model() -> MaterializeResult:
 @asset(deps=[tiny_model])
 def tiny_pages() -> None:
     pass
+
+
+@asset(partitions_def=shards)
+def broken_shard() -> None:
+    raise RuntimeError("disk full while writing the shard")
 
 
 @pytest.fixture
@@ -145,10 +151,14 @@ def test_failed_blocking_check_fails_the_run_and_alerts_once(instance, alerts):
     assert not result.success  # the blocking ERROR check stopped tiny_pages
     tick(instance, alerts, None)
     lines = ledger(alerts)
-    assert len(lines) == 1
-    assert (lines[0]["asset"], lines[0]["check"], lines[0]["severity"], lines[0]["partition"]) == ("tiny_model", "recall", "ERROR", None)
-    assert lines[0]["value"] is None  # NaN metadata is written as null, not as invalid JSON
-    assert lines[0]["job_name"] == "__ephemeral_asset_job__"
+    # The failed check, and the run it failed (one alert each).
+    assert [line["kind"] for line in lines] == ["check_failure", "run_failure"]
+    check, run = lines
+    assert (check["asset"], check["check"], check["severity"], check["partition"]) == ("tiny_model", "recall", "ERROR", None)
+    assert check["value"] is None  # NaN metadata is written as null, not as invalid JSON
+    assert check["job_name"] == "__ephemeral_asset_job__"
+    assert (run["run_id"], run["severity"]) == (result.run_id, "ERROR")
+    assert "step tiny_model" in run["error"]
 
 
 def test_one_alert_per_failed_evaluation_across_runs(instance, alerts):
@@ -161,11 +171,14 @@ def test_one_alert_per_failed_evaluation_across_runs(instance, alerts):
 
 class RecordingHandler(BaseHTTPRequestHandler):
     received: list = []
+    failures_left = 0  # answer 503 to this many posts first
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).received.append((self.path, self.headers["Content-Type"], json.loads(body)))
-        self.send_response(200)
+        failing = type(self).failures_left > 0
+        type(self).failures_left -= failing
+        self.send_response(503 if failing else 200)
         self.end_headers()
         self.wfile.write(b"ok")
 
@@ -175,7 +188,7 @@ class RecordingHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def webhook_server():
-    RecordingHandler.received = []
+    RecordingHandler.received, RecordingHandler.failures_left = [], 0
     server = ThreadingHTTPServer(("127.0.0.1", 0), RecordingHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -184,20 +197,38 @@ def webhook_server():
     server.server_close()
 
 
-def test_sensor_posts_one_slack_payload_per_failure(instance, tmp_path, webhook_server):
+def test_sensor_posts_one_slack_payload_per_failure_and_retries_on_later_ticks(instance, tmp_path, webhook_server, monkeypatch):
+    """The URL comes from the environment at send time; the receiver refuses the first post,
+    and a later tick (no new run) posts the alert again, once."""
     server, received = webhook_server
-    url = f"http://127.0.0.1:{server.server_address[1]}/hooks/quality"
-    alerts = AlertResource(alerts_file=str(tmp_path / "alerts.jsonl"), webhook_url=url)
+    RecordingHandler.failures_left = 1
+    monkeypatch.setenv(WEBHOOK_URL_ENV, f"http://127.0.0.1:{server.server_address[1]}/hooks/quality")
+    alerts = AlertResource(alerts_file=str(tmp_path / "alerts.jsonl"), webhook_retry_after_seconds=0)
     run = run_shard(instance, "footwear", coverage=0.25)
     run_shard(instance, "apparel", coverage=0.97)
     cursor = tick(instance, alerts, None)
+    assert [line["webhook"] for line in ledger(alerts)] == ["failed: webhook answered HTTP 503"]
+    cursor = tick(instance, alerts, cursor)
     tick(instance, alerts, cursor)
-    assert len(received) == 1
-    path, content_type, payload = received[0]
+    assert len(received) == 2 and received[0] == received[1]
+    path, content_type, payload = received[1]
     assert (path, content_type) == ("/hooks/quality", "application/json")
     assert payload["text"].startswith("[WARN] tiny_shard.coverage failed for partition footwear: value 0.25, threshold 0.9")
     assert payload["alert"]["run_id"] == run.run_id and payload["alert"]["partition"] == "footwear"
-    assert ledger(alerts)[0]["webhook"] == "sent"
+    assert [line["webhook"] for line in ledger(alerts)] == ["failed: webhook answered HTTP 503", "sent"]
+
+
+def test_the_ui_shows_the_webhook_variable_not_the_url(monkeypatch):
+    """What the UI displays of a resource is the code location's snapshot: the URL (a
+    credential) must not be in it."""
+    from dagster._core.remote_representation.external_data import RepositorySnap
+    from dagster._serdes import serialize_value
+
+    monkeypatch.setenv(WEBHOOK_URL_ENV, "https://hooks.slack.com/services/T000/B000/SECRETTOKEN")
+    defs = Definitions(assets=[tiny_shard], sensors=[check_failure_alert_sensor], resources={"alerts": default_alert_resource()})
+    snapshot = serialize_value(RepositorySnap.from_def(defs.get_repository_def()))
+    assert "SECRETTOKEN" not in snapshot
+    assert WEBHOOK_URL_ENV in snapshot  # the UI says where the URL comes from
 
 
 def test_definitions_with_alert_sensor_load(alerts):
@@ -244,3 +275,29 @@ def test_real_raw_attributes_check_failure_is_alerted(instance, alerts, tmp_path
     (alert,) = [a for a in ledger(alerts) if a["check"] == "attribute_coverage"]
     assert (alert["asset"], alert["partition"], alert["check"], alert["threshold"], alert["run_id"]) == ("raw_attributes", "apparel", "attribute_coverage", 1.01, result.run_id)
     assert 0.0 <= alert["value"] <= 1.0
+
+
+def test_a_run_whose_step_raises_is_alerted_once_with_its_error(instance, alerts):
+    """No check result at all: the run failure itself is the alert."""
+    result = materialize([broken_shard], instance=instance, partition_key="footwear", raise_on_error=False)
+    assert not result.success
+    cursor = tick(instance, alerts, None)
+    tick(instance, alerts, cursor)
+    tick(instance, alerts, None)  # a reset cursor does not resend either (ledger id)
+    (alert,) = ledger(alerts)
+    assert (alert["kind"], alert["alert_id"], alert["severity"]) == ("run_failure", f"{result.run_id}:run_failure", "ERROR")
+    assert (alert["run_id"], alert["partition"], alert["job_name"]) == (result.run_id, "footwear", "__ephemeral_asset_job__")
+    assert "step broken_shard: RuntimeError: disk full while writing the shard" in alert["error"]
+    assert alert["run_url"] == f"http://127.0.0.1:3000/runs/{result.run_id}"
+    assert alert["text"].startswith(f"[ERROR] run {result.run_id[:8]} failed (job __ephemeral_asset_job__, partition footwear): ")
+
+
+def test_a_run_whose_process_died_is_alerted(instance, alerts):
+    """A crashed run worker leaves no step failure and no check result: Dagster's run
+    monitoring marks the run failed with a message, and that message is the alert."""
+    run = instance.add_run(DagsterRun(job_name="shard_ingest", run_id="0f0e0d0c-0000-4000-8000-000000000001", tags={"dagster/partition": "apparel"}))
+    instance.report_run_failed(run, message="Run worker process exited unexpectedly (signal 9)")
+    tick(instance, alerts, None)
+    (alert,) = ledger(alerts)
+    assert (alert["kind"], alert["run_id"], alert["job_name"], alert["partition"]) == ("run_failure", run.run_id, "shard_ingest", "apparel")
+    assert alert["error"] == "Run worker process exited unexpectedly (signal 9)"
