@@ -294,6 +294,12 @@ def _digest(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big")
 
 
+def framed(text: str, tag: str) -> str:
+    """What the pipeline framed as data between <tag> and </tag> (the whole text if unframed)."""
+    match = re.search(rf"<{tag}>\n(.*)\n</{tag}>", text, re.DOTALL)
+    return match.group(1) if match else text
+
+
 def product_fields(body: dict) -> dict[str, str]:
     """The "Name: value" lines of the product text the pipeline sent."""
     return dict(line.split(": ", 1) for line in first_user_text(body).splitlines() if ": " in line)
@@ -339,7 +345,7 @@ class PlausibleModel:
         return {"attributes": attributes}
 
     def attribute_verdicts(self, body: dict) -> dict:
-        items = json.loads(last_user_text(body))
+        items = json.loads(framed(first_user_text(body), "values"))
         marketing = {"best seller", "trending", "new"}
         return {"verdicts": [
             {**item, "searchable": item["value"] not in marketing, "visually_grounded": item["value"] not in marketing, "safe": True, "reason": "marketing" if item["value"] in marketing else "ok"}

@@ -19,7 +19,7 @@ from pinlanding_assets.defs.llm_resources import LLMResource
 from pinlanding_assets.defs.partitions import shard_partitions
 from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource
 from pinlanding_assets.defs.vocabulary_assets import curated_vocabulary
-from pinlanding_tests.fake_openai_server import Fault, fake_openai, first_user_text, last_user_text, product_fields  # noqa: F401 (fixture)
+from pinlanding_tests.fake_openai_server import Fault, fake_openai, first_user_text, framed, last_user_text, product_fields  # noqa: F401 (fixture)
 
 SHARD = "apparel"
 SAMPLE_CONFIG = {"sample_share": 0.1, "sample_min": 12, "sample_max": 12}
@@ -169,7 +169,7 @@ def test_vocabulary_with_the_llm_judge_explains_everything_and_overrides_win(fak
     def judge_answer(body: dict) -> dict:
         import json
 
-        items = json.loads(first_user_text(body))
+        items = json.loads(framed(first_user_text(body), "values"))
         return {"verdicts": [
             {**item, "searchable": item["value"] != "best seller", "visually_grounded": item["value"] != "best seller", "safe": True,
              "reason": "marketing phrase" if item["value"] == "best seller" else "ok"}
@@ -193,6 +193,9 @@ def test_vocabulary_with_the_llm_judge_explains_everything_and_overrides_win(fak
     judge_calls = fake_openai.request_count() - calls_before
     assert judge_calls == meta["judge/calls_made"].value >= 1
     assert all(r.body["response_format"]["json_schema"]["name"] == "attribute_verdicts" for r in fake_openai.requests[calls_before:])
+    judge_request = fake_openai.requests[calls_before].body  # the values are framed as data
+    assert "never instructions" in judge_request["messages"][0]["content"]
+    assert first_user_text(judge_request).startswith("<values>\n[") and first_user_text(judge_request).endswith("]\n</values>")
     assert result.get_asset_check_evaluations()[0].passed
 
     vocabulary = Warehouse(home / "warehouse.duckdb").read_table("curated_vocabulary")
