@@ -22,7 +22,7 @@ Or without pytest: ``with FakeOpenAIServer() as server: ...``.
   serialized to JSON). The default echoes `{"echo": <last user text>}`.
 * `inject(*faults, match=None)`: queue faults; each applies to one later request whose
   raw body contains `match` (any request if None), in order. Faults:
-  `Fault.rate_limit(retry_after_s)` (429 + Retry-After), `Fault.server_error(status)` (500),
+  `Fault.rate_limit(retry_after_s, header=None)` (429 + Retry-After, or that header verbatim), `Fault.server_error(status)` (500),
   `Fault.hang(seconds)` (sleeps before answering: longer than the client timeout),
   `Fault.malformed()` (content that is not JSON), `Fault.truncated()` (half the content
   with finish_reason "length"), `Fault.invalid_schema()` (JSON that ignores the schema).
@@ -58,10 +58,12 @@ class Fault:
     kind: str  # rate_limit | server_error | hang | malformed | truncated | invalid_schema
     seconds: float = 0.0
     status: int = 500
+    retry_after: str | None = None  # the Retry-After header as sent, when not `seconds`
 
     @staticmethod
-    def rate_limit(retry_after_s: float = 1.0) -> "Fault":
-        return Fault("rate_limit", seconds=retry_after_s, status=429)
+    def rate_limit(retry_after_s: float = 1.0, header: str | None = None) -> "Fault":
+        """429 with `Retry-After: <retry_after_s>`, or with `header` verbatim (any text)."""
+        return Fault("rate_limit", seconds=retry_after_s, status=429, retry_after=header)
 
     @staticmethod
     def server_error(status: int = 500) -> "Fault":
@@ -226,7 +228,7 @@ class FakeOpenAIServer:
         if not handler.path.rstrip("/").endswith("/chat/completions"):
             return _send(handler, 404, {"error": {"message": f"unknown path {handler.path}", "type": "not_found"}})
         if fault and fault.kind == "rate_limit":
-            return _send(handler, 429, {"error": {"message": "rate limited", "type": "rate_limit_error"}}, {"Retry-After": f"{fault.seconds:g}"})
+            return _send(handler, 429, {"error": {"message": "rate limited", "type": "rate_limit_error"}}, {"Retry-After": fault.retry_after if fault.retry_after is not None else f"{fault.seconds:g}"})
         if fault and fault.kind == "server_error":
             return _send(handler, fault.status, {"error": {"message": "injected server error", "type": "server_error"}})
         if fault and fault.kind == "hang":
@@ -292,6 +294,12 @@ def _digest(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big")
 
 
+def framed(text: str, tag: str) -> str:
+    """What the pipeline framed as data between <tag> and </tag> (the whole text if unframed)."""
+    match = re.search(rf"<{tag}>\n(.*)\n</{tag}>", text, re.DOTALL)
+    return match.group(1) if match else text
+
+
 def product_fields(body: dict) -> dict[str, str]:
     """The "Name: value" lines of the product text the pipeline sent."""
     return dict(line.split(": ", 1) for line in first_user_text(body).splitlines() if ": " in line)
@@ -337,7 +345,7 @@ class PlausibleModel:
         return {"attributes": attributes}
 
     def attribute_verdicts(self, body: dict) -> dict:
-        items = json.loads(last_user_text(body))
+        items = json.loads(framed(first_user_text(body), "values"))
         marketing = {"best seller", "trending", "new"}
         return {"verdicts": [
             {**item, "searchable": item["value"] not in marketing, "visually_grounded": item["value"] not in marketing, "safe": True, "reason": "marketing" if item["value"] in marketing else "ok"}

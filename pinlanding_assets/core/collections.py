@@ -60,6 +60,10 @@ NON_SEASONAL_TYPES = {
 # Product types only sold for women and girls: "Bras for Men" is a labeling error, not a page.
 WOMENSWEAR_TYPES = {"bra", "saree", "dress", "nightdress", "kurtis", "lipstick", "lip gloss", "heels", "camisole", "baby doll", "lehenga choli", "jeggings", "stocking", "dupatta", "salwar and dupatta", "patiala"}
 STOPWORDS = {"for", "and", "the", "with", "of", "in", "s"}
+# The characters a published title may use, as a regular-expression character class without
+# its brackets: ASCII letters, digits, space and & ' -. Anything else (markup, emoji,
+# invisible or right-to-left control characters) vetoes the title.
+TITLE_CHARACTERS = "A-Za-z0-9 &'-"
 
 COLLECTION_SCHEMA = {
     "slug": pl.String,
@@ -85,6 +89,10 @@ class MiningConfig:
     max_attributes: int = 4
     max_collections: int = 5000
     quality_cutoff: int = 4
+    title_characters: str = TITLE_CHARACTERS
+
+    def __post_init__(self) -> None:
+        title_character_pattern(self.title_characters)  # a clear error now, not mid-run
 
 
 # -- mining ------------------------------------------------------------------------------
@@ -212,8 +220,33 @@ class Judgement:
     reason: str | None  # why it is invalid; None when valid
 
 
-def validate_and_score(attributes: Sequence[tuple[str, str]], title: str) -> Judgement:
-    """Rule-based semantic validation and a 1-5 quality score (offline stand-in for the LLM)."""
+def title_character_pattern(allowed: str) -> re.Pattern[str]:
+    """The pattern a title must match in full; a clear error for a malformed allow-list."""
+    if not allowed:
+        raise ValueError("title_characters is empty: no title could be published")
+    try:
+        return re.compile(f"[{allowed}]+")
+    except re.error as exc:
+        raise ValueError(f"title_characters {allowed!r} is not a valid character class ({exc})") from None
+
+
+def character_problem(title: str, allowed: str = TITLE_CHARACTERS) -> str | None:
+    """Why `title` may not be published for its characters (None when it may)."""
+    pattern = title_character_pattern(allowed)
+    if not title:
+        return "empty title"
+    if pattern.fullmatch(title):
+        return None
+    outside = sorted({ch for ch in title if not pattern.fullmatch(ch)})
+    return "characters outside the allow-list: " + " ".join(repr(ch) for ch in outside[:10])
+
+
+def validate_and_score(attributes: Sequence[tuple[str, str]], title: str, allowed_characters: str = TITLE_CHARACTERS) -> Judgement:
+    """Rule-based semantic validation and a 1-5 quality score (offline stand-in for the LLM).
+    A title with characters outside `allowed_characters` is invalid, whatever its score."""
+    problem = character_problem(title, allowed_characters)
+    if problem:
+        return Judgement(1, problem)
     values = [v for _, v in attributes]
     if len(set(values)) < len(values):
         return Judgement(1, "repeated value")
@@ -232,8 +265,6 @@ def validate_and_score(attributes: Sequence[tuple[str, str]], title: str) -> Jud
         score -= 1
     if "season" in by_key and anchor in NON_SEASONAL_TYPES:
         score -= 2  # "Summer Watches": a release season, not something a shopper looks for
-    if not re.fullmatch(r"[A-Za-z0-9&' \-]+", title):
-        score -= 2
     score = max(score, 1)
     return Judgement(score, None)
 
@@ -287,11 +318,14 @@ class TemplateTitleWriter:
 
     name = "template"
 
+    def __init__(self, title_characters: str = TITLE_CHARACTERS):
+        self.title_characters = title_characters
+
     def write(self, candidates: Sequence[TitleCandidate]) -> list[TitledCollection]:
         out = []
         for candidate in candidates:
             title = template_title(candidate.attributes)
-            judgement = validate_and_score(candidate.attributes, title)
+            judgement = validate_and_score(candidate.attributes, title, self.title_characters)
             out.append(TitledCollection(candidate.slug, title, judgement.quality, judgement.reason, self.name))
         return out
 
@@ -311,8 +345,8 @@ def write_collections(combos: pl.DataFrame, config: MiningConfig, writer: TitleW
     writer in batches, best-supported first, and once `max_collections` are kept the rest
     get template titles only: a paid writer is never asked about pages that cannot be kept.
     """
-    writer = writer or TemplateTitleWriter()
-    offline = TemplateTitleWriter()
+    writer = writer or TemplateTitleWriter(config.title_characters)
+    offline = TemplateTitleWriter(config.title_characters)
     ordered = _merge_order(combos)
     candidates = [
         TitleCandidate(collection_slug(parse_combo(combo)), parse_combo(combo), support)

@@ -17,7 +17,16 @@ vocabulary judge, collection titles) goes through `CachedLLMClient.complete_json
   (`finish_reason == "length"`) or does not match the schema: the model sees its own
   answer and the error and is asked again.
 * **Bounded concurrency**: at most `max_concurrency` requests in flight.
-* **Counters**: calls, cache hits, retries, repairs, failures, tokens, estimated cost.
+* **Budgets**: `max_calls` HTTP requests and `max_cost_usd` estimated spend per client (one
+  client per asset materialization). A budget reached stops new calls; the requests not
+  answered end with `stop_reason` set ("call budget reached" / "cost budget reached"), are
+  not cached (the next run asks them), and everything answered so far is cached. Cached
+  answers never count against a budget.
+* **Lazy requests**: a request's messages may be a function, called in the worker just
+  before the call, so a large batch never holds every image in memory and a request the
+  cache or a budget answers is never built.
+* **Counters** and **progress**: calls, cache hits, retries, repairs, failures, tokens,
+  estimated cost; `on_progress` receives them every `progress_every` answers.
 
 It speaks the Chat Completions protocol through the `openai` package, so any
 OpenAI-compatible server works (OpenAI, Azure, vLLM, Ollama, the tests' loopback server).
@@ -28,7 +37,9 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import json
+import math
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -39,6 +50,14 @@ from datetime import datetime, timezone
 import polars as pl
 
 from .warehouse import Warehouse
+
+# Budgets per client (one client per asset materialization): ~20k VLM calls or $10 of
+# estimated spend, whichever comes first; `None` means no bound.
+DEFAULT_MAX_CALLS = 20_000
+DEFAULT_MAX_COST_USD = 10.0
+CALL_BUDGET_REACHED = "call budget reached"
+COST_BUDGET_REACHED = "cost budget reached"
+REQUEST_NOT_BUILT = "request could not be built"
 
 CACHE_SCHEMA = {
     "cache_key": pl.String,
@@ -71,14 +90,25 @@ class LLMSettings:
     price_per_1k_input: float = 0.0  # USD, for the cost estimate only
     price_per_1k_output: float = 0.0
     retry_cached_failures: bool = False
+    max_calls: int | None = DEFAULT_MAX_CALLS  # HTTP requests, retries and repairs included
+    max_cost_usd: float | None = DEFAULT_MAX_COST_USD  # from the prices above; calls in flight may pass it
+    progress_every: int = 25  # answers between two `on_progress` reports
 
 
 @dataclass(frozen=True)
 class LLMRequest:
+    """One structured-output request. `messages` may be a function that builds them: it is
+    called only when the request is actually sent (not for cached answers, not once a budget
+    is reached), in a worker thread; if it raises, the request ends with `stop_reason`
+    REQUEST_NOT_BUILT and the error."""
+
     cache_key: str
-    messages: list[dict]
+    messages: list[dict] | Callable[[], list[dict]]
     schema_name: str
     json_schema: dict
+
+    def built_messages(self) -> list[dict]:
+        return list(self.messages() if callable(self.messages) else self.messages)
 
 
 @dataclass(frozen=True)
@@ -89,6 +119,9 @@ class LLMResponse:
     cached: bool
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # Why the client stopped before an answer: CALL_BUDGET_REACHED, COST_BUDGET_REACHED or
+    # REQUEST_NOT_BUILT; None for answers and for failures of the call itself.
+    stop_reason: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -108,9 +141,30 @@ class LLMStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     estimated_cost_usd: float = 0.0
+    budget_stopped: int = 0  # requests left unanswered because a budget was reached
+    budget_reached: str = ""  # which budget stopped the client, and its limit; "" when none did
 
-    def as_metadata(self, prefix: str = "") -> dict[str, int | float]:
+    def as_metadata(self, prefix: str = "") -> dict[str, int | float | str]:
         return {f"{prefix}{k}": (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class LLMProgress:
+    """Where a `complete_json` batch stands, with the client's counters so far."""
+
+    answered: int  # requests of this batch with an outcome (answer, failure or stop)
+    total: int
+    stats: LLMStats
+
+    def describe(self) -> str:
+        s = self.stats
+        text = (
+            f"LLM {self.answered}/{self.total} requests done: {s.calls_made} calls, {s.cache_hits} cache hits, "
+            f"{s.failures} errors, ~${s.estimated_cost_usd:.4f} estimated"
+        )
+        if s.budget_reached:
+            text += f"; {s.budget_reached}, {s.budget_stopped} requests not sent"
+        return text
 
 
 def stable_key(*parts: object) -> str:
@@ -129,6 +183,22 @@ class TransientError(RuntimeError):
 
 class InvalidOutput(ValueError):
     """The model answered, but not with JSON matching the schema."""
+
+
+class BudgetReached(RuntimeError):
+    """No new call may be made: `reason` is CALL_BUDGET_REACHED or COST_BUDGET_REACHED."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason} ({detail})")
+        self.reason = reason
+
+
+def frame_as_data(tag: str, text: str) -> str:
+    """`text` between <tag> and </tag>, as every prompt frames catalog text (the system
+    prompts say what is inside is data, never instructions). Any copy of the tag inside the
+    text is removed first, so the text cannot close the frame and speak as the prompt."""
+    inner = re.sub(rf"<\s*/?\s*{re.escape(tag)}\s*>", "", text, flags=re.IGNORECASE)
+    return f"<{tag}>\n{inner}\n</{tag}>"
 
 
 @dataclass
@@ -152,19 +222,22 @@ class CachedLLMClient:
         warehouse: Warehouse,
         cache_table: str = "llm_cache",
         sleep: Callable[[float], None] = time.sleep,
+        on_progress: Callable[[LLMProgress], None] | None = None,
     ):
         self.settings = settings
         self.warehouse = warehouse
         self.cache_table = cache_table
         self.stats = LLMStats()
         self._sleep = sleep
+        self._on_progress = on_progress
         self._lock = threading.Lock()
         self._client = None
 
     # -- public ---------------------------------------------------------------------------
 
     def complete_json(self, requests: Sequence[LLMRequest], on_response: Callable[[LLMResponse], None] | None = None) -> list[LLMResponse]:
-        """Answers in the order of `requests`; each either `data` (a dict) or `error`."""
+        """Answers in the order of `requests`; each either `data` (a dict) or `error`
+        (with `stop_reason` when no call answered it: a budget, or a request not built)."""
         unique: dict[str, LLMRequest] = {}
         for request in requests:
             unique.setdefault(request.cache_key, request)
@@ -172,12 +245,25 @@ class CachedLLMClient:
         answers = self._cached(list(unique))
         self.stats.cache_hits += sum(1 for r in requests if r.cache_key in answers)
         pending = [r for key, r in unique.items() if key not in answers]
+        progress = _ProgressReporter(self, len(unique))
         for response in answers.values():
             if on_response:
                 on_response(response)
+            progress.one_more()
         if pending:
-            answers.update(self._call_all(pending, on_response))
+            answers.update(self._call_all(pending, on_response, progress))
+        progress.finish()
         return [answers[r.cache_key] for r in requests]
+
+    def _budget_problem(self) -> BudgetReached | None:
+        """The budget that forbids a new call now, if any (the caller holds `_lock`)."""
+        settings = self.settings
+        if settings.max_calls is not None and self.stats.calls_made >= settings.max_calls:
+            return BudgetReached(CALL_BUDGET_REACHED, f"max_calls={settings.max_calls}")
+        if settings.max_cost_usd is not None and self.stats.estimated_cost_usd >= settings.max_cost_usd:
+            detail = f"max_cost_usd={settings.max_cost_usd:g}, estimated ${self.stats.estimated_cost_usd:.4f}"
+            return BudgetReached(COST_BUDGET_REACHED, detail)
+        return None
 
     def cached_keys(self, keys: Sequence[str]) -> set[str]:
         return set(self._cached(list(keys)))
@@ -215,7 +301,9 @@ class CachedLLMClient:
 
     # -- calls ----------------------------------------------------------------------------
 
-    def _call_all(self, pending: list[LLMRequest], on_response: Callable[[LLMResponse], None] | None) -> dict[str, LLMResponse]:
+    def _call_all(
+        self, pending: list[LLMRequest], on_response: Callable[[LLMResponse], None] | None, progress: "_ProgressReporter"
+    ) -> dict[str, LLMResponse]:
         answers: dict[str, LLMResponse] = {}
         workers = max(1, min(self.settings.max_concurrency, len(pending)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm") as pool:
@@ -233,6 +321,7 @@ class CachedLLMClient:
                         answers[request.cache_key] = outcome.response
                         if on_response:
                             on_response(outcome.response)
+                        progress.one_more()
             except BaseException:
                 for future in remaining:
                     future.cancel()
@@ -241,7 +330,17 @@ class CachedLLMClient:
 
     def _complete_one(self, request: LLMRequest) -> _Outcome:
         tokens = [0, 0]
-        messages = list(request.messages)
+        with self._lock:
+            budget = self._budget_problem()
+        if budget is not None:  # checked before building: a stopped request costs no work
+            return self._stopped(request, budget, tokens)
+        try:
+            messages = request.built_messages()
+        except Exception as exc:
+            with self._lock:
+                self.stats.failures += 1
+            error = f"{REQUEST_NOT_BUILT}: {type(exc).__name__}: {exc}"[:500]
+            return _Outcome(LLMResponse(request.cache_key, None, error, False, stop_reason=REQUEST_NOT_BUILT), terminal=False)
         try:
             attempt = self._call_with_retries(messages, request, tokens)
             try:
@@ -255,6 +354,8 @@ class CachedLLMClient:
                 ]
                 attempt = self._call_with_retries(messages, request, tokens)
                 data = parse_json_answer(attempt, request.json_schema)
+        except BudgetReached as exc:  # e.g. before a retry or the repair: not an answer, not cached
+            return self._stopped(request, exc, tokens)
         except InvalidOutput as exc:
             with self._lock:
                 self.stats.failures += 1
@@ -271,6 +372,13 @@ class CachedLLMClient:
             error = f"{type(exc).__name__}: {exc}"[:500]
             return _Outcome(LLMResponse(request.cache_key, None, error, False, *tokens), terminal=False)
         return _Outcome(LLMResponse(request.cache_key, data, None, False, *tokens), terminal=True)
+
+    def _stopped(self, request: LLMRequest, budget: BudgetReached, tokens: list[int]) -> _Outcome:
+        with self._lock:
+            self.stats.budget_stopped += 1
+            self.stats.budget_reached = self.stats.budget_reached or str(budget)
+        error = f"{budget}: not answered, not cached; the next run asks again"
+        return _Outcome(LLMResponse(request.cache_key, None, error, False, *tokens, stop_reason=budget.reason), terminal=False)
 
     def _call_with_retries(self, messages: list[dict], request: LLMRequest, tokens: list[int]) -> _Attempt:
         retries = 0
@@ -321,7 +429,10 @@ class CachedLLMClient:
             kwargs["temperature"] = self.settings.temperature
         if self.settings.max_output_tokens is not None:
             kwargs["max_tokens"] = self.settings.max_output_tokens
-        with self._lock:
+        with self._lock:  # the check and the count together: the call budget is exact
+            budget = self._budget_problem()
+            if budget is not None:
+                raise budget
             self.stats.calls_made += 1
         try:
             completion = client.chat.completions.create(**kwargs)
@@ -350,29 +461,71 @@ class CachedLLMClient:
         return _Attempt(choice.message.content or "", choice.finish_reason, prompt_tokens, completion_tokens)
 
 
+class _ProgressReporter:
+    """Calls the client's `on_progress` every `progress_every` outcomes of one batch and once
+    at its end (from the caller's thread, like `on_response`)."""
+
+    def __init__(self, client: CachedLLMClient, total: int):
+        self.client = client
+        self.total = total
+        self.answered = 0
+        self.reported_at = 0
+
+    def one_more(self) -> None:
+        self.answered += 1
+        if self.answered - self.reported_at >= max(1, self.client.settings.progress_every):
+            self._report()
+
+    def finish(self) -> None:
+        if self.total and self.reported_at != self.answered:
+            self._report()
+
+    def _report(self) -> None:
+        self.reported_at = self.answered
+        if self.client._on_progress is not None:
+            with self.client._lock:
+                snapshot = LLMStats(**asdict(self.client.stats))
+            self.client._on_progress(LLMProgress(self.answered, self.total, snapshot))
+
+
 # -- answers -------------------------------------------------------------------------------
 
 
+def _seconds(value: float) -> float | None:
+    """A usable wait: finite and not negative (NaN and infinity are not waits)."""
+    return max(value, 0.0) if math.isfinite(value) else None
+
+
 def retry_after(headers) -> float | None:
-    """Seconds to wait from `retry-after-ms`, or `Retry-After` (seconds or an HTTP date)."""
+    """Seconds to wait from `retry-after-ms`, or `Retry-After` (seconds or an HTTP date).
+    None when absent or unreadable (garbage, NaN, a malformed date): the caller then backs
+    off exponentially instead of failing the request."""
     if headers is None:
         return None
     millis = headers.get("retry-after-ms")
     if millis:
         try:
-            return float(millis) / 1000
+            waited = _seconds(float(millis) / 1000)
+            if waited is not None:
+                return waited
         except ValueError:
             pass
     value = headers.get("retry-after")
     if not value:
         return None
     try:
-        return float(value)
+        return _seconds(float(value))
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        if parsed is None:
-            return None
-        return max((parsed - datetime.now(timezone.utc)).total_seconds(), 0.0)
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed is None:
+        return None
+    if parsed.tzinfo is None:  # "-0000": a date in UTC without a stated zone
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return max((parsed - datetime.now(timezone.utc)).total_seconds(), 0.0)
 
 
 def repair_instruction(error: str) -> str:

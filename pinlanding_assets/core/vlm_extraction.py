@@ -10,8 +10,18 @@ cached under product id + image hash + text hash + prompt (version and text) + m
 re-run makes no call for an unchanged product, and changing the prompt, the domain or the
 model re-labels deliberately.
 
+Requests are bounded: every image is decoded and re-encoded (downscaled JPEG: no metadata,
+no extra chunks or trailing bytes reach the endpoint), each text field is cut at
+`max_field_chars` (marked "[cut]"), and requests are built lazily, one image at a time when
+it is sent, so cached products cost no encoding and a budget stop leaves the rest unbuilt.
+
+The VLM's open vocabulary is bounded too: a key outside the suggested keys is kept only when
+enough products of the batch share it (`min_key_products` / `min_key_share`); the others
+are dropped and counted (`stats/unshared_key_pairs_dropped`, `stats/unshared_keys`).
+
 Every sampled product ends with attributes or a quarantine row with the reason (unreadable
-image, call failed after retries, invalid output after the repair, no usable attribute).
+image, call failed after retries, invalid output after the repair, no usable attribute, a
+call or cost budget reached: not cached, so the next run asks it).
 """
 
 from __future__ import annotations
@@ -20,17 +30,18 @@ import base64
 import hashlib
 import io
 import json
+import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import polars as pl
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .catalog import TEACHER_CONTENT_COLUMNS, TeacherInputs
 from .extraction import ATTRIBUTE_SCHEMA, QUARANTINE_COLUMNS, ExtractionResult
-from .llm_client import CachedLLMClient, LLMRequest, LLMResponse, stable_key
+from .llm_client import CALL_BUDGET_REACHED, COST_BUDGET_REACHED, REQUEST_NOT_BUILT, CachedLLMClient, LLMRequest, LLMResponse, frame_as_data, stable_key
 from .vocabulary import normalize_key
 
 PROMPT_VERSION = "vlm-attributes-v2"
@@ -95,46 +106,95 @@ SCHEMA_NAME = "product_attributes"
 
 @dataclass(frozen=True)
 class VLMExtractionConfig:
-    max_image_side: int = 512  # larger images are downscaled before sending (tokens cost money)
+    max_image_side: int = 512  # every image is re-encoded; larger ones are downscaled (tokens cost money)
     max_value_words: int = 4
     max_value_chars: int = 40
     max_attributes: int = 30
+    max_field_chars: int = 1000  # each text field is cut here before it enters the prompt
+    # A key the prompt did not suggest is kept when at least min(min_key_products,
+    # min_key_share of the answered products) products share it (never fewer than 2): one
+    # product's invented key ("discount_code") is noise or an injection, not an attribute.
+    min_key_products: int = 10
+    min_key_share: float = 0.05
     domain: str = DEFAULT_DOMAIN  # what the catalog sells, in the system prompt
     suggested_keys: tuple[str, ...] = SUGGESTED_KEYS
     inputs: TeacherInputs = field(default_factory=TeacherInputs)
+
+    def __post_init__(self) -> None:
+        if self.max_field_chars < 1 or self.max_image_side < 1 or self.min_key_products < 1 or not 0 <= self.min_key_share <= 1:
+            raise ValueError(
+                "max_field_chars, max_image_side and min_key_products must be >= 1 and min_key_share within [0, 1], "
+                f"got {self.max_field_chars}, {self.max_image_side}, {self.min_key_products}, {self.min_key_share}"
+            )
+
+    def min_products_for_key(self, answered: int) -> int:
+        """How many answered products must share an unsuggested key for it to stay."""
+        return max(2, min(self.min_key_products, math.ceil(self.min_key_share * answered)))
 
 
 @dataclass(frozen=True)
 class PreparedProduct:
     product_id: str
-    request: LLMRequest | None
+    request: LLMRequest | None  # its messages are built when it is sent
     problem: str | None  # why no request could be built
+    fields_cut: int = 0  # text fields cut at max_field_chars
 
 
-def product_text(product: dict) -> str:
+CUT_MARK = " [cut]"
+
+
+def cut_field(value: str, max_chars: int) -> tuple[str, bool]:
+    """`value` cut to at most `max_chars` characters (plus the mark saying so)."""
+    if len(value) <= max_chars:
+        return value, False
+    return value[:max_chars].rstrip() + CUT_MARK, True
+
+
+def product_text(product: dict, max_field_chars: int = VLMExtractionConfig.max_field_chars) -> tuple[str, int]:
     """The text the teacher may read (a row of `TeacherInputs.view`), as the model reads it:
-    title, description, then each extra column the teacher was given."""
-    lines = [f"Title: {product['title']}"]
+    title, description, then each extra column the teacher was given; each field cut at
+    `max_field_chars`. Returns (text, number of fields cut)."""
+    fields = [("Title", str(product["title"]))]
     if product.get("description"):
-        lines.append(f"Description: {product['description']}")
+        fields.append(("Description", str(product["description"])))
     for column in product:
         if column not in TEACHER_CONTENT_COLUMNS and column != "image_path" and product[column]:
-            lines.append(f"{column.removeprefix('label_').replace('_', ' ').capitalize()}: {product[column]}")
-    return "\n".join(lines)
+            fields.append((column.removeprefix("label_").replace("_", " ").capitalize(), str(product[column])))
+    lines, cut = [], 0
+    for name, value in fields:
+        value, was_cut = cut_field(value, max_field_chars)
+        cut += was_cut
+        lines.append(f"{name}: {value}")
+    return "\n".join(lines), cut
+
+
+JPEG_QUALITY = 90
 
 
 def image_data_url(path: str, max_side: int) -> tuple[str, str]:
-    """(data URL, sha1 of the bytes sent); the image is downscaled if larger than max_side."""
-    raw = Path(path).read_bytes()
-    with Image.open(io.BytesIO(raw)) as img:
-        fmt = (img.format or "JPEG").upper()
-        if max(img.size) > max_side or fmt not in ("JPEG", "PNG", "WEBP"):
-            img.thumbnail((max_side, max_side))
-            buffer = io.BytesIO()
-            img.convert("RGB").save(buffer, format="JPEG", quality=90)
-            raw, fmt = buffer.getvalue(), "JPEG"
-    mime = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}[fmt]
-    return f"data:{mime};base64,{base64.b64encode(raw).decode()}", hashlib.sha1(raw).hexdigest()
+    """(data URL, sha1 of the bytes sent). The image is always decoded and re-encoded as a
+    JPEG of at most `max_side` pixels a side: only pixels are sent, never the file's own
+    bytes (metadata, extra chunks or data after the image would cost tokens and money)."""
+    with Image.open(path) as img:
+        img = ImageOps.exif_transpose(img)  # the orientation the photo was taken in; EXIF itself is not sent
+        img.thumbnail((max_side, max_side))
+        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+            # transparent pixels on white, as a shop shows them (not on black)
+            rgba = img.convert("RGBA")
+            img = Image.new("RGB", rgba.size, (255, 255, 255))
+            img.paste(rgba, mask=rgba.getchannel("A"))
+        buffer = io.BytesIO()
+        img.convert("RGB").save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    sent = buffer.getvalue()
+    return f"data:image/jpeg;base64,{base64.b64encode(sent).decode()}", hashlib.sha1(sent).hexdigest()
+
+
+def file_sha1(path: str) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class VLMExtractor:
@@ -152,38 +212,44 @@ class VLMExtractor:
         return PROMPT_VERSION
 
     def prepare(self, product: dict) -> PreparedProduct:
+        """The product's request, keyed by what determines its answer; its messages (and the
+        image encoding, the costly part) are built only when the client sends it."""
         pid = product["product_id"]
-        try:
-            url, sent_hash = image_data_url(product["image_path"], self.config.max_image_side)
-        except Exception as exc:
-            return PreparedProduct(pid, None, f"{type(exc).__name__}: {exc}"[:300])
-        text = product_text(product)
+        path = product["image_path"]
+        text, fields_cut = product_text(product, self.config.max_field_chars)
         text_hash = hashlib.sha1(text.encode()).hexdigest()
-        image_hash = product.get("image_hash") or sent_hash
+        try:
+            image_hash = product.get("image_hash") or file_sha1(path)
+        except OSError as exc:
+            return PreparedProduct(pid, None, f"{type(exc).__name__}: {exc}"[:300], fields_cut)
         key = stable_key(pid, image_hash, text_hash, PROMPT_VERSION, self.system_prompt, self.client.settings.model)
-        messages = [
-            {"role": "system", "content": self.system_prompt},
-            {
-                "role": "user",
-                "content": [
-                    {"type": "text", "text": f"<product>\n{text}\n</product>"},
-                    {"type": "image_url", "image_url": {"url": url, "detail": "low"}},
-                ],
-            },
-        ]
-        return PreparedProduct(pid, LLMRequest(key, messages, SCHEMA_NAME, RESPONSE_SCHEMA), None)
+
+        def messages() -> list[dict]:
+            url, _ = image_data_url(path, self.config.max_image_side)
+            return [
+                {"role": "system", "content": self.system_prompt},
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": frame_as_data("product", text)},
+                        {"type": "image_url", "image_url": {"url": url, "detail": "low"}},
+                    ],
+                },
+            ]
+
+        return PreparedProduct(pid, LLMRequest(key, messages, SCHEMA_NAME, RESPONSE_SCHEMA), None, fields_cut)
 
     def extract(self, products: pl.DataFrame) -> ExtractionResult:
         prepared = [self.prepare(p) for p in self.config.inputs.view(products).iter_rows(named=True)]
         quarantine = [
-            {"product_id": p.product_id, "reason": "image unreadable for the VLM", "detail": p.problem}
+            {"product_id": p.product_id, "reason": UNREADABLE_IMAGE, "detail": p.problem}
             for p in prepared
             if p.request is None
         ]
         callable_products = [p for p in prepared if p.request is not None]
         before = _snapshot(self.client)
         responses = self.client.complete_json([p.request for p in callable_products])  # type: ignore[misc]
-        rows: list[dict] = []
+        answered: list[tuple[str, list[tuple[str, str]], dict]] = []
         dropped_pairs = 0
         for product, response in zip(callable_products, responses):
             if not response.ok:
@@ -191,16 +257,25 @@ class VLMExtractor:
                 continue
             pairs, dropped = self.clean_pairs(response.data or {})
             dropped_pairs += dropped
-            if not pairs:
-                detail = json.dumps(response.data)[:300]
-                quarantine.append({"product_id": product.product_id, "reason": "vlm returned no usable attribute", "detail": detail})
+            answered.append((product.product_id, pairs, response.data or {}))
+        shared = self.shared_keys([pairs for _, pairs, _ in answered])
+        rows: list[dict] = []
+        unshared_pairs: Counter[str] = Counter()
+        for product_id, pairs, data in answered:
+            kept = [(k, v) for k, v in pairs if k in shared]
+            unshared_pairs.update(k for k, _ in pairs if k not in shared)
+            if not kept:
+                detail = json.dumps(data)[:300]
+                quarantine.append({"product_id": product_id, "reason": "vlm returned no usable attribute", "detail": detail})
                 continue
-            rows.extend(
-                {"product_id": product.product_id, "key": k, "value": v, "source": "vlm", "prompt_version": PROMPT_VERSION} for k, v in pairs
-            )
+            rows.extend({"product_id": product_id, "key": k, "value": v, "source": "vlm", "prompt_version": PROMPT_VERSION} for k, v in kept)
         stats = {"extractor": self.name, "model": self.client.settings.model, "prompt_version": PROMPT_VERSION, "teacher_reads": self.config.inputs.describe(), "domain": self.config.domain}
         stats |= _delta(before, self.client)
+        stats["budget_reached"] = self.client.stats.budget_reached if stats["budget_stopped"] else ""
         stats["invalid_pairs_dropped"] = dropped_pairs
+        stats["text_fields_cut"] = sum(p.fields_cut for p in prepared)
+        stats["unshared_key_pairs_dropped"] = sum(unshared_pairs.values())
+        stats["unshared_keys"] = dict(unshared_pairs.most_common(20))
         return ExtractionResult(
             attributes=pl.DataFrame(rows, schema=ATTRIBUTE_SCHEMA),
             quarantine=pl.DataFrame(quarantine, schema=QUARANTINE_COLUMNS),
@@ -223,15 +298,30 @@ class VLMExtractor:
         dropped += max(0, len(data.get("attributes", [])) - self.config.max_attributes)
         return list(seen), dropped
 
+    def shared_keys(self, answers: Sequence[Sequence[tuple[str, str]]]) -> set[str]:
+        """The keys that stay: the suggested ones, and any other that enough of the answered
+        products share (`VLMExtractionConfig.min_products_for_key`)."""
+        products_per_key = Counter(key for pairs in answers for key in {k for k, _ in pairs})
+        needed = self.config.min_products_for_key(len(answers))
+        suggested = {normalize_key(k) for k in self.config.suggested_keys}
+        return suggested | {key for key, n in products_per_key.items() if n >= needed}
+
+
+UNREADABLE_IMAGE = "image unreadable for the VLM"
+
 
 def _failure_reason(response: LLMResponse) -> str:
+    if response.stop_reason in (CALL_BUDGET_REACHED, COST_BUDGET_REACHED):
+        return response.stop_reason  # not asked: the next run asks it
+    if response.stop_reason == REQUEST_NOT_BUILT:
+        return UNREADABLE_IMAGE
     error = response.error or ""
     if error.startswith("invalid output"):
         return "vlm output invalid after repair"
     return "vlm call failed"
 
 
-_COUNTERS = ("calls_made", "cache_hits", "retries", "repairs", "failures", "prompt_tokens", "completion_tokens", "estimated_cost_usd")
+_COUNTERS = ("calls_made", "cache_hits", "retries", "repairs", "failures", "budget_stopped", "prompt_tokens", "completion_tokens", "estimated_cost_usd")
 
 
 def _snapshot(client: CachedLLMClient) -> dict[str, float]:

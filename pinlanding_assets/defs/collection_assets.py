@@ -8,14 +8,15 @@ resource's OpenAI-compatible endpoint, cached) or the offline template writer:
 """
 
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import polars as pl
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
 from ..core.catalog import list_shards
-from ..core.collections import MiningConfig, TemplateTitleWriter, TitleWriter, mine_combinations, write_collections
-from ..core.llm_client import CachedLLMClient
+from ..core.collections import TITLE_CHARACTERS, MiningConfig, TemplateTitleWriter, TitleWriter, mine_combinations, write_collections
+from ..core.llm_client import CachedLLMClient, LLMProgress
 from ..core.retirement import retire_removed
 from ..core.title_writer import LLMTitleWriter
 from .llm_resources import LLMResource
@@ -32,21 +33,24 @@ class CollectionConfig(Config):
     quality_cutoff: int = 4
     title_writer: str = "auto"
     title_model: str | None = None  # default: the llm resource's model
+    title_characters: str = TITLE_CHARACTERS  # a regex character class (no brackets); other characters veto a title
 
 
-def choose_title_writer(config: CollectionConfig, llm: LLMResource, data_home: DataHomeResource) -> tuple[TitleWriter, CachedLLMClient | None]:
+def choose_title_writer(
+    config: CollectionConfig, llm: LLMResource, data_home: DataHomeResource, on_progress: Callable[[LLMProgress], None] | None = None
+) -> tuple[TitleWriter, CachedLLMClient | None]:
     if config.title_writer not in TITLE_WRITERS:
         raise ValueError(f"title_writer must be one of {TITLE_WRITERS}, got {config.title_writer!r}")
     use_llm = config.title_writer == "llm" or (config.title_writer == "auto" and llm.api_key() is not None)
     if not use_llm:
-        return TemplateTitleWriter(), None
+        return TemplateTitleWriter(config.title_characters), None
     if llm.api_key() is None:
         raise ValueError(f"title_writer 'llm' needs an API key in ${llm.api_key_env} (or choose 'template')")
     settings = llm.settings()
     if config.title_model:
         settings = replace(settings, model=config.title_model)
-    client = CachedLLMClient(settings, data_home.warehouse)
-    return LLMTitleWriter(client), client
+    client = CachedLLMClient(settings, data_home.warehouse, on_progress=on_progress)
+    return LLMTitleWriter(client, config.title_characters), client
 
 
 @asset(deps=[product_attribute_scores], group_name="pages")
@@ -59,9 +63,12 @@ def collection_queries(context: AssetExecutionContext, config: CollectionConfig,
     if retirement.shards or retirement.rows_deleted:
         context.log.info("retired shards %s; rows deleted %s", retirement.shards, retirement.rows_deleted)
     assignments = warehouse.read("SELECT product_id, key, value FROM product_attribute_scores WHERE assigned")
-    mining = MiningConfig(min_support=config.min_support, max_attributes=config.max_attributes, max_collections=config.max_collections, quality_cutoff=config.quality_cutoff)
+    mining = MiningConfig(
+        min_support=config.min_support, max_attributes=config.max_attributes, max_collections=config.max_collections,
+        quality_cutoff=config.quality_cutoff, title_characters=config.title_characters,
+    )
     combos = mine_combinations(assignments, mining)
-    writer, client = choose_title_writer(config, llm, data_home)
+    writer, client = choose_title_writer(config, llm, data_home, on_progress=lambda p: context.log.info(p.describe()))
     collections = write_collections(combos, mining, writer)
     warehouse.replace_table("collection_queries", collections)
     kept = collections.filter(pl.col("status") == "kept")

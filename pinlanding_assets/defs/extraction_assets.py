@@ -1,6 +1,8 @@
 """`raw_attributes`: validate one catalog shard and label its sample with the teacher."""
 
 
+from collections.abc import Callable
+
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
@@ -8,6 +10,7 @@ from ..core.catalog import load_catalog, shard_fingerprints
 from ..core.evaluation import teacher_agreement
 from ..core.extraction import PIXEL_COLOR, PIXEL_WEIGHT, AttributeExtractor, OfflineExtractor, SampleSpec, select_sample
 from ..core.ingest_state import record_ingest
+from ..core.llm_client import LLMProgress
 from ..core.vlm_extraction import SUGGESTED_KEYS, VLMExtractionConfig, VLMExtractor, describe_domain
 from ..core.warehouse import Warehouse
 from .llm_resources import LLMResource
@@ -20,9 +23,12 @@ class ExtractionConfig(Config):
     sample_min: int = 50
     sample_max: int | None = None  # a hard cap on calls per shard
     seed: int = 0
-    max_image_side: int = 512  # VLM: larger images are downscaled before sending
+    max_image_side: int = VLMExtractionConfig.max_image_side  # VLM: images are re-encoded, larger ones downscaled
+    max_field_chars: int = VLMExtractionConfig.max_field_chars  # VLM: each text field is cut here in the prompt
     domain: str | None = None  # VLM: what the catalog sells, e.g. "home furnishing"; default: from its categories
     suggested_keys: list[str] = list(SUGGESTED_KEYS)  # VLM: keys the prompt suggests
+    min_key_products: int = VLMExtractionConfig.min_key_products  # VLM: an unsuggested key needs this many products...
+    min_key_share: float = VLMExtractionConfig.min_key_share  # ...or this share of the answered ones, if fewer (at least 2)
     min_coverage: float = 0.9  # check: share of sampled products that got attributes
     max_quarantine_share: float = 0.05  # check: share of the shard's rows quarantined
 
@@ -55,10 +61,15 @@ def raw_attributes(context: AssetExecutionContext, config: ExtractionConfig, cat
     offline = OfflineExtractor.for_shard(products, catalog.teacher_inputs())
     products = offline.with_pixel_colors(products)
     sample = sample.join(products.select("product_id", PIXEL_COLOR, PIXEL_WEIGHT), on="product_id", how="left")
-    extractor = choose_extractor(llm, warehouse, config, offline, products)
+    extractor = choose_extractor(llm, warehouse, config, offline, products, on_progress=lambda p: context.log.info(p.describe()))
     context.log.info("extractor: %s (%s); teacher reads %s", extractor.name, extractor.prompt_version, catalog.teacher_inputs().describe())
     result = extractor.extract(sample)
     context.log.info("extractor %s labeled %d of %d sampled products", extractor.name, result.attributes.get_column("product_id").n_unique(), sample.height)
+    budget_stop = result.stats.get("budget_reached") or ""
+    if budget_stop:
+        context.log.warning(
+            "%s: %d sampled products were not asked (quarantined, not cached: the next run asks them)", budget_stop, result.stats["budget_stopped"]
+        )
 
     attributes = result.attributes.with_columns(pl.lit(shard).alias("shard"), pl.lit(extractor.name).alias("extractor"))
     quarantine = pl.concat(
@@ -93,6 +104,7 @@ def raw_attributes(context: AssetExecutionContext, config: ExtractionConfig, cat
             "attribute_rows": attributes.height,
             "attributes_per_product": round(attributes.height / labeled, 2) if labeled else 0.0,
             "teacher_reads": catalog.teacher_inputs().describe(),
+            "stopped_by_budget": budget_stop or "no",
             "teacher_per_key": MetadataValue.json(teacher_agreement(result.attributes, sample)),
             "discovered_product_types": MetadataValue.json({t.value: t.count for t in getattr(extractor, "product_types", [])[:60]}),
             **{f"stats/{k}": v for k, v in result.stats.items()},
@@ -124,12 +136,22 @@ def sample_flag(products: pl.DataFrame, sample: pl.DataFrame) -> pl.Expr:
     return pl.col("product_id").is_in(sample.get_column("product_id").implode()).alias("in_sample")
 
 
-def choose_extractor(llm: LLMResource, warehouse: Warehouse, config: ExtractionConfig, offline: OfflineExtractor, products: pl.DataFrame) -> AttributeExtractor:
+def choose_extractor(
+    llm: LLMResource,
+    warehouse: Warehouse,
+    config: ExtractionConfig,
+    offline: OfflineExtractor,
+    products: pl.DataFrame,
+    on_progress: Callable[[LLMProgress], None] | None = None,
+) -> AttributeExtractor:
     """The VLM when the llm resource resolves to `openai`, else `offline`, the offline
-    teacher of this shard (`products`: all of the shard's validated products)."""
+    teacher of this shard (`products`: all of the shard's validated products).
+    `on_progress` receives the VLM client's progress (the run log)."""
     if llm.resolved_extractor() == "openai":
         vlm = VLMExtractionConfig(
-            max_image_side=config.max_image_side, domain=config.domain or describe_domain(products), suggested_keys=tuple(config.suggested_keys), inputs=offline.inputs
+            max_image_side=config.max_image_side, max_field_chars=config.max_field_chars,
+            min_key_products=config.min_key_products, min_key_share=config.min_key_share,
+            domain=config.domain or describe_domain(products), suggested_keys=tuple(config.suggested_keys), inputs=offline.inputs,
         )
-        return VLMExtractor(llm.client(warehouse), vlm)
+        return VLMExtractor(llm.client(warehouse, on_progress), vlm)
     return offline

@@ -9,15 +9,18 @@ location loads):
   run time, so the key never lands in run config or the UI; `api_key_env` names another
   variable); the model: `PINLANDING_VLM_MODEL` (default `gpt-4o-mini`).
 * cost and safety: timeout, retries, backoff, concurrency, prices per 1k tokens for the
-  estimate in asset metadata.
+  estimate in asset metadata, and the budgets of each asset materialization that calls the
+  endpoint (`max_calls`, `max_cost_usd`: reached, they stop new calls; what was answered
+  is kept and cached, the rest is asked by the next run).
 """
 
 
 import os
+from collections.abc import Callable
 
 from dagster import ConfigurableResource
 
-from ..core.llm_client import CachedLLMClient, LLMSettings
+from ..core.llm_client import DEFAULT_MAX_CALLS, DEFAULT_MAX_COST_USD, CachedLLMClient, LLMProgress, LLMSettings
 from ..core.warehouse import Warehouse
 
 DEFAULT_VLM_MODEL = "gpt-4o-mini"
@@ -40,6 +43,9 @@ class LLMResource(ConfigurableResource):
     price_per_1k_input: float = 0.00015  # gpt-4o-mini list price, USD; set for your model
     price_per_1k_output: float = 0.0006
     retry_cached_failures: bool = False
+    max_calls: int | None = DEFAULT_MAX_CALLS  # per materialization, retries and repairs included; None: no bound
+    max_cost_usd: float | None = DEFAULT_MAX_COST_USD  # per materialization, estimated from the prices above
+    progress_every: int = 25  # answers between two progress lines in the run log
 
     @classmethod
     def from_env(cls) -> "LLMResource":
@@ -75,7 +81,10 @@ class LLMResource(ConfigurableResource):
             price_per_1k_input=self.price_per_1k_input,
             price_per_1k_output=self.price_per_1k_output,
             retry_cached_failures=self.retry_cached_failures,
+            max_calls=self.max_calls,
+            max_cost_usd=self.max_cost_usd,
+            progress_every=self.progress_every,
         )
 
-    def client(self, warehouse: Warehouse) -> CachedLLMClient:
-        return CachedLLMClient(self.settings(), warehouse)
+    def client(self, warehouse: Warehouse, on_progress: Callable[[LLMProgress], None] | None = None) -> CachedLLMClient:
+        return CachedLLMClient(self.settings(), warehouse, on_progress=on_progress)

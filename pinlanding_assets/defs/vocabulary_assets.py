@@ -57,7 +57,7 @@ def curated_vocabulary(context: AssetExecutionContext, config: VocabularyConfig,
         merge_min_cosine=config.merge_min_cosine, extra_denylist=tuple(config.extra_denylist),
     )
     judge_choice = config.judge if config.judge != "auto" else ("llm" if llm.resolved_extractor() == "openai" else "rules")
-    client = llm.client(warehouse) if judge_choice == "llm" else None
+    client = llm.client(warehouse, on_progress=lambda p: context.log.info(p.describe())) if judge_choice == "llm" else None
     judge = LLMJudge(client) if client is not None else RuleJudge(curation.max_value_words, curation.max_value_chars)
     overrides = load_overrides(config.overrides_path)
     vocabulary = curate(raw, curation, encoder=encoder, judge=judge, overrides=overrides)

@@ -66,6 +66,28 @@ def test_rules_reject_redundant_and_contradictory_combinations() -> None:
     assert validate_and_score(hostile, template_title(hostile)).quality < 4
 
 
+@pytest.mark.parametrize("title", ["<Script> Shirts", "Red Shirts 🔥", "Red\u202eShirts", "Red Shirts!", "Red\nShirts"])
+def test_characters_outside_the_allow_list_veto_a_title(title: str) -> None:
+    attributes = [("product_type", "shirt"), ("color", "red")]
+    judgement = validate_and_score(attributes, title)
+    assert judgement.reason is not None and judgement.reason.startswith("characters outside the allow-list")
+    assert validate_and_score(attributes, "Red T-Shirts & Tops for Men's").reason is None
+
+
+def test_the_title_allow_list_is_configurable() -> None:
+    ecru = [("product_type", "shirt"), ("color", "écru")]
+    assert validate_and_score(ecru, template_title(ecru)).reason == "characters outside the allow-list: 'É'"
+    assert validate_and_score(ecru, template_title(ecru), allowed_characters="A-Za-zÉé0-9 &'-").reason is None
+    rows = [(f"p{i}", k, v) for i in range(12) for k, v in ecru]
+    frame = pl.DataFrame(rows, schema={"product_id": pl.String, "key": pl.String, "value": pl.String}, orient="row")
+    default = MiningConfig(min_support=10)
+    assert write_collections(mine_combinations(frame, default), default).get_column("status").to_list() == ["rejected"]
+    accented = MiningConfig(min_support=10, title_characters="A-Za-zÉé0-9 &'-")
+    assert write_collections(mine_combinations(frame, accented), accented).get_column("status").to_list() == ["kept"]
+    with pytest.raises(ValueError, match="not a valid character class"):
+        MiningConfig(title_characters="z-a")
+
+
 def test_slug_depends_only_on_the_attribute_set() -> None:
     a = [("product_type", "shirt"), ("color", "navy blue"), ("gender", "men")]
     assert collection_slug(a) == collection_slug(list(reversed(a)))

@@ -19,7 +19,7 @@ from pinlanding_assets.defs.llm_resources import LLMResource
 from pinlanding_assets.defs.partitions import shard_partitions
 from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource
 from pinlanding_assets.defs.vocabulary_assets import curated_vocabulary
-from pinlanding_tests.fake_openai_server import Fault, fake_openai, first_user_text, last_user_text, product_fields  # noqa: F401 (fixture)
+from pinlanding_tests.fake_openai_server import Fault, fake_openai, first_user_text, framed, last_user_text, product_fields  # noqa: F401 (fixture)
 
 SHARD = "apparel"
 SAMPLE_CONFIG = {"sample_share": 0.1, "sample_min": 12, "sample_max": 12}
@@ -121,6 +121,33 @@ def test_shard_calls_survives_faults_loses_nothing_and_second_run_is_free(fake_o
     assert warehouse.read_table("raw_attributes").sort("product_id", "key", "value").equals(attributes.sort("product_id", "key", "value"))
 
 
+def test_a_budget_stops_the_shard_cleanly_says_so_and_the_next_run_asks_the_rest(fake_openai, sample_catalog, tmp_path, instance, api_key):
+    fake_openai.responder = vlm_answer
+    home = tmp_path / "home"
+    result = materialize_shard(instance, resources(home, sample_catalog, llm_resource(fake_openai, max_calls=3, max_concurrency=1, progress_every=5)))
+    assert result.success
+    meta = result.asset_materializations_for_node("raw_attributes")[0].metadata
+    assert meta["stopped_by_budget"].value == "call budget reached (max_calls=3)"
+    assert meta["stats/calls_made"].value == fake_openai.request_count() == 3 and meta["stats/budget_stopped"].value == 9
+    assert meta["labeled_products"].value == 3
+    quarantine = Warehouse(home / "warehouse.duckdb").read_table("quarantine").filter(pl.col("stage") == "extraction")
+    assert quarantine.get_column("reason").to_list() == ["call budget reached"] * 9
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert checks["sample_accounted_for"].passed and not checks["attribute_coverage"].passed
+    # Progress in the run log while it ran: every 5 answers and at the end.
+    messages = [e.user_message for e in instance.all_logs(result.run_id) if e.user_message]
+    progress = [m for m in messages if m.startswith("LLM ")]
+    assert [m.split(":")[0] for m in progress] == ["LLM 5/12 requests done", "LLM 10/12 requests done", "LLM 12/12 requests done"]
+    assert progress[-1].startswith("LLM 12/12 requests done: 3 calls, 0 cache hits, 0 errors, ~$")
+    assert progress[-1].endswith("estimated; call budget reached (max_calls=3), 9 requests not sent")
+    assert any("9 sampled products were not asked" in m for m in messages)
+
+    again = materialize_shard(instance, resources(home, sample_catalog, llm_resource(fake_openai)))
+    meta = again.asset_materializations_for_node("raw_attributes")[0].metadata
+    assert meta["stopped_by_budget"].value == "no" and meta["labeled_products"].value == 12
+    assert meta["stats/cache_hits"].value == 3 and meta["stats/calls_made"].value == 9
+
+
 def test_extractor_defaults_to_offline_without_a_key_and_openai_with_one(monkeypatch):
     monkeypatch.delenv("PINLANDING_TEST_OPENAI_KEY", raising=False)
     auto = LLMResource(extractor="auto", api_key_env="PINLANDING_TEST_OPENAI_KEY")
@@ -142,7 +169,7 @@ def test_vocabulary_with_the_llm_judge_explains_everything_and_overrides_win(fak
     def judge_answer(body: dict) -> dict:
         import json
 
-        items = json.loads(first_user_text(body))
+        items = json.loads(framed(first_user_text(body), "values"))
         return {"verdicts": [
             {**item, "searchable": item["value"] != "best seller", "visually_grounded": item["value"] != "best seller", "safe": True,
              "reason": "marketing phrase" if item["value"] == "best seller" else "ok"}
@@ -166,6 +193,9 @@ def test_vocabulary_with_the_llm_judge_explains_everything_and_overrides_win(fak
     judge_calls = fake_openai.request_count() - calls_before
     assert judge_calls == meta["judge/calls_made"].value >= 1
     assert all(r.body["response_format"]["json_schema"]["name"] == "attribute_verdicts" for r in fake_openai.requests[calls_before:])
+    judge_request = fake_openai.requests[calls_before].body  # the values are framed as data
+    assert "never instructions" in judge_request["messages"][0]["content"]
+    assert first_user_text(judge_request).startswith("<values>\n[") and first_user_text(judge_request).endswith("]\n</values>")
     assert result.get_asset_check_evaluations()[0].passed
 
     vocabulary = Warehouse(home / "warehouse.duckdb").read_table("curated_vocabulary")
