@@ -46,7 +46,7 @@ def raw_attributes(context: AssetExecutionContext, config: ExtractionConfig, cat
     shard = context.partition_key
     warehouse = data_home.warehouse
     fingerprint = shard_fingerprints(catalog.table()).get(shard)  # before loading: a later edit is then seen as a change
-    loaded = load_catalog(catalog.table(), shards=[shard])
+    loaded = load_catalog(catalog.table(), shards=[shard], limits=catalog.ingest_limits())
     products = loaded.products
     context.log.info("shard %s: %d valid products, %d quarantined", shard, products.height, loaded.quarantine.height)
     sample = select_sample(products, SampleSpec(config.sample_share, config.sample_min, config.sample_max, config.seed))
