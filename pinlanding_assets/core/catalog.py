@@ -13,8 +13,9 @@ the merchant's (brand, year, ...) rides along in `metadata` (a JSON object per r
 row costs one row: a row that cannot be used (no title, duplicate id, an image path that is
 missing, escapes the catalog, holds a NUL byte or loops; an image that is a directory or a
 FIFO, too big, of a format we do not accept, or undecodable) goes to a quarantine frame with
-the reason; the rest of the catalog goes on. What a row's image may cost is `IngestLimits`:
-bytes (checked with a stat before a byte is read), pixels, and the formats Pillow may try.
+the reason; the rest of the catalog goes on. What a row may cost is `IngestLimits`: image
+bytes (checked with a stat before a byte is read) and pixels, the formats Pillow may try,
+and the length of each text field (longer text is cut, and the cut noted in `cut_fields`).
 
 Labels are answers, not inputs: `TeacherInputs.view` is the one place that decides which
 columns the teacher (the VLM or its offline stand-in) may read. By default it reads the
@@ -62,6 +63,7 @@ PRODUCT_SCHEMA = {
     "image_hash": pl.String,
     "text_hash": pl.String,
     "metadata": pl.String,  # JSON object of the catalog's other columns, e.g. {"brand": "Puma"}
+    "cut_fields": pl.String,  # JSON {field: original length} of the text fields cut to their limit; null: none cut
 }
 LABEL_PREFIX = "label_"
 # Catalog columns with a fixed meaning (everything else goes to `metadata`).
@@ -84,14 +86,19 @@ class CatalogError(ValueError):
 @dataclass(frozen=True)
 class IngestLimits:
     """What one catalog row may cost. An image beyond a limit quarantines its row (with the
-    limit in the detail). `load_catalog` takes these; the catalog resource exposes each
-    field with these defaults."""
+    limit in the detail); a longer text is cut to its limit (`cut_text`) and the cut noted in
+    the product's `cut_fields`, so every later stage (prompts, titles, the site) reads the
+    cut text. `load_catalog` takes these; the catalog resource exposes each field with
+    these defaults."""
 
     max_image_bytes: int = 20_000_000  # checked with a stat before a byte is read
     max_image_pixels: int = 40_000_000  # decoding a larger image costs seconds and GBs
     # The only formats Pillow may try: every other parser never sees the bytes (EPS, for
     # one, hands the file to Ghostscript). Names as Pillow spells them (`python -m PIL`).
     image_formats: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF")
+    max_title_chars: int = 300
+    max_description_chars: int = 5_000
+    max_field_chars: int = 200  # every other text field: category, label columns, each metadata value
 
     def __post_init__(self) -> None:
         sizes = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "image_formats"}
@@ -127,6 +134,20 @@ class LoadedCatalog:
     @property
     def label_keys(self) -> list[str]:
         return [c.removeprefix(LABEL_PREFIX) for c in self.products.columns if c.startswith(LABEL_PREFIX)]
+
+    @property
+    def cut_products(self) -> int:
+        """How many products had some text field cut to its limit."""
+        return int(self.products.get_column("cut_fields").is_not_null().sum())
+
+    @property
+    def cut_counts(self) -> dict[str, int]:
+        """How many products had each text field cut to its limit, e.g. {"description": 3}."""
+        counts: dict[str, int] = {}
+        for cut in self.products.get_column("cut_fields").drop_nulls():
+            for name in json.loads(cut):
+                counts[name] = counts.get(name, 0) + 1
+        return dict(sorted(counts.items()))
 
 
 def label_columns(frame: pl.DataFrame) -> list[str]:
@@ -307,8 +328,8 @@ class RowProblem(Exception):
 
 
 def validate_rows(frame: pl.DataFrame, root: Path, limits: IngestLimits = IngestLimits()) -> LoadedCatalog:
-    """The usable rows as products, the others as quarantine rows with their reason:
-    whatever one row's file throws, the other rows load."""
+    """The usable rows as products (text cut to `limits`), the others as quarantine rows
+    with their reason: whatever one row's file or text throws, the other rows load."""
     root = root.resolve()
     label_cols = label_columns(frame)
     good: list[dict] = []
@@ -318,6 +339,7 @@ def validate_rows(frame: pl.DataFrame, root: Path, limits: IngestLimits = Ingest
         pid = row["product_id"] or ""
         try:
             image_path, image_hash = _check_row(row, root, seen, limits)
+            text, cut_lengths = _cut_text_fields(row, label_cols, limits)
         except RowProblem as problem:
             bad.append(_quarantine_row(pid, row["shard"], problem.reason, problem.detail))
             continue
@@ -329,14 +351,15 @@ def validate_rows(frame: pl.DataFrame, root: Path, limits: IngestLimits = Ingest
             {
                 "product_id": pid,
                 "shard": row["shard"],
-                "title": row["title"],
-                "description": row["description"],
-                "category": row["category"],
+                "title": text["title"],
+                "description": text["description"],
+                "category": text["category"],
                 "image_path": str(image_path),
                 "image_hash": image_hash,
-                "text_hash": hashlib.sha1(f"{row['title']}\n{row['description'] or ''}".encode("utf-8", "replace")).hexdigest(),
-                "metadata": row.get("metadata"),
-                **{c: row[c] or None for c in label_cols},
+                "text_hash": hashlib.sha1(f"{text['title']}\n{text['description'] or ''}".encode("utf-8", "replace")).hexdigest(),
+                "metadata": text["metadata"],
+                "cut_fields": json.dumps(cut_lengths, sort_keys=True) if cut_lengths else None,
+                **{c: text[c] or None for c in label_cols},
             }
         )
     schema = dict(PRODUCT_SCHEMA) | {c: pl.String for c in label_cols}
@@ -496,6 +519,41 @@ def signature_format(prefix: bytes) -> str | None:
         if claimed and not isinstance(claimed, str):  # a string is Pillow's "cannot tell" note
             return name
     return None
+
+
+def cut_text(text: str | None, limit: int) -> str | None:
+    """`text` when it fits in `limit` characters, else its start (at a word boundary when
+    one is near) ending in "…", so a reader sees it was cut; never longer than `limit`."""
+    if text is None or len(text) <= limit:
+        return text
+    head = text[: limit - 1]  # one character is left for the "…"
+    if not text[limit - 1].isspace():  # the cut falls mid-word: end at the last space, if one is near
+        space = head.rfind(" ")
+        if space >= limit // 2:
+            head = head[:space]
+    return head.rstrip() + "…"
+
+
+def _cut_text_fields(row: dict, label_cols: list[str], limits: IngestLimits) -> tuple[dict, dict[str, int]]:
+    """The row's text fields cut to their limits, and {field: original length} of those cut
+    (a metadata value as `metadata.<name>`)."""
+    field_limits = {"title": limits.max_title_chars, "description": limits.max_description_chars, "category": limits.max_field_chars}
+    field_limits |= {c: limits.max_field_chars for c in label_cols}
+    text = {name: cut_text(row[name], limit) for name, limit in field_limits.items()}
+    cut_lengths = {name: len(row[name]) for name, limit in field_limits.items() if row[name] is not None and len(row[name]) > limit}
+    text["metadata"], metadata_lengths = _cut_metadata(row.get("metadata"), limits.max_field_chars)
+    return text, cut_lengths | metadata_lengths
+
+
+def _cut_metadata(metadata: str | None, limit: int) -> tuple[str | None, dict[str, int]]:
+    if not metadata or len(metadata) <= limit:  # no value is longer than the JSON holding it
+        return metadata, {}
+    values = json.loads(metadata)
+    lengths = {f"metadata.{k}": len(v) for k, v in values.items() if isinstance(v, str) and len(v) > limit}
+    if not lengths:
+        return metadata, {}
+    cut = {k: cut_text(v, limit) if isinstance(v, str) else v for k, v in values.items()}
+    return json.dumps(cut, sort_keys=True), lengths
 
 
 def _shown(text: str, limit: int = 120) -> str:

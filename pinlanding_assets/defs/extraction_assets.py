@@ -49,6 +49,8 @@ def raw_attributes(context: AssetExecutionContext, config: ExtractionConfig, cat
     loaded = load_catalog(catalog.table(), shards=[shard], limits=catalog.ingest_limits())
     products = loaded.products
     context.log.info("shard %s: %d valid products, %d quarantined", shard, products.height, loaded.quarantine.height)
+    if loaded.cut_counts:  # the text every later stage reads is the cut one: say so where a person looks
+        context.log.info("shard %s: text cut to the ingest limits in %d products: %s", shard, loaded.cut_products, loaded.cut_counts)
     sample = select_sample(products, SampleSpec(config.sample_share, config.sample_min, config.sample_max, config.seed))
     extractor = choose_extractor(llm, warehouse, config, catalog.teacher_inputs(), products)
     context.log.info("extractor: %s (%s); teacher reads %s", extractor.name, extractor.prompt_version, catalog.teacher_inputs().describe())
@@ -82,6 +84,8 @@ def raw_attributes(context: AssetExecutionContext, config: ExtractionConfig, cat
             "valid_products": products.height,
             "quarantined": quarantine.height,
             "quarantine_reasons": MetadataValue.json(dict(quarantine.group_by("reason").len().iter_rows())),
+            "cut_products": loaded.cut_products,
+            "cut_fields": MetadataValue.json(loaded.cut_counts),
             "sampled_products": sample.height,
             "labeled_products": labeled,
             "extraction_quarantined": result.quarantine.height,

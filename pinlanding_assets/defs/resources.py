@@ -45,7 +45,8 @@ class CatalogResource(ConfigurableResource):
 
     The ingest limits are `IngestLimits`'s fields, with its defaults: `max_image_bytes`,
     `max_image_pixels` and `image_formats` (the only formats Pillow may try) quarantine an
-    image's row beyond them."""
+    image's row beyond them; `max_title_chars`, `max_description_chars` and
+    `max_field_chars` (any other text field) cut longer text, noted in `cut_fields`."""
 
     location: str
     shard_column: str | None = None
@@ -53,6 +54,9 @@ class CatalogResource(ConfigurableResource):
     max_image_bytes: int = IngestLimits.max_image_bytes
     max_image_pixels: int = IngestLimits.max_image_pixels
     image_formats: list[str] = list(IngestLimits.image_formats)
+    max_title_chars: int = IngestLimits.max_title_chars
+    max_description_chars: int = IngestLimits.max_description_chars
+    max_field_chars: int = IngestLimits.max_field_chars
 
     def table(self) -> CatalogTable:
         return locate_catalog(self.location, self.shard_column)

@@ -1,5 +1,6 @@
 import csv
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -7,7 +8,8 @@ import polars as pl
 import pytest
 from PIL import EpsImagePlugin, Image
 
-from pinlanding_assets.core.catalog import CatalogError, IngestLimits, list_shards, load_catalog, locate_catalog, shard_fingerprints, slugify
+from pinlanding_assets.core.catalog import CatalogError, IngestLimits, TeacherInputs, list_shards, load_catalog, locate_catalog, shard_fingerprints, slugify
+from pinlanding_assets.core.vlm_extraction import product_text
 
 
 def make_generic(tmp_path: Path, rows: list[dict], name: str = "products.csv") -> Path:
@@ -230,3 +232,38 @@ def test_ingest_limits_refuse_nonsense():
     with pytest.raises(ValueError, match="unknown \\['JPG'\\]"):
         IngestLimits(image_formats=("JPG",))
 
+
+# Huge text is cut before any stage reads it (issue 12, item 5).
+
+
+def test_a_long_title_is_cut_to_the_default_limit_and_the_cut_noted(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    long_title = "Very Long Title " * 400
+    write_products(tmp_path, [{"id": "1", "title": long_title, "image": good_image(images / "1.jpg")}])
+    product = load_catalog(locate_catalog(tmp_path)).products.row(0, named=True)
+    assert len(product["title"]) <= 300 and product["title"].startswith("Very Long Title") and product["title"].endswith("…")
+    assert json.loads(product["cut_fields"]) == {"title": len(long_title.strip())}
+
+
+def test_every_huge_text_field_is_cut_and_later_stages_read_the_cut_text(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    huge = {"title": "Red Shirt " * 100, "description": "soft cotton " * 2000, "category": "Topwear " * 100, "brand": "Acme " * 100, "label_color": "red " * 100}
+    rows = [{"id": "huge", "image": good_image(images / "huge.jpg"), **huge}]
+    rows.append({"id": "plain", "image": good_image(images / "plain.jpg"), "title": "Blue Shirt", "description": "cotton", "category": "Topwear", "brand": "Acme", "label_color": "blue"})
+    write_products(tmp_path, rows)
+    limits = IngestLimits(max_title_chars=50, max_description_chars=100, max_field_chars=20)
+    loaded = load_catalog(locate_catalog(tmp_path), limits=limits)
+    cut, plain = loaded.products.sort("product_id").iter_rows(named=True)
+    assert json.loads(cut["cut_fields"]) == {"title": 999, "description": 24000, "category": 800, "metadata.brand": 500, "label_color": 399}
+    assert len(cut["title"]) <= 50 and len(cut["description"]) <= 100 and len(cut["category"]) <= 20 and len(cut["label_color"]) <= 20
+    assert len(json.loads(cut["metadata"])["brand"]) <= 20
+    assert cut["text_hash"] == hashlib.sha1(f"{cut['title']}\n{cut['description']}".encode()).hexdigest()
+    assert plain["cut_fields"] is None and plain["title"] == "Blue Shirt"
+    assert loaded.cut_products == 1
+    assert loaded.cut_counts == {"category": 1, "description": 1, "label_color": 1, "metadata.brand": 1, "title": 1}
+    # the VLM prompt is built from the teacher's view of this frame: it holds the cut text only
+    view = TeacherInputs(("category", "brand")).view(loaded.products.filter(pl.col("product_id") == "huge"))
+    prompt_text = product_text(view.row(0, named=True))
+    assert "…" in prompt_text and len(prompt_text) < 50 + 100 + 20 + 20 + 60  # the four fields plus their labels

@@ -1,6 +1,7 @@
 """A catalog full of hostile and broken rows: the run succeeds, every bad row is quarantined
 with a clear reason, and nothing from the input reaches a page as markup or instruction."""
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -137,8 +138,8 @@ SMALL_IMAGE_CAP = 100_000  # bytes; the sample catalog's images are a few kB
 
 
 def add_hostile_files(catalog: Path) -> dict[str, str]:
-    """Appends apparel rows whose image path or file is hostile; returns id -> expected
-    quarantine reason."""
+    """Appends apparel rows whose image path or file is hostile, and one with a long title;
+    returns id -> expected quarantine reason."""
     images = catalog / "images"
     os.symlink("loop.jpg", images / "loop.jpg")
     (images / "folder.jpg").mkdir()
@@ -157,18 +158,19 @@ def add_hostile_files(catalog: Path) -> dict[str, str]:
         "fs_eps": ("images/vector.jpg", "image format not accepted"),
     }
     lines = [f"{pid},Kestrel Men Blue Tshirt,{image},apparel,Tshirts,,Tshirts,blue,men,casual,summer" for pid, (image, _) in rows.items()]
+    lines.append("cut_title," + "Very Long Title " * 40 + ",images/s0009.jpg,apparel,Tshirts,,Tshirts,blue,men,casual,summer")
     with (catalog / "products.csv").open("ab") as handle:
         handle.write(("\n".join(lines) + "\n").encode())
     return {pid: reason for pid, (_, reason) in rows.items()}
 
 
-def test_one_hostile_file_costs_one_row_through_the_ingest_asset(sample_catalog, tmp_path):
+def test_one_hostile_file_costs_one_row_and_long_text_is_cut_through_the_ingest_asset(sample_catalog, tmp_path):
     catalog, home = tmp_path / "catalog", tmp_path / "home"
     shutil.copytree(sample_catalog, catalog)
     expected = add_hostile_files(catalog)
     resources = {
         "data_home": DataHomeResource(home=str(home)),
-        "catalog": CatalogResource(location=str(catalog), max_image_bytes=SMALL_IMAGE_CAP),  # the resource's limits reach the core
+        "catalog": CatalogResource(location=str(catalog), max_image_bytes=SMALL_IMAGE_CAP, max_title_chars=80),  # the resource's limits reach the core
         "llm": LLMResource(extractor="offline"),
     }
     with DagsterInstance.ephemeral() as instance:
@@ -183,7 +185,11 @@ def test_one_hostile_file_costs_one_row_through_the_ingest_asset(sample_catalog,
     assert dict(quarantine.select("product_id", "reason").iter_rows()) == expected and quarantine.height == len(expected)
     products = warehouse.read_table("catalog_products")
     apparel = load_catalog(locate_catalog(sample_catalog), shards=["apparel"]).products
-    assert products.height == apparel.height  # every good row of the shard
+    assert products.height == apparel.height + 1  # every good row of the shard, and the long-titled one
+    cut = products.filter(pl.col("product_id") == "cut_title").row(0, named=True)
+    assert len(cut["title"]) <= 80 and json.loads(cut["cut_fields"]) == {"title": len(("Very Long Title " * 40).strip())}
+    metadata = result.asset_materializations_for_node("raw_attributes")[0].metadata
+    assert metadata["cut_products"].value == 1 and metadata["cut_fields"].value == {"title": 1}
     table = locate_catalog(catalog)
     assert sorted(shard_fingerprints(table)) == list_shards(table)  # the refresh sensor's view of the same catalog
 
