@@ -9,9 +9,13 @@ Two layouts are read:
   `description`, `category`, a shard column and `label_<key>` ground-truth columns.
 
 Both become one frame of `PRODUCT_SCHEMA` plus `label_<key>` columns; any other column of
-the merchant's (brand, year, ...) rides along in `metadata` (a JSON object per row). Rows
-that cannot be used (no title, duplicate id, missing, escaping or undecodable image) go to a
-quarantine frame with the reason; the rest of the catalog goes on.
+the merchant's (brand, year, ...) rides along in `metadata` (a JSON object per row). One bad
+row costs one row: a row that cannot be used (no title, duplicate id, an image path that is
+missing, escapes the catalog, holds a NUL byte or loops; an image that is a directory or a
+FIFO, too big, of a format we do not accept, or undecodable) goes to a quarantine frame with
+the reason; the rest of the catalog goes on. What a row may cost is `IngestLimits`: image
+bytes (checked with a stat before a byte is read) and pixels, the formats Pillow may try,
+and the length of each text field (longer text is cut, and the cut noted in `cut_fields`).
 
 Labels are answers, not inputs: `TeacherInputs.view` is the one place that decides which
 columns the teacher (the VLM or its offline stand-in) may read. By default it reads the
@@ -22,15 +26,20 @@ only when a user names them explicitly (an upper-bound experiment, flagged as su
 from __future__ import annotations
 
 import csv
+import dataclasses
+import errno
 import hashlib
 import json
+import os
 import re
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import polars as pl
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 # Kaggle column -> our attribute key (ground truth stored as label_<key>).
 KAGGLE_LABEL_COLUMNS = {
@@ -54,6 +63,7 @@ PRODUCT_SCHEMA = {
     "image_hash": pl.String,
     "text_hash": pl.String,
     "metadata": pl.String,  # JSON object of the catalog's other columns, e.g. {"brand": "Puma"}
+    "cut_fields": pl.String,  # JSON {field: original length} of the text fields cut to their limit; null: none cut
 }
 LABEL_PREFIX = "label_"
 # Catalog columns with a fixed meaning (everything else goes to `metadata`).
@@ -65,11 +75,42 @@ QUARANTINE_SCHEMA = {
     "reason": pl.String,
     "detail": pl.String,
 }
-MAX_IMAGE_PIXELS = 40_000_000  # larger images are refused: decoding one costs seconds and GBs
+DETAIL_CHARS = 300  # a quarantine detail is a hint for a person, not a copy of the input
+HASH_CHUNK_BYTES = 1 << 20  # images are hashed in chunks: memory stays flat whatever the file
 
 
 class CatalogError(ValueError):
     """The catalog as a whole cannot be read (as opposed to one bad row)."""
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    """What one catalog row may cost. An image beyond a limit quarantines its row (with the
+    limit in the detail); a longer text is cut to its limit (`cut_text`) and the cut noted in
+    the product's `cut_fields`, so every later stage (prompts, titles, the site) reads the
+    cut text. `load_catalog` takes these; the catalog resource exposes each field with
+    these defaults."""
+
+    max_image_bytes: int = 20_000_000  # checked with a stat before a byte is read
+    max_image_pixels: int = 40_000_000  # decoding a larger image costs seconds and GBs
+    # The only formats Pillow may try: every other parser never sees the bytes (EPS, for
+    # one, hands the file to Ghostscript). Names as Pillow spells them (`python -m PIL`).
+    image_formats: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF")
+    max_title_chars: int = 300
+    max_description_chars: int = 5_000
+    max_field_chars: int = 200  # every other text field: category, label columns, each metadata value
+
+    def __post_init__(self) -> None:
+        sizes = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "image_formats"}
+        too_small = {name: value for name, value in sizes.items() if not isinstance(value, int) or value < 1}
+        if too_small:
+            raise ValueError(f"ingest limits must be positive whole numbers, got {too_small}")
+        Image.init()  # registers every plugin, so Image.OPEN names every format Pillow can read
+        formats = tuple(str(name).upper() for name in self.image_formats)
+        unknown = [name for name in formats if name not in Image.OPEN]
+        if not formats or unknown:
+            raise ValueError(f"image_formats must name formats Pillow reads; unknown {unknown or 'none given'}, known {sorted(Image.OPEN)}")
+        object.__setattr__(self, "image_formats", formats)  # frozen: normalized once, here
 
 
 @dataclass(frozen=True)
@@ -93,6 +134,20 @@ class LoadedCatalog:
     @property
     def label_keys(self) -> list[str]:
         return [c.removeprefix(LABEL_PREFIX) for c in self.products.columns if c.startswith(LABEL_PREFIX)]
+
+    @property
+    def cut_products(self) -> int:
+        """How many products had some text field cut to its limit."""
+        return int(self.products.get_column("cut_fields").is_not_null().sum())
+
+    @property
+    def cut_counts(self) -> dict[str, int]:
+        """How many products had each text field cut to its limit, e.g. {"description": 3}."""
+        counts: dict[str, int] = {}
+        for cut in self.products.get_column("cut_fields").drop_nulls():
+            for name in json.loads(cut):
+                counts[name] = counts.get(name, 0) + 1
+        return dict(sorted(counts.items()))
 
 
 def label_columns(frame: pl.DataFrame) -> list[str]:
@@ -255,15 +310,26 @@ def list_shards(table: CatalogTable) -> list[str]:
     return sorted(frame.get_column("shard").unique().to_list())
 
 
-def load_catalog(table: CatalogTable, shards: list[str] | None = None) -> LoadedCatalog:
+def load_catalog(table: CatalogTable, shards: list[str] | None = None, limits: IngestLimits = IngestLimits()) -> LoadedCatalog:
     """Read and validate the catalog (optionally only some shards)."""
     frame = read_catalog_table(table)
     if shards is not None:
         frame = frame.filter(pl.col("shard").is_in(shards))
-    return validate_rows(frame, table.root)
+    return validate_rows(frame, table.root, limits)
 
 
-def validate_rows(frame: pl.DataFrame, root: Path) -> LoadedCatalog:
+class RowProblem(Exception):
+    """Why one catalog row cannot be used; it becomes the row's quarantine entry."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(reason, detail)
+        self.reason = reason
+        self.detail = detail[:DETAIL_CHARS]
+
+
+def validate_rows(frame: pl.DataFrame, root: Path, limits: IngestLimits = IngestLimits()) -> LoadedCatalog:
+    """The usable rows as products (text cut to `limits`), the others as quarantine rows
+    with their reason: whatever one row's file or text throws, the other rows load."""
     root = root.resolve()
     label_cols = label_columns(frame)
     good: list[dict] = []
@@ -271,24 +337,29 @@ def validate_rows(frame: pl.DataFrame, root: Path) -> LoadedCatalog:
     seen: set[str] = set()
     for row in frame.iter_rows(named=True):
         pid = row["product_id"] or ""
-        reason, detail, image_path, image_hash = _check_row(row, root, seen)
-        if reason:
-            bad.append({"product_id": pid, "shard": row["shard"], "stage": "catalog", "reason": reason, "detail": detail})
+        try:
+            image_path, image_hash = _check_row(row, root, seen, limits)
+            text, cut_lengths = _cut_text_fields(row, label_cols, limits)
+        except RowProblem as problem:
+            bad.append(_quarantine_row(pid, row["shard"], problem.reason, problem.detail))
+            continue
+        except (OSError, ValueError, RuntimeError) as exc:  # what a file system or a path can throw that no check named
+            bad.append(_quarantine_row(pid, row["shard"], "unreadable row", f"{type(exc).__name__}: {_shown(str(exc))}"))
             continue
         seen.add(pid)
-        text = f"{row['title']}\n{row['description'] or ''}"
         good.append(
             {
                 "product_id": pid,
                 "shard": row["shard"],
-                "title": row["title"],
-                "description": row["description"],
-                "category": row["category"],
+                "title": text["title"],
+                "description": text["description"],
+                "category": text["category"],
                 "image_path": str(image_path),
                 "image_hash": image_hash,
-                "text_hash": hashlib.sha1(text.encode("utf-8", "replace")).hexdigest(),
-                "metadata": row.get("metadata"),
-                **{c: row[c] or None for c in label_cols},
+                "text_hash": hashlib.sha1(f"{text['title']}\n{text['description'] or ''}".encode("utf-8", "replace")).hexdigest(),
+                "metadata": text["metadata"],
+                "cut_fields": json.dumps(cut_lengths, sort_keys=True) if cut_lengths else None,
+                **{c: text[c] or None for c in label_cols},
             }
         )
     schema = dict(PRODUCT_SCHEMA) | {c: pl.String for c in label_cols}
@@ -298,51 +369,204 @@ def validate_rows(frame: pl.DataFrame, root: Path) -> LoadedCatalog:
     )
 
 
-def _check_row(row: dict, root: Path, seen: set[str]) -> tuple[str | None, str, Path | None, str]:
+def _quarantine_row(product_id: str, shard: str, reason: str, detail: str) -> dict:
+    return {"product_id": product_id, "shard": shard, "stage": "catalog", "reason": reason, "detail": detail}
+
+
+def _check_row(row: dict, root: Path, seen: set[str], limits: IngestLimits) -> tuple[Path, str]:
+    """(image path, sha1 of the image's bytes) of a usable row; raises `RowProblem` otherwise."""
     pid = row["product_id"]
     if row.get("row_problem"):
-        return "malformed row", row["row_problem"], None, ""
+        raise RowProblem("malformed row", row["row_problem"])
     if not pid:
-        return "missing id", "", None, ""
+        raise RowProblem("missing id")
     if pid in seen:
-        return "duplicate id", f"id {pid} appeared earlier in the catalog", None, ""
+        raise RowProblem("duplicate id", f"id {pid} appeared earlier in the catalog")
     if not row["title"]:
-        return "empty title", "", None, ""
+        raise RowProblem("empty title")
     if not row["image"]:
-        return "missing image", "no image path", None, ""
-    image_path = (root / row["image"]).resolve()
+        raise RowProblem("missing image", "no image path")
+    image_path = _locate_image(root, row["image"])
+    return image_path, _usable_image_hash(image_path, _shown(row["image"]), limits)
+
+
+def _locate_image(root: Path, relative: str) -> Path:
+    """The image's real path, which must stay inside the catalog root (symlinks included)."""
+    if "\x00" in relative:  # the OS cannot take such a path at all (ValueError: embedded null byte)
+        raise RowProblem("bad image path", f"{_shown(relative)} holds a NUL byte")
+    try:
+        image_path = (root / relative).resolve()
+    except RuntimeError as exc:  # how pathlib (Python 3.11) reports a symlink loop
+        raise RowProblem("bad image path", f"{_shown(relative)}: symlink loop") from exc
     if not image_path.is_relative_to(root):
-        return "image path escapes catalog", row["image"], None, ""
-    if not image_path.is_file():
-        return "missing image", f"{row['image']} does not exist", None, ""
-    data = image_path.read_bytes()
-    problem = image_problem(image_path)
+        raise RowProblem("image path escapes catalog", _shown(relative))
+    return image_path
+
+
+def _usable_image_hash(path: Path, shown: str, limits: IngestLimits) -> str:
+    """sha1 of the image's bytes, streamed, once the open file is known to be a regular file
+    within `max_image_bytes` that decodes as an accepted format; raises `RowProblem` if not."""
+    with _open_regular_file(path, shown, limits) as handle:
+        image_hash = _streamed_sha1(handle, limits.max_image_bytes)
+        handle.seek(0)
+        problem = image_problem(handle, limits)
     if problem:
-        return problem[0], problem[1], None, ""
-    return None, "", image_path, hashlib.sha1(data).hexdigest()
+        raise RowProblem(*problem)
+    return image_hash
 
 
-def image_problem(path: Path) -> tuple[str, str] | None:
-    """(reason, detail) when this file is not a usable image, None when it is."""
+def _open_regular_file(path: Path, shown: str, limits: IngestLimits) -> BinaryIO:
+    """Opened without blocking (opening a FIFO to read would wait for a writer forever) and
+    without following a last symlink (one swapped in after `_locate_image` could leave the
+    catalog); what it is gets checked on the open descriptor (`_check_file_status`), before
+    a file object exists: Python refuses to make one of a directory."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise RowProblem("missing image", f"{shown} does not exist") from exc
+        if exc.errno == errno.ENAMETOOLONG:
+            raise RowProblem("bad image path", f"{shown}: file name too long") from exc
+        if exc.errno == errno.ELOOP:
+            raise RowProblem("bad image path", f"{shown}: symlink loop") from exc
+        raise RowProblem("unreadable image", f"{shown}: {exc.strerror or exc}") from exc
+    try:
+        _check_file_status(os.fstat(fd), shown, limits)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
+def _check_file_status(status: os.stat_result, shown: str, limits: IngestLimits) -> None:
+    """Only a regular file within the byte cap is read: a directory or a device has nothing
+    to read, a FIFO would block, a huge file would cost its size in time and memory."""
+    kind = _file_kind(status.st_mode)
+    if kind != "file":
+        raise RowProblem("image not a file", f"{shown} is {kind}, not a regular file")
+    if status.st_size > limits.max_image_bytes:
+        raise RowProblem("image too large", f"{status.st_size:,} bytes, limit {limits.max_image_bytes:,} (max_image_bytes)")
+    if status.st_size == 0:
+        raise RowProblem("undecodable image", f"{shown} is empty (0 bytes)")
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISREG, "file"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return kind
+    return "not a file"
+
+
+def _streamed_sha1(handle: BinaryIO, max_bytes: int) -> str:
+    """sha1 of the file's bytes, read in chunks; refuses a file that grew past the cap
+    since it was checked."""
+    digest = hashlib.sha1()
+    total = 0
+    for chunk in iter(lambda: handle.read(HASH_CHUNK_BYTES), b""):
+        total += len(chunk)
+        if total > max_bytes:
+            raise RowProblem("image too large", f"more than {max_bytes:,} bytes (max_image_bytes; the file grew while read)")
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def image_problem(handle: BinaryIO, limits: IngestLimits = IngestLimits()) -> tuple[str, str] | None:
+    """(reason, detail) when this open file is not a usable image, None when it is. Pillow
+    tries only `limits.image_formats`: a file of another format is refused by name (its
+    signature), its parser never runs."""
+    accepted = limits.image_formats
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we apply our own limit
-            with Image.open(path) as img:
+            with Image.open(handle, formats=accepted) as img:
                 width, height = img.size
-                if width * height > MAX_IMAGE_PIXELS:
-                    return "image too large", f"{width}x{height} pixels, limit {MAX_IMAGE_PIXELS}"
+                if width * height > limits.max_image_pixels:
+                    return "image too large", f"{width}x{height} pixels, limit {limits.max_image_pixels} (max_image_pixels)"
                 img.load()
     except Image.DecompressionBombError as exc:
-        return "image too large", str(exc)[:300]
-    except Exception as exc:
-        return "undecodable image", f"{type(exc).__name__}: {exc}"[:300]
+        return "image too large", str(exc)[:DETAIL_CHARS]
+    except UnidentifiedImageError:
+        handle.seek(0)
+        found = signature_format(handle.read(16))
+        if found and found not in accepted:
+            return "image format not accepted", f"{found} file; accepted formats: {', '.join(accepted)} (image_formats)"
+        return "undecodable image", f"not a readable {', '.join(accepted)} image"
+    except Exception as exc:  # a decoder can throw nearly anything on hostile bytes: the row goes, not the run
+        return "undecodable image", f"{type(exc).__name__}: {exc}"[:DETAIL_CHARS]
     return None
+
+
+def signature_format(prefix: bytes) -> str | None:
+    """The format whose signature these first bytes carry, by Pillow's own signature checks
+    (they compare bytes, no parser runs); None when no format claims them."""
+    Image.init()
+    for name in Image.ID:
+        accept = Image.OPEN[name][1]
+        if accept is None:  # formats without a signature would claim any bytes
+            continue
+        try:
+            claimed = accept(prefix)
+        except Exception:  # a check that reads past a short prefix
+            continue
+        if claimed and not isinstance(claimed, str):  # a string is Pillow's "cannot tell" note
+            return name
+    return None
+
+
+def cut_text(text: str | None, limit: int) -> str | None:
+    """`text` when it fits in `limit` characters, else its start (at a word boundary when
+    one is near) ending in "…", so a reader sees it was cut; never longer than `limit`."""
+    if text is None or len(text) <= limit:
+        return text
+    head = text[: limit - 1]  # one character is left for the "…"
+    if not text[limit - 1].isspace():  # the cut falls mid-word: end at the last space, if one is near
+        space = head.rfind(" ")
+        if space >= limit // 2:
+            head = head[:space]
+    return head.rstrip() + "…"
+
+
+def _cut_text_fields(row: dict, label_cols: list[str], limits: IngestLimits) -> tuple[dict, dict[str, int]]:
+    """The row's text fields cut to their limits, and {field: original length} of those cut
+    (a metadata value as `metadata.<name>`)."""
+    field_limits = {"title": limits.max_title_chars, "description": limits.max_description_chars, "category": limits.max_field_chars}
+    field_limits |= {c: limits.max_field_chars for c in label_cols}
+    text = {name: cut_text(row[name], limit) for name, limit in field_limits.items()}
+    cut_lengths = {name: len(row[name]) for name, limit in field_limits.items() if row[name] is not None and len(row[name]) > limit}
+    text["metadata"], metadata_lengths = _cut_metadata(row.get("metadata"), limits.max_field_chars)
+    return text, cut_lengths | metadata_lengths
+
+
+def _cut_metadata(metadata: str | None, limit: int) -> tuple[str | None, dict[str, int]]:
+    if not metadata or len(metadata) <= limit:  # no value is longer than the JSON holding it
+        return metadata, {}
+    values = json.loads(metadata)
+    lengths = {f"metadata.{k}": len(v) for k, v in values.items() if isinstance(v, str) and len(v) > limit}
+    if not lengths:
+        return metadata, {}
+    cut = {k: cut_text(v, limit) if isinstance(v, str) else v for k, v in values.items()}
+    return json.dumps(cut, sort_keys=True), lengths
+
+
+def _shown(text: str, limit: int = 120) -> str:
+    """A path or message as a quarantine detail shows it: NUL bytes visible, long ones shortened."""
+    text = text.replace("\x00", "\\x00")
+    return text if len(text) <= limit else f"{text[: limit - 30]}… ({len(text)} chars)"
 
 
 def shard_fingerprints(table: CatalogTable) -> dict[str, str]:
     """A content fingerprint per shard: its rows as read plus each image file's size and
     modification time (a stat, not a read: cheap enough to run on every sensor tick).
-    Any edited row, added or removed product, or replaced image changes it."""
+    Any edited row, added or removed product, or replaced image changes it; a row whose
+    image cannot be stat'ed changes only its own shard's fingerprint, it never raises."""
     frame = read_catalog_table(table).sort("shard", "product_id")
     root = table.root
     digests: dict[str, hashlib._Hash] = {}
@@ -351,9 +575,15 @@ def shard_fingerprints(table: CatalogTable) -> dict[str, str]:
         shard, image = row[shard_at], row[image_at]
         digest = digests.setdefault(shard, hashlib.sha1())
         digest.update(repr(row).encode("utf-8", "replace"))
-        try:
-            stat = (root / image).stat() if image else None
-            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode() if stat else b"-")
-        except OSError:
-            digest.update(b"missing")
+        digest.update(_image_stamp(root, image))
     return {shard: d.hexdigest()[:16] for shard, d in digests.items()}
+
+
+def _image_stamp(root: Path, image: str | None) -> bytes:
+    if not image:
+        return b"-"
+    try:
+        status = (root / image).stat()
+    except (OSError, ValueError):  # missing, a symlink loop, a name too long; ValueError: a NUL byte in the path
+        return b"missing"
+    return f"{status.st_size}:{status.st_mtime_ns}".encode()

@@ -52,9 +52,11 @@ def raw_attributes(context: AssetExecutionContext, config: ExtractionConfig, cat
     shard = context.partition_key
     warehouse = data_home.warehouse
     fingerprint = shard_fingerprints(catalog.table()).get(shard)  # before loading: a later edit is then seen as a change
-    loaded = load_catalog(catalog.table(), shards=[shard])
+    loaded = load_catalog(catalog.table(), shards=[shard], limits=catalog.ingest_limits())
     products = loaded.products
     context.log.info("shard %s: %d valid products, %d quarantined", shard, products.height, loaded.quarantine.height)
+    if loaded.cut_counts:  # the text every later stage reads is the cut one: say so where a person looks
+        context.log.info("shard %s: text cut to the ingest limits in %d products: %s", shard, loaded.cut_products, loaded.cut_counts)
     sample = select_sample(products, SampleSpec(config.sample_share, config.sample_min, config.sample_max, config.seed))
     # The offline teacher's eye costs nothing: every product whose text names no colour gets
     # its pixel colour and what that is worth, stored with the product (scoring reads them).
@@ -98,6 +100,8 @@ def raw_attributes(context: AssetExecutionContext, config: ExtractionConfig, cat
             "valid_products": products.height,
             "quarantined": quarantine.height,
             "quarantine_reasons": MetadataValue.json(dict(quarantine.group_by("reason").len().iter_rows())),
+            "cut_products": loaded.cut_products,
+            "cut_fields": MetadataValue.json(loaded.cut_counts),
             "sampled_products": sample.height,
             "labeled_products": labeled,
             "extraction_quarantined": result.quarantine.height,

@@ -6,6 +6,7 @@ can override it in its run config.
 """
 
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from dagster_pyspark import LazyPySparkResource
 
-from ..core.catalog import CatalogTable, TeacherInputs, locate_catalog
+from ..core.catalog import CatalogTable, IngestLimits, TeacherInputs, locate_catalog
 from ..core.settings import DataHome, default_catalog, default_home
 from ..core.warehouse import Warehouse
 from .llm_resources import LLMResource
@@ -40,17 +41,33 @@ class CatalogResource(ConfigurableResource):
     `teacher_columns`: catalog columns the teacher (VLM or offline) may read besides the
     title, description and image: `category` is read as text, any other column (e.g.
     `brand`) is trusted as an attribute. Label columns (`label_color`, ...) are ground truth
-    and never read unless named here, which makes every figure an upper bound."""
+    and never read unless named here, which makes every figure an upper bound.
+
+    The ingest limits are `IngestLimits`'s fields, with its defaults: `max_image_bytes`,
+    `max_image_pixels` and `image_formats` (the only formats Pillow may try) quarantine an
+    image's row beyond them; `max_title_chars`, `max_description_chars` and
+    `max_field_chars` (any other text field) cut longer text, noted in `cut_fields`."""
 
     location: str
     shard_column: str | None = None
     teacher_columns: list[str] = list(TeacherInputs.columns)
+    max_image_bytes: int = IngestLimits.max_image_bytes
+    max_image_pixels: int = IngestLimits.max_image_pixels
+    image_formats: list[str] = list(IngestLimits.image_formats)
+    max_title_chars: int = IngestLimits.max_title_chars
+    max_description_chars: int = IngestLimits.max_description_chars
+    max_field_chars: int = IngestLimits.max_field_chars
 
     def table(self) -> CatalogTable:
         return locate_catalog(self.location, self.shard_column)
 
     def teacher_inputs(self) -> TeacherInputs:
         return TeacherInputs(tuple(self.teacher_columns))
+
+    def ingest_limits(self) -> IngestLimits:
+        """Every `IngestLimits` field from this resource's field of the same name (a limit
+        added there without a field here fails loudly, it is not silently defaulted)."""
+        return IngestLimits(**{f.name: getattr(self, f.name) for f in dataclasses.fields(IngestLimits)})
 
 
 def spark_resource(master: str | None = None, home: str | None = None) -> LazyPySparkResource:

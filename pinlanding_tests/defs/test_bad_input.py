@@ -1,15 +1,22 @@
 """A catalog full of hostile and broken rows: the run succeeds, every bad row is quarantined
 with a clear reason, and nothing from the input reaches a page as markup or instruction."""
 
+import json
+import os
 import shutil
 from pathlib import Path
 
+import polars as pl
 import pytest
-from dagster import DagsterInstance
+from dagster import DagsterInstance, materialize
 from PIL import Image
 
+from pinlanding_assets.core.catalog import IngestLimits, list_shards, load_catalog, locate_catalog, shard_fingerprints
 from pinlanding_assets.core.warehouse import Warehouse
 from pinlanding_assets.definitions import build_definitions
+from pinlanding_assets.defs.extraction_assets import raw_attributes
+from pinlanding_assets.defs.llm_resources import LLMResource
+from pinlanding_assets.defs.partitions import shard_partitions
 from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource, spark_resource
 from pinlanding_assets.main_job import run_graph
 
@@ -125,3 +132,67 @@ def test_no_page_carries_markup_or_injected_instructions(hostile_run):
         assert "free money" not in title.lower() and "hacked" not in title.lower() and "<" not in title
     attrs = warehouse.read("SELECT DISTINCT key, value FROM product_attribute_scores WHERE assigned")
     assert not any("hack" in v or "money" in v for v in attrs.get_column("value").to_list())
+
+
+SMALL_IMAGE_CAP = 100_000  # bytes; the sample catalog's images are a few kB
+
+
+def add_hostile_files(catalog: Path) -> dict[str, str]:
+    """Appends apparel rows whose image path or file is hostile, and one with a long title;
+    returns id -> expected quarantine reason."""
+    images = catalog / "images"
+    os.symlink("loop.jpg", images / "loop.jpg")
+    (images / "folder.jpg").mkdir()
+    os.mkfifo(images / "pipe.jpg")  # opening it to read would block the run
+    (images / "vector.jpg").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n%%EOF\n")
+    shutil.copyfile(images / "s0000.jpg", images / "padded.jpg")
+    with (images / "padded.jpg").open("r+b") as handle:  # still a decodable JPEG, but over the cap
+        handle.truncate(SMALL_IMAGE_CAP + 1)
+    rows = {
+        "fs_nul": ("images/s0001\x00.jpg", "bad image path"),
+        "fs_loop": ("images/loop.jpg", "bad image path"),
+        "fs_long": ("images/" + "x" * 300 + ".jpg", "bad image path"),
+        "fs_dir": ("images/folder.jpg", "image not a file"),
+        "fs_fifo": ("images/pipe.jpg", "image not a file"),
+        "fs_big": ("images/padded.jpg", "image too large"),
+        "fs_eps": ("images/vector.jpg", "image format not accepted"),
+    }
+    lines = [f"{pid},Kestrel Men Blue Tshirt,{image},apparel,Tshirts,,Tshirts,blue,men,casual,summer" for pid, (image, _) in rows.items()]
+    lines.append("cut_title," + "Very Long Title " * 40 + ",images/s0009.jpg,apparel,Tshirts,,Tshirts,blue,men,casual,summer")
+    with (catalog / "products.csv").open("ab") as handle:
+        handle.write(("\n".join(lines) + "\n").encode())
+    return {pid: reason for pid, (_, reason) in rows.items()}
+
+
+def test_one_hostile_file_costs_one_row_and_long_text_is_cut_through_the_ingest_asset(sample_catalog, tmp_path):
+    catalog, home = tmp_path / "catalog", tmp_path / "home"
+    shutil.copytree(sample_catalog, catalog)
+    expected = add_hostile_files(catalog)
+    resources = {
+        "data_home": DataHomeResource(home=str(home)),
+        "catalog": CatalogResource(location=str(catalog), max_image_bytes=SMALL_IMAGE_CAP, max_title_chars=80),  # the resource's limits reach the core
+        "llm": LLMResource(extractor="offline"),
+    }
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(shard_partitions.name, ["apparel"])
+        result = materialize(
+            [raw_attributes], resources=resources, partition_key="apparel", instance=instance,
+            run_config={"ops": {"raw_attributes": {"config": {"sample_share": 0.1, "sample_min": 12, "sample_max": 12}}}},
+        )
+    assert result.success
+    warehouse = Warehouse(home / "warehouse.duckdb")
+    quarantine = warehouse.read_table("quarantine").filter(pl.col("stage") == "catalog")
+    assert dict(quarantine.select("product_id", "reason").iter_rows()) == expected and quarantine.height == len(expected)
+    products = warehouse.read_table("catalog_products")
+    apparel = load_catalog(locate_catalog(sample_catalog), shards=["apparel"]).products
+    assert products.height == apparel.height + 1  # every good row of the shard, and the long-titled one
+    cut = products.filter(pl.col("product_id") == "cut_title").row(0, named=True)
+    assert len(cut["title"]) <= 80 and json.loads(cut["cut_fields"]) == {"title": len(("Very Long Title " * 40).strip())}
+    metadata = result.asset_materializations_for_node("raw_attributes")[0].metadata
+    assert metadata["cut_products"].value == 1 and metadata["cut_fields"].value == {"title": 1}
+    table = locate_catalog(catalog)
+    assert sorted(shard_fingerprints(table)) == list_shards(table)  # the refresh sensor's view of the same catalog
+
+
+def test_catalog_resource_limits_default_to_the_core_ones():
+    assert CatalogResource(location="anywhere").ingest_limits() == IngestLimits()
