@@ -12,7 +12,7 @@ model re-labels deliberately.
 
 Requests are bounded: every image is decoded and re-encoded (downscaled JPEG: no metadata,
 no extra chunks or trailing bytes reach the endpoint), each text field is cut at
-`max_field_chars` (marked "[cut]"), and requests are built lazily, one image at a time when
+`max_field_chars` (ending in "…"), and requests are built lazily, one image at a time when
 it is sent, so cached products cost no encoding and a budget stop leaves the rest unbuilt.
 
 The VLM's open vocabulary is bounded too: a key outside the suggested keys is kept only when
@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import polars as pl
 from PIL import Image, ImageOps
 
-from .catalog import TEACHER_CONTENT_COLUMNS, TeacherInputs
+from .catalog import TEACHER_CONTENT_COLUMNS, TeacherInputs, cut_text
 from .extraction import ATTRIBUTE_SCHEMA, QUARANTINE_COLUMNS, ExtractionResult
 from .llm_client import CALL_BUDGET_REACHED, COST_BUDGET_REACHED, REQUEST_NOT_BUILT, CachedLLMClient, LLMRequest, LLMResponse, frame_as_data, stable_key
 from .vocabulary import normalize_key
@@ -140,14 +140,14 @@ class PreparedProduct:
     fields_cut: int = 0  # text fields cut at max_field_chars
 
 
-CUT_MARK = " [cut]"
 
 
 def cut_field(value: str, max_chars: int) -> tuple[str, bool]:
-    """`value` cut to at most `max_chars` characters (plus the mark saying so)."""
-    if len(value) <= max_chars:
-        return value, False
-    return value[:max_chars].rstrip() + CUT_MARK, True
+    """`value` cut to at most `max_chars` characters, ending in "…" (the one text cut of the
+    project, `catalog.cut_text`; the catalog cuts first, at ingest, this bounds a prompt), and
+    whether it was cut."""
+    cut = cut_text(value, max_chars) or ""
+    return cut, cut != value
 
 
 def product_text(product: dict, max_field_chars: int = VLMExtractionConfig.max_field_chars) -> tuple[str, int]:

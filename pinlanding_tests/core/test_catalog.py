@@ -265,5 +265,5 @@ def test_every_huge_text_field_is_cut_and_later_stages_read_the_cut_text(tmp_pat
     assert loaded.cut_counts == {"category": 1, "description": 1, "label_color": 1, "metadata.brand": 1, "title": 1}
     # the VLM prompt is built from the teacher's view of this frame: it holds the cut text only
     view = TeacherInputs(("category", "brand")).view(loaded.products.filter(pl.col("product_id") == "huge"))
-    prompt_text = product_text(view.row(0, named=True))
+    prompt_text, _ = product_text(view.row(0, named=True))
     assert "…" in prompt_text and len(prompt_text) < 50 + 100 + 20 + 20 + 60  # the four fields plus their labels
