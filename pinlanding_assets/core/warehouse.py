@@ -3,21 +3,21 @@
 DuckDB lets one process at a time open a database file for writing, and a second process
 that tries gets a lock error. Several Dagster steps (the multiprocess executor, a backfill
 next to `dagster dev`) may touch the warehouse at once, so every access takes an
-exclusive file lock beside the database for as long as its connection is open, and
-connections are kept short. Writes happen in one transaction each: a re-materialized
-partition replaces its rows, never adds to them.
+exclusive file lock beside the database (`core/file_lock.py`) for as long as its
+connection is open, and connections are kept short. Writes happen in one transaction each:
+a re-materialized partition replaces its rows, never adds to them.
 """
 
 from __future__ import annotations
 
-import fcntl
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 import polars as pl
+
+from .file_lock import exclusive_lock
 
 
 class WarehouseError(RuntimeError):
@@ -32,30 +32,12 @@ class Warehouse:
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.lock_path, "a+") as lock_file:
-            self._acquire(lock_file)
+        with exclusive_lock(self.lock_path, self.lock_timeout_s):
+            con = duckdb.connect(str(self.path))
             try:
-                con = duckdb.connect(str(self.path))
-                try:
-                    yield con
-                finally:
-                    con.close()
+                yield con
             finally:
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
-
-    def _acquire(self, lock_file) -> None:
-        deadline = time.monotonic() + self.lock_timeout_s
-        while True:
-            try:
-                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise WarehouseError(
-                        f"waited {self.lock_timeout_s:.0f}s for the warehouse lock {self.lock_path}"
-                    ) from None
-                time.sleep(0.05)
+                con.close()
 
     # -- reads -------------------------------------------------------------------------
 
