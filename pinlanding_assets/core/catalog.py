@@ -319,7 +319,13 @@ def _check_row(row: dict, root: Path, seen: set[str]) -> tuple[str | None, str, 
     problem = image_problem(image_path)
     if problem:
         return problem[0], problem[1], None, ""
-    return None, "", image_path, hashlib.sha1(data).hexdigest()
+    return None, "", image_path, image_digest(data)
+
+
+def image_digest(data: bytes) -> str:
+    """The `image_hash` of an image's bytes: what ingest validated, and what publishing
+    checks a file against before copying it into the site."""
+    return hashlib.sha1(data).hexdigest()
 
 
 def image_problem(path: Path) -> tuple[str, str] | None:
