@@ -415,6 +415,13 @@ def _usable_image_hash(path: Path, shown: str, limits: IngestLimits) -> str:
     return image_hash
 
 
+def image_digest(data: bytes) -> str:
+    """The `image_hash` of an image's bytes (sha1, hex): what ingest validated (streamed, in
+    `_streamed_sha1`), and what publishing checks a file against before copying it into the
+    site."""
+    return hashlib.sha1(data).hexdigest()
+
+
 def _open_regular_file(path: Path, shown: str, limits: IngestLimits) -> BinaryIO:
     """Opened without blocking (opening a FIFO to read would wait for a writer forever) and
     without following a last symlink (one swapped in after `_locate_image` could leave the
@@ -442,7 +449,7 @@ def _open_regular_file(path: Path, shown: str, limits: IngestLimits) -> BinaryIO
 def _check_file_status(status: os.stat_result, shown: str, limits: IngestLimits) -> None:
     """Only a regular file within the byte cap is read: a directory or a device has nothing
     to read, a FIFO would block, a huge file would cost its size in time and memory."""
-    kind = _file_kind(status.st_mode)
+    kind = file_kind(status.st_mode)
     if kind != "file":
         raise RowProblem("image not a file", f"{shown} is {kind}, not a regular file")
     if status.st_size > limits.max_image_bytes:
@@ -451,7 +458,7 @@ def _check_file_status(status: os.stat_result, shown: str, limits: IngestLimits)
         raise RowProblem("undecodable image", f"{shown} is empty (0 bytes)")
 
 
-def _file_kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
     for test, kind in (
         (stat.S_ISREG, "file"),
         (stat.S_ISDIR, "a directory"),
@@ -466,8 +473,8 @@ def _file_kind(mode: int) -> str:
 
 
 def _streamed_sha1(handle: BinaryIO, max_bytes: int) -> str:
-    """sha1 of the file's bytes, read in chunks; refuses a file that grew past the cap
-    since it was checked."""
+    """`image_digest` of the file's bytes, read in chunks; refuses a file that grew past the
+    cap since it was checked."""
     digest = hashlib.sha1()
     total = 0
     for chunk in iter(lambda: handle.read(HASH_CHUNK_BYTES), b""):

@@ -188,6 +188,19 @@ def match_pages_spark(spark, product_attributes: pl.DataFrame, collection_attrib
     return inputs.decode(pl.from_arrow(result))  # type: ignore[arg-type]
 
 
+
+def withhold_products(pages: pl.DataFrame, product_ids: set[str], config: MatchingConfig) -> pl.DataFrame:
+    """The pages without these products (their images failed the checks of publishing):
+    the products below them move up a rank, and a page left with fewer than
+    `min_page_size` products is dropped, as matching drops it."""
+    if not product_ids:
+        return pages
+    kept = pages.filter(~pl.col("product_id").is_in(pl.Series(sorted(product_ids), dtype=pl.String))).sort("slug", "rank")
+    kept = kept.with_columns(pl.int_range(1, pl.len() + 1).over("slug").alias("rank"))
+    kept = kept.filter(pl.len().over("slug") >= config.min_page_size)
+    return kept.select(list(PAGE_SCHEMA)).cast(PAGE_SCHEMA)  # type: ignore[arg-type]
+
+
 # -- generated inputs (equality tests and the scale benchmark) ------------------------
 
 SYNTHETIC_KEYS = {  # key: (number of values, share of products that carry the key)

@@ -42,13 +42,20 @@ class DataHome:
 
     @property
     def site(self) -> Path:
+        """A symlink to the live build under `site-builds/` (core/site.py), made by the
+        first publish."""
         return self.root / "site"
+
+    @property
+    def publish_lock(self) -> Path:
+        """Held by a publish for its whole step: publishes of this home queue."""
+        return self.root / "publish.lock"
 
     @property
     def exports(self) -> Path:
         return self.root / "exports"
 
     def ensure(self) -> "DataHome":
-        for path in (self.root, self.models, self.site, self.exports):
+        for path in (self.root, self.models, self.exports):  # not the site: publishing links it
             path.mkdir(parents=True, exist_ok=True)
         return self

@@ -12,16 +12,34 @@ Layout under the site directory:
 Safety: every piece of catalog or model text goes through `html.escape` (quotes included)
 or JSON/XML encoding; slugs must match `SAFE_SLUG` before they become file names or URLs
 (others are skipped and counted); no catalog string becomes a path (images are named by
-hash). The site is built in a sibling directory and swapped in, so a reader never sees a
-half-written site.
+hash).
+
+Nothing outside the catalog is ever published. `SiteBuild.stage_images` copies an image
+only after reading it this way: the stored path must lie inside the catalog root; every
+component below the root is opened without following links (`O_NOFOLLOW`, from the root
+down, so a link swapped in anywhere on the path is refused, and nothing can swap one in
+between the check and the read); the file must be a regular file of at most
+`max_image_bytes`; its bytes must hash to the `image_hash` ingest recorded. A product whose
+image fails gets a quarantine row (stage `publish`) and must be left off its pages
+(`matching.withhold_products`) before `render`, which refuses unverified products.
+
+Readers never see a half-written site: each publish writes a new build,
+`<site>-builds/<UTC time>-<label>`, and the site path is a symlink switched to it by one
+`os.replace` of a new link, so a reader resolves the old build or the new one, never none or
+half. The newest `keep_builds` builds stay (a reader of the previous version finishes its
+page); older ones are removed. One site takes one publish at a time: the caller serializes
+them (`landing_pages` holds a lock for its whole step).
 """
 
 from __future__ import annotations
 
+import errno
 import html
 import json
+import os
 import re
 import shutil
+import stat
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,9 +47,11 @@ from xml.sax.saxutils import escape as xml_escape
 
 import polars as pl
 
+from .catalog import QUARANTINE_SCHEMA, CatalogError, file_kind, image_digest
 from .collections import display_words, pluralize
 
 SAFE_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,120}")
+IMAGE_HASH = re.compile(r"[0-9a-f]{8,128}")  # hex digests only: the hash becomes a file name
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
 RELATED_LINKS = 8
 
@@ -80,25 +100,55 @@ document.getElementById('filter').addEventListener('input',function(e){
 class SiteConfig:
     base_url: str = "https://example.com/pinlanding"
     site_title: str = "PinLanding"
+    # An image above this size is refused, not copied: a catalog file that grew (or a link
+    # to /dev/zero) must not fill the disk. Far above any product photo.
+    max_image_bytes: int = 20 * 1024 * 1024
+    # Builds kept after a switch, the live one included: a reader still on the previous
+    # version can finish; each one costs the site's size on disk.
+    keep_builds: int = 3
 
 
 @dataclass(frozen=True)
 class SiteResult:
-    index: Path
+    index: Path  # through the site link: stays valid when this build is pruned
+    build: Path
     pages: int
     redirects: int
     images: int
-    missing_images: int
     skipped_unsafe_slugs: int
 
     def as_metadata(self) -> dict[str, int | str]:
         return {
+            "site_build": self.build.name,
             "site_pages": self.pages,
             "site_redirects": self.redirects,
             "site_images": self.images,
-            "site_missing_images": self.missing_images,
             "site_skipped_unsafe_slugs": self.skipped_unsafe_slugs,
         }
+
+
+@dataclass(frozen=True)
+class StagedImages:
+    """Images verified and copied into a build: `files` maps an image_hash to its file name
+    under images/; `refused` has a quarantine row (QUARANTINE_SCHEMA, stage `publish`) for
+    every product whose image failed a check."""
+
+    files: dict[str, str]
+    refused: pl.DataFrame
+
+    @property
+    def refused_ids(self) -> set[str]:
+        return set(self.refused.get_column("product_id").to_list())
+
+    def refused_reasons(self) -> dict[str, int]:
+        return dict(self.refused.group_by("reason").len().sort("reason").iter_rows())
+
+
+class ImageRefused(Exception):
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
 
 
 def esc(text: object) -> str:
@@ -109,61 +159,244 @@ def is_safe_slug(slug: object) -> bool:
     return isinstance(slug, str) and SAFE_SLUG.fullmatch(slug) is not None
 
 
-def render_site(
-    out_dir: Path,
-    collections: pl.DataFrame,
-    pages: pl.DataFrame,
-    products: pl.DataFrame,
-    config: SiteConfig,
-    retired: pl.DataFrame | None = None,
-) -> SiteResult:
-    """collections: slug, title, attributes; pages: slug, product_id, relevance, rank;
-    products: product_id, title, image_path, image_hash; retired: slug, title,
-    redirect_to. Replaces `out_dir` as a whole."""
-    out_dir = Path(out_dir)
-    staging = out_dir.with_name(out_dir.name + ".building")
-    if staging.exists():
-        shutil.rmtree(staging)
-    (staging / "pages").mkdir(parents=True)
-    (staging / "images").mkdir()
+def builds_dir(site_dir: Path) -> Path:
+    """Where the versions of `site_dir` live: `<site>-builds/`, beside it."""
+    return site_dir.with_name(site_dir.name + "-builds")
 
-    page_slugs = set(pages.get_column("slug").unique().to_list()) if not pages.is_empty() else set()
-    shown_all = collections.filter(pl.col("slug").is_in(list(page_slugs)))
-    safe = shown_all.filter(pl.col("slug").map_elements(is_safe_slug, return_dtype=pl.Boolean)) if shown_all.height else shown_all
-    skipped = shown_all.height - safe.height
-    shown = safe.with_columns(_group_column(safe)).sort("group", "title")
-    members = pages.filter(pl.col("slug").is_in(shown.get_column("slug").to_list())).join(
-        products.select("product_id", "title", "image_path", "image_hash"), on="product_id", how="left"
-    )
-    image_names, missing = _copy_images(staging / "images", members)
-    members = members.with_columns(pl.col("image_hash").replace_strict(image_names, default=None, return_dtype=pl.String).alias("image_file"))
-    by_slug = {slug: frame.sort("rank") for (slug,), frame in members.group_by("slug")}
-    generated_at = datetime.now(timezone.utc)
 
-    feed_items = []
-    for row in shown.iter_rows(named=True):
-        items = by_slug.get(row["slug"], members.head(0))
-        related = shown.filter((pl.col("group") == row["group"]) & (pl.col("slug") != row["slug"])).head(RELATED_LINKS)
-        (staging / "pages" / f"{row['slug']}.html").write_text(_collection_html(row, items, related, config), encoding="utf-8")
-        feed_items.append(_feed_item(row, items, config, generated_at))
+class SiteBuild:
+    """One new version of the site, switched in whole when the `with` block ends without an
+    error (discarded otherwise: the live site stays as it was)::
 
-    redirects = _write_redirects(staging / "pages", retired, set(shown.get_column("slug").to_list()), config)
-    (staging / "index.html").write_text(_index_html(shown, by_slug, config, generated_at), encoding="utf-8")
-    (staging / "sitemap.xml").write_text(_sitemap(shown, config, generated_at), encoding="utf-8")
-    feed = {
-        "version": "https://jsonfeed.org/version/1.1",
-        "title": f"{config.site_title} collections",
-        "home_page_url": f"{config.base_url}/index.html",
-        "feed_url": f"{config.base_url}/feed.json",
-        "items": feed_items,
-        "_pinlanding": {"generated_at": generated_at.isoformat(), "redirects": redirects},
-    }
-    (staging / "feed.json").write_text(json.dumps(feed, indent=1, ensure_ascii=False), encoding="utf-8")
+        with SiteBuild(site_dir, run_id, config) as build:
+            images = build.stage_images(products_on_pages, catalog_root)
+            pages = withhold_products(pages, images.refused_ids, matching)
+            result = build.render(collections, pages, products, retired, images)
+    """
 
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    staging.rename(out_dir)
-    return SiteResult(out_dir / "index.html", len(feed_items), len(redirects), len(set(image_names.values())), missing, skipped)
+    def __init__(self, site_dir: Path, label: str, config: SiteConfig):
+        if config.keep_builds < 1:
+            raise ValueError(f"keep_builds must be at least 1 (the live build), got {config.keep_builds}")
+        if config.max_image_bytes < 1:
+            raise ValueError(f"max_image_bytes must be positive, got {config.max_image_bytes}")
+        self.site_dir = Path(site_dir)
+        self.config = config
+        # Names sort by time (pruning keeps the newest); the label (a run id) says who built it.
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        self.dir = builds_dir(self.site_dir) / f"{stamp}-{re.sub(r'[^A-Za-z0-9-]', '-', label)[:64]}"
+        self._rendered = False
+
+    def __enter__(self) -> "SiteBuild":
+        (self.dir / "pages").mkdir(parents=True)
+        (self.dir / "images").mkdir()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None or not self._rendered:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            if exc_type is None:
+                raise ValueError("the site build was never rendered; the live site is unchanged")
+            return False
+        switch_site(self.site_dir, self.dir)
+        prune_builds(builds_dir(self.site_dir), self.dir, self.config.keep_builds)
+        return False
+
+    def stage_images(self, products: pl.DataFrame, catalog_root: Path) -> StagedImages:
+        """Verify and copy the image of each product (product_id, shard, image_path,
+        image_hash: the products on the pages). Each distinct file is read once."""
+        root = Path(catalog_root).resolve()
+        try:
+            root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            # Not one product's fault: refusing every image would empty the site.
+            raise CatalogError(f"cannot open the catalog {root} to verify its images: {exc.strerror}") from None
+        files: dict[str, str] = {}
+        outcomes: dict[tuple, ImageRefused | None] = {}
+        refused = []
+        try:
+            rows = products.select("product_id", "shard", "image_path", "image_hash").sort("product_id")
+            for row in rows.iter_rows(named=True):
+                key = (row["image_path"], row["image_hash"])
+                if key not in outcomes:
+                    outcomes[key] = self._stage_image(root_fd, root, *key, files)
+                problem = outcomes[key]
+                if problem is not None:
+                    refused.append({"product_id": row["product_id"], "shard": row["shard"], "stage": "publish", "reason": problem.reason, "detail": problem.detail})
+        finally:
+            os.close(root_fd)
+        return StagedImages(files, pl.DataFrame(refused, schema=QUARANTINE_SCHEMA))
+
+    def _stage_image(self, root_fd: int, root: Path, image_path: str | None, image_hash: str | None, files: dict[str, str]) -> ImageRefused | None:
+        try:
+            data = read_catalog_image(root_fd, root, image_path, image_hash, self.config.max_image_bytes)
+        except ImageRefused as refusal:
+            return refusal
+        if image_hash not in files:
+            suffix = Path(image_path).suffix.lower()
+            name = f"{image_hash}{suffix if suffix in IMAGE_SUFFIXES else '.img'}"
+            (self.dir / "images" / name).write_bytes(data)  # the verified bytes, never the path again
+            files[image_hash] = name
+        return None
+
+    def render(
+        self,
+        collections: pl.DataFrame,
+        pages: pl.DataFrame,
+        products: pl.DataFrame,
+        retired: pl.DataFrame | None,
+        images: StagedImages,
+    ) -> SiteResult:
+        """collections: slug, title, attributes; pages: slug, product_id, relevance, rank
+        (without the refused products); products: product_id, title, image_hash; retired:
+        slug, title, redirect_to."""
+        config = self.config
+        page_slugs = pl.Series(sorted(set(pages.get_column("slug").to_list())), dtype=pl.String)
+        shown_all = collections.filter(pl.col("slug").is_in(page_slugs))
+        safe = shown_all.filter(pl.col("slug").map_elements(is_safe_slug, return_dtype=pl.Boolean)) if shown_all.height else shown_all
+        skipped = shown_all.height - safe.height
+        shown = safe.with_columns(_group_column(safe)).sort("group", "title")
+        members = pages.filter(pl.col("slug").is_in(shown.get_column("slug"))).join(
+            products.select("product_id", "title", "image_hash"), on="product_id", how="left"
+        )
+        members = members.with_columns(pl.col("image_hash").replace_strict(images.files, default=None, return_dtype=pl.String).alias("image_file"))
+        refused = pl.Series(sorted(images.refused_ids), dtype=pl.String)
+        unverified = members.filter(pl.col("image_file").is_null() | pl.col("product_id").is_in(refused))
+        if unverified.height:
+            raise ValueError(
+                f"{unverified.height} page placements have no verified image (e.g. {unverified.get_column('product_id').head(3).to_list()}): "
+                "stage_images, then withhold_products, before render"
+            )
+        by_slug = {slug: frame.sort("rank") for (slug,), frame in members.group_by("slug")}
+        generated_at = datetime.now(timezone.utc)
+
+        feed_items = []
+        for row in shown.iter_rows(named=True):
+            items = by_slug.get(row["slug"], members.head(0))
+            related = shown.filter((pl.col("group") == row["group"]) & (pl.col("slug") != row["slug"])).head(RELATED_LINKS)
+            (self.dir / "pages" / f"{row['slug']}.html").write_text(_collection_html(row, items, related, config), encoding="utf-8")
+            feed_items.append(_feed_item(row, items, config, generated_at))
+
+        redirects = _write_redirects(self.dir / "pages", retired, set(shown.get_column("slug").to_list()), config)
+        (self.dir / "index.html").write_text(_index_html(shown, by_slug, config, generated_at), encoding="utf-8")
+        (self.dir / "sitemap.xml").write_text(_sitemap(shown, config, generated_at), encoding="utf-8")
+        feed = {
+            "version": "https://jsonfeed.org/version/1.1",
+            "title": f"{config.site_title} collections",
+            "home_page_url": f"{config.base_url}/index.html",
+            "feed_url": f"{config.base_url}/feed.json",
+            "items": feed_items,
+            "_pinlanding": {"generated_at": generated_at.isoformat(), "redirects": redirects},
+        }
+        (self.dir / "feed.json").write_text(json.dumps(feed, indent=1, ensure_ascii=False), encoding="utf-8")
+        self._rendered = True
+        return SiteResult(self.site_dir / "index.html", self.dir, len(feed_items), len(redirects), len(set(images.files.values())), skipped)
+
+
+def read_catalog_image(root_fd: int, root: Path, image_path: str | None, image_hash: str | None, max_bytes: int) -> bytes:
+    """The bytes of a product image, or `ImageRefused` with the reason: outside the catalog,
+    a symlink anywhere below the root, not a regular file (a FIFO, a device), larger than
+    `max_bytes`, or not the bytes ingest validated (`image_hash`)."""
+    if not image_path or not image_hash:
+        raise ImageRefused("image missing", "no image recorded for the product")
+    if not IMAGE_HASH.fullmatch(image_hash):
+        raise ImageRefused("image not verifiable", f"recorded image hash {image_hash[:80]!r} is not a content hash")
+    parts = _parts_below(root, image_path)
+    shown = "/".join(parts)
+    fd = _open_without_links(root_fd, parts, shown)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageRefused("image not a regular file", f"{shown} is {file_kind(info.st_mode)}")
+        if info.st_size > max_bytes:
+            raise ImageRefused("image too large", f"{shown}: {info.st_size} bytes, limit {max_bytes}")
+        data = _read_at_most(fd, max_bytes + 1)  # the size can change after fstat
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise ImageRefused("image too large", f"{shown}: more than {max_bytes} bytes")
+    digest = image_digest(data)
+    if digest != image_hash:
+        raise ImageRefused("image changed since ingest", f"{shown}: content hash {digest[:12]}, ingest validated {image_hash[:12]}")
+    return data
+
+
+def _parts_below(root: Path, image_path: str) -> tuple[str, ...]:
+    """The path's components below the catalog root; stored paths are absolute (ingest
+    resolved them), a relative one is taken relative to the root."""
+    path = Path(image_path)
+    try:
+        parts = (path if path.is_absolute() else root / path).relative_to(root).parts
+    except ValueError:
+        raise ImageRefused("image outside catalog", f"{image_path} is not under the catalog {root}") from None
+    if not parts or ".." in parts:
+        raise ImageRefused("image outside catalog", f"{image_path} is not under the catalog {root}")
+    return parts
+
+
+def _open_without_links(root_fd: int, parts: tuple[str, ...], shown: str) -> int:
+    """Open root/parts one component at a time, each relative to its parent's descriptor and
+    with O_NOFOLLOW: no link is followed anywhere, even one swapped in after ingest."""
+    dir_fd = os.dup(root_fd)
+    try:
+        for part in parts[:-1]:
+            child = _open_component(dir_fd, part, os.O_DIRECTORY, shown)
+            os.close(dir_fd)
+            dir_fd = child
+        # O_NONBLOCK: opening a FIFO for reading must not wait for a writer (fstat refuses it).
+        return _open_component(dir_fd, parts[-1], os.O_NONBLOCK, shown)
+    finally:
+        os.close(dir_fd)
+
+
+def _open_component(dir_fd: int, name: str, flags: int, shown: str) -> int:
+    try:
+        return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | flags, dir_fd=dir_fd)
+    except OSError as exc:
+        try:
+            is_link = stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+        except OSError:
+            is_link = False
+        # O_NOFOLLOW on a link fails with ELOOP, or ENOTDIR with O_DIRECTORY.
+        if is_link or exc.errno == errno.ELOOP:
+            raise ImageRefused("image is a symlink", f"{shown}: {name} is a symbolic link (never followed when publishing)") from None
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise ImageRefused("image missing", f"{shown}: {exc.strerror}") from None
+        raise ImageRefused("image unreadable", f"{shown}: {exc.strerror}") from None
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks, size = [], 0
+    while size < limit:
+        chunk = os.read(fd, min(1 << 20, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def switch_site(site_dir: Path, build: Path) -> None:
+    """Point `site_dir` (a symlink) at `build` with one rename of a new link over the old
+    one: a reader resolving the site path gets the old build or the new one."""
+    link = site_dir.with_name(f".{site_dir.name}.{build.name}.link")
+    link.unlink(missing_ok=True)  # left by a publish that crashed right here
+    os.symlink(os.path.relpath(build, site_dir.parent), link)  # relative: the data home can move
+    if site_dir.is_dir() and not site_dir.is_symlink():
+        # A site from before versioned builds is a real directory, which a rename cannot
+        # replace by a link: it becomes the oldest build (pruned in turn). Readers find no
+        # site for the instant between these two renames, once.
+        os.rename(site_dir, builds_dir(site_dir) / f"0-legacy-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}")
+    os.replace(link, site_dir)
+
+
+def prune_builds(builds: Path, live: Path, keep: int) -> list[Path]:
+    """Remove the builds older than the live one beyond the newest `keep` (the live one
+    counts). Newer ones are publishes in progress (or just switched in) and stay."""
+    older = sorted(p for p in builds.iterdir() if p.is_dir() and not p.is_symlink() and p.name < live.name)
+    doomed = older[: max(len(older) - (keep - 1), 0)]
+    for path in doomed:
+        shutil.rmtree(path, ignore_errors=True)
+    return doomed
 
 
 def _group_column(collections: pl.DataFrame) -> pl.Expr:
@@ -173,26 +406,6 @@ def _group_column(collections: pl.DataFrame) -> pl.Expr:
         for row in collections.select("slug", "attributes").iter_rows(named=True)
     }
     return pl.col("slug").replace_strict(groups, default="other", return_dtype=pl.String).alias("group")
-
-
-def _copy_images(images_dir: Path, members: pl.DataFrame) -> tuple[dict[str, str], int]:
-    """Copy each distinct image once; returns image_hash -> file name, and how many failed."""
-    names: dict[str, str] = {}
-    missing = 0
-    for image_hash, image_path in members.select("image_hash", "image_path").unique().iter_rows():
-        if not image_hash or not image_path or not re.fullmatch(r"[0-9A-Za-z]+", image_hash):
-            missing += 1
-            continue
-        suffix = Path(image_path).suffix.lower()
-        name = f"{image_hash}{suffix if suffix in IMAGE_SUFFIXES else '.img'}"
-        try:
-            if not (images_dir / name).exists():
-                shutil.copyfile(image_path, images_dir / name)
-        except OSError:
-            missing += 1  # the card shows a placeholder; the page still renders
-            continue
-        names[image_hash] = name
-    return names, missing
 
 
 def _page(title: str, body: str, config: SiteConfig, depth: int, head_extra: str = "", script: str = "") -> str:

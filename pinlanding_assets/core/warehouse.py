@@ -3,22 +3,14 @@
 DuckDB lets one process at a time open a database file for writing, and a second process
 that tries gets a lock error. Several Dagster steps (the multiprocess executor, a backfill
 next to `dagster dev`) may touch the warehouse at once, so every access takes an
-exclusive file lock beside the database for as long as its connection is open, and
-connections are kept short. Writes happen in one transaction each: a re-materialized
-partition replaces its rows, never adds to them.
-
-The file lock belongs to an open file, not to a thread, so a second `connect()` in a thread
-that already holds one would wait for itself until the lock timeout. The module remembers
-which thread of which process holds each warehouse, and such a nested call fails at once;
-other threads and processes still queue on the lock.
+exclusive file lock beside the database (`core/file_lock.py`) for as long as its
+connection is open, and connections are kept short. Writes happen in one transaction each:
+a re-materialized partition replaces its rows, never adds to them. A second `connect()` in a
+thread that already holds the warehouse fails at once instead of waiting for itself.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,19 +18,11 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from .file_lock import LockHeldByThisThread, exclusive_lock
+
 
 class WarehouseError(RuntimeError):
     pass
-
-
-# lock file -> (pid, thread id) of the connection holding it in this process. The pid keeps a
-# forked child (which inherits this dict) from mistaking its parent's hold for its own.
-_holders: dict[str, tuple[int, int]] = {}
-_holders_guard = threading.Lock()
-
-
-def _this_thread() -> tuple[int, int]:
-    return os.getpid(), threading.get_ident()
 
 
 class Warehouse:
@@ -49,41 +33,22 @@ class Warehouse:
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        holder_key = str(self.lock_path.resolve())
-        with _holders_guard:
-            if _holders.get(holder_key) == _this_thread():
-                raise WarehouseError(
-                    f"this thread already has a connection to the warehouse {self.path} open; a second "
-                    "one would wait for its own lock: use the open connection, or close it first"
-                )
-        with open(self.lock_path, "a+") as lock_file:
-            self._acquire(lock_file)
-            with _holders_guard:
-                _holders[holder_key] = _this_thread()
+        try:
+            lock = exclusive_lock(self.lock_path, self.lock_timeout_s)
+            lock.__enter__()
+        except LockHeldByThisThread:
+            raise WarehouseError(
+                f"this thread already has a connection to the warehouse {self.path} open; a second "
+                "one would wait for its own lock: use the open connection, or close it first"
+            ) from None
+        try:
+            con = duckdb.connect(str(self.path))
             try:
-                con = duckdb.connect(str(self.path))
-                try:
-                    yield con
-                finally:
-                    con.close()
+                yield con
             finally:
-                with _holders_guard:
-                    del _holders[holder_key]
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
-
-    def _acquire(self, lock_file) -> None:
-        deadline = time.monotonic() + self.lock_timeout_s
-        while True:
-            try:
-                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise WarehouseError(
-                        f"waited {self.lock_timeout_s:.0f}s for the warehouse lock {self.lock_path}"
-                    ) from None
-                time.sleep(0.05)
+                con.close()
+        finally:
+            lock.__exit__(None, None, None)
 
     # -- reads -------------------------------------------------------------------------
 

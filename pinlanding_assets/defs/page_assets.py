@@ -4,9 +4,18 @@ Global like `collection_queries`: pages span shards. Each materialization is com
 the previous one (pages added / removed / changed, in metadata and the `page_refresh_log`
 table); retired slugs stay in `retired_slugs` with a redirect target, and the site writes a
 redirect page for each.
+
+Publishing is safe to start from several runs at once (a sensor refreshing three shards):
+the step holds the data home's publish lock from start to end, so publishes queue instead
+of interleaving their page diffs, tables, exports and site switches; Spark reads its inputs
+from a folder of its own run (removed afterwards). Only images that pass the checks of
+`core/site.py` are published; a product whose image fails is quarantined (stage `publish`)
+and left off its pages, in the tables, the export and the site alike.
 """
 
 
+import os
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,11 +25,12 @@ from dagster_pyspark import LazyPySparkResource
 
 from ..core.collections import collection_attribute_rows
 from ..core.evaluation import catalog_label_attributes, collection_precision_at_k, comparable_values, expand_to_vocabulary
-from ..core.matching import MatchingConfig, match_pages_spark
+from ..core.file_lock import exclusive_lock
+from ..core.matching import MatchingConfig, match_pages_spark, withhold_products
 from ..core.page_refresh import PUBLISHED_SCHEMA, diff_pages, published_pages, update_retired
-from ..core.site import SiteConfig, render_site
+from ..core.site import SiteBuild, SiteConfig
 from .collection_assets import collection_queries
-from .resources import DataHomeResource
+from .resources import CatalogResource, DataHomeResource
 
 
 class PagesConfig(Config):
@@ -30,7 +40,10 @@ class PagesConfig(Config):
     min_pages: int = 1  # check
     min_precision_at_10: float = 0.8  # check, against catalog labels where there are some
     base_url: str = "https://example.com/pinlanding"
-    spark_input_dir: str | None = None  # where Spark reads its inputs (shared storage on a cluster); default <home>/spark-input
+    spark_input_dir: str | None = None  # where Spark reads its inputs (shared storage on a cluster); default <home>/spark-input; each run writes in its own subfolder
+    max_image_bytes: int = SiteConfig.max_image_bytes  # a larger image is refused (quarantined), not published
+    keep_site_builds: int = SiteConfig.keep_builds  # site versions kept under <home>/site-builds, the live one included
+    publish_lock_timeout_s: float = 1800.0  # how long a publish waits for another one to finish before failing
 
 
 def read_published(warehouse) -> pl.DataFrame:
@@ -47,7 +60,21 @@ def read_published(warehouse) -> pl.DataFrame:
         AssetCheckSpec("page_precision_at_10", asset="landing_pages", description="Collection P@10 against catalog labels ≥ min_precision_at_10."),
     ],
 )
-def landing_pages(context: AssetExecutionContext, config: PagesConfig, data_home: DataHomeResource, spark: LazyPySparkResource) -> MaterializeResult:
+def landing_pages(
+    context: AssetExecutionContext, config: PagesConfig, data_home: DataHomeResource, spark: LazyPySparkResource, catalog: CatalogResource
+) -> MaterializeResult:
+    def say_waiting() -> None:
+        context.log.info("another publish holds %s; waiting for it to finish", data_home.paths.publish_lock)
+
+    # Held from the first read to the site switch: two publishes that interleave would diff
+    # against each other's half-written state and overwrite each other's files.
+    with exclusive_lock(data_home.paths.publish_lock, config.publish_lock_timeout_s, on_wait=say_waiting):
+        return publish(context, config, data_home, spark, catalog.table().root)
+
+
+def publish(context: AssetExecutionContext, config: PagesConfig, data_home: DataHomeResource, spark: LazyPySparkResource, catalog_root: Path) -> MaterializeResult:
+    """Match, withhold products whose images fail, store, export, render and switch the site
+    (the caller holds the publish lock)."""
     warehouse = data_home.warehouse
     paths = data_home.paths
     product_attributes = warehouse.read("SELECT product_id, key, value, probability FROM product_attribute_scores WHERE assigned")
@@ -57,24 +84,40 @@ def landing_pages(context: AssetExecutionContext, config: PagesConfig, data_home
     context.log.info("matching %d assigned attributes against %d collections on Spark", product_attributes.height, collection_attrs.get_column("slug").n_unique())
     session = spark.spark_session
     session.sparkContext.setLogLevel("WARN")
-    spark_input = Path(config.spark_input_dir) if config.spark_input_dir else paths.root / "spark-input"
-    pages = match_pages_spark(session, product_attributes, collection_attrs, matching, input_dir=spark_input)
-
-    # Refresh semantics: compare with the previous publication before replacing it.
-    refreshed_at = datetime.now(timezone.utc)
-    previous = read_published(warehouse)
-    current = published_pages(collections, pages)
-    summary = diff_pages(previous, current, context.run_id, refreshed_at)
-    retired = update_retired(warehouse.read_table("retired_slugs"), summary, previous, current, context.run_id, refreshed_at)
-    if summary.changes.height:
-        warehouse.upsert("page_refresh_log", summary.changes, ["refresh_id", "slug"])
-    warehouse.replace_table("retired_slugs", retired)
-    warehouse.replace_table("landing_pages", pages)
-    warehouse.replace_table("published_pages", current)
-    pages.write_parquet(paths.exports / "landing_pages.parquet")
+    spark_input = (Path(config.spark_input_dir) if config.spark_input_dir else paths.root / "spark-input") / context.run_id
+    try:
+        pages = match_pages_spark(session, product_attributes, collection_attrs, matching, input_dir=spark_input)
+    finally:
+        shutil.rmtree(spark_input, ignore_errors=True)
 
     products = warehouse.read_table("catalog_products")
-    site = render_site(paths.site, collections, pages, products, SiteConfig(config.base_url), retired)
+    site_config = SiteConfig(base_url=config.base_url, max_image_bytes=config.max_image_bytes, keep_builds=config.keep_site_builds)
+    with SiteBuild(paths.site, context.run_id, site_config) as build:  # switched in when the block ends without an error
+        # Images first: a product whose image fails its checks leaves the pages everywhere.
+        on_pages = pages.select("product_id").unique().join(products, on="product_id", how="left")
+        images = build.stage_images(on_pages, catalog_root)
+        matched_pages = pages.get_column("slug").n_unique()
+        pages = withhold_products(pages, images.refused_ids, matching)
+        warehouse.replace_rows("quarantine", images.refused, "stage", ["publish"])  # every publish checks afresh
+        if images.refused.height:
+            context.log.warning("%d products withheld from the pages, their images failed the publish checks: %s", images.refused.height, images.refused_reasons())
+
+        # Refresh semantics: compare with the previous publication before replacing it.
+        refreshed_at = datetime.now(timezone.utc)
+        previous = read_published(warehouse)
+        current = published_pages(collections, pages)
+        summary = diff_pages(previous, current, context.run_id, refreshed_at)
+        retired = update_retired(warehouse.read_table("retired_slugs"), summary, previous, current, context.run_id, refreshed_at)
+        if summary.changes.height:
+            warehouse.upsert("page_refresh_log", summary.changes, ["refresh_id", "slug"])
+        warehouse.replace_table("retired_slugs", retired)
+        warehouse.replace_table("landing_pages", pages)
+        warehouse.replace_table("published_pages", current)
+        export = paths.exports / "landing_pages.parquet"
+        written = export.with_name(f".{export.name}.{context.run_id}")
+        pages.write_parquet(written)
+        os.replace(written, export)  # readers get the old file or the new one, never half
+        site = build.render(collections, pages, products, retired, images)
     sizes = pages.group_by("slug").len()
     n_pages = sizes.height
     smallest = int(sizes.get_column("len").min() or 0) if n_pages else 0
@@ -100,9 +143,12 @@ def landing_pages(context: AssetExecutionContext, config: PagesConfig, data_home
             "retired_slugs": retired.height,
             "changes_sample": MetadataValue.json(summary.changes.head(20).select("slug", "change", "products_added", "products_removed").to_dicts()),
             "site": MetadataValue.path(str(site.index)),
-            "site_url": MetadataValue.url(site.index.resolve().as_uri()),
+            "site_url": MetadataValue.url(site.index.absolute().as_uri()),  # through the site link, not a build that will be pruned
             **site.as_metadata(),
-            "parquet": MetadataValue.path(str(paths.exports / "landing_pages.parquet")),
+            "site_withheld_products": images.refused.height,
+            "site_withheld_reasons": MetadataValue.json(images.refused_reasons()),
+            "pages_dropped_by_withholding": matched_pages - n_pages,
+            "parquet": MetadataValue.path(str(export)),
             "engine": "spark",
         },
         check_results=[

@@ -1,16 +1,22 @@
-"""The static site: structure, escaping of hostile catalog/model text, redirects, feeds."""
+"""The static site: structure, escaping of hostile catalog/model text, redirects, feeds;
+only verified catalog images are published; versions switch atomically."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import threading
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
 
 import polars as pl
+import pytest
 
-from pinlanding_assets.core.catalog import load_catalog, locate_catalog
-from pinlanding_assets.core.site import SiteConfig, render_site
+from pinlanding_assets.core.catalog import CatalogError, load_catalog, locate_catalog
+from pinlanding_assets.core.matching import MatchingConfig, withhold_products
+from pinlanding_assets.core.site import SiteBuild, SiteConfig, SiteResult, StagedImages
 
 HOSTILE_TITLE = '</title><script>alert("x")</script> "Quoted" & \'single\' <img src=x onerror=alert(1)>'
 ATTR_TYPE = pl.List(pl.Struct({"key": pl.String, "value": pl.String}))
@@ -41,6 +47,27 @@ def sample_products(sample_catalog: Path, n: int = 12) -> pl.DataFrame:
     return load_catalog(locate_catalog(sample_catalog)).products.head(n)
 
 
+def publish_site(
+    site_dir: Path,
+    collections: pl.DataFrame,
+    pages: pl.DataFrame,
+    products: pl.DataFrame,
+    config: SiteConfig,
+    retired: pl.DataFrame | None = None,
+    catalog_root: Path | None = None,
+    min_page_size: int = 1,
+) -> tuple[SiteResult, StagedImages]:
+    """A publish as `landing_pages` does it: verify images, withhold refused products,
+    render, switch. The catalog defaults to the sample catalog the products come from."""
+    from pinlanding_assets.core.settings import SAMPLE_CATALOG
+
+    with SiteBuild(site_dir, "test", config) as build:
+        images = build.stage_images(pages.select("product_id").unique().join(products, on="product_id", how="left"), catalog_root or SAMPLE_CATALOG)
+        pages = withhold_products(pages, images.refused_ids, MatchingConfig(min_page_size=min_page_size))
+        result = build.render(collections, pages, products, retired, images)
+    return result, images
+
+
 def site_inputs(products: pl.DataFrame, title: str = "Black Watches") -> tuple[pl.DataFrame, pl.DataFrame]:
     collections = pl.DataFrame(
         {
@@ -69,9 +96,9 @@ def site_inputs(products: pl.DataFrame, title: str = "Black Watches") -> tuple[p
 def test_site_structure_images_sitemap_and_feed(sample_catalog, tmp_path) -> None:
     products = sample_products(sample_catalog)
     collections, pages = site_inputs(products)
-    result = render_site(tmp_path / "site", collections, pages, products, SiteConfig(base_url="https://shop.test/c"))
+    result, images = publish_site(tmp_path / "site", collections, pages, products, SiteConfig(base_url="https://shop.test/c"))
     site = tmp_path / "site"
-    assert result.index == site / "index.html" and result.pages == 2 and result.missing_images == 0
+    assert result.index == site / "index.html" and result.pages == 2 and images.refused.is_empty() and result.images == 10
     assert sorted(p.name for p in (site / "pages").iterdir()) == ["black-watch-abc123.html", "white-shirt-def456.html"]
     page = parse(site / "pages" / "black-watch-abc123.html")
     images = [attrs["src"] for tag, attrs in page.tags if tag == "img"]
@@ -85,7 +112,7 @@ def test_site_structure_images_sitemap_and_feed(sample_catalog, tmp_path) -> Non
     assert feed["version"] == "https://jsonfeed.org/version/1.1"
     item = next(i for i in feed["items"] if i["id"] == "black-watch-abc123")
     assert [p["product_id"] for p in item["_pinlanding"]["products"]] == pages.get_column("product_id").head(6).to_list()
-    assert not (tmp_path / "site.building").exists()
+    assert site.is_symlink() and site.resolve() == result.build and result.build.parent == tmp_path / "site-builds"
 
 
 def test_hostile_titles_and_values_are_escaped_everywhere(sample_catalog, tmp_path) -> None:
@@ -93,7 +120,7 @@ def test_hostile_titles_and_values_are_escaped_everywhere(sample_catalog, tmp_pa
         pl.when(pl.int_range(pl.len()) == 0).then(pl.lit('Evil <script>steal()</script> "Shoe"')).otherwise(pl.col("title")).alias("title")
     )
     collections, pages = site_inputs(products, HOSTILE_TITLE)
-    render_site(tmp_path / "site", collections, pages, products, SiteConfig())
+    publish_site(tmp_path / "site", collections, pages, products, SiteConfig())
     for path in [tmp_path / "site" / "index.html", tmp_path / "site" / "pages" / "black-watch-abc123.html"]:
         raw = path.read_text()
         parsed = parse(path)
@@ -110,16 +137,14 @@ def test_hostile_titles_and_values_are_escaped_everywhere(sample_catalog, tmp_pa
     ET.parse(tmp_path / "site" / "sitemap.xml")  # still well-formed XML
 
 
-def test_unsafe_slugs_never_become_paths_and_missing_images_do_not_break_pages(sample_catalog, tmp_path) -> None:
-    products = sample_products(sample_catalog).with_columns(pl.lit("/nonexistent/x.jpg").alias("image_path"))
+def test_unsafe_slugs_never_become_paths(sample_catalog, tmp_path) -> None:
+    products = sample_products(sample_catalog)
     collections, pages = site_inputs(products)
     collections = collections.with_columns(pl.when(pl.col("slug") == "white-shirt-def456").then(pl.lit("../../escape")).otherwise(pl.col("slug")).alias("slug"))
     pages = pages.with_columns(pl.when(pl.col("slug") == "white-shirt-def456").then(pl.lit("../../escape")).otherwise(pl.col("slug")).alias("slug"))
-    result = render_site(tmp_path / "site", collections, pages, products, SiteConfig())
+    result, _ = publish_site(tmp_path / "site", collections, pages, products, SiteConfig())
     assert result.skipped_unsafe_slugs == 1 and result.pages == 1
-    assert not (tmp_path / "escape.html").exists()
-    assert result.missing_images > 0
-    assert "no image" in (tmp_path / "site" / "pages" / "black-watch-abc123.html").read_text()
+    assert not (tmp_path / "escape.html").exists() and not (tmp_path / "site-builds" / "escape.html").exists()
 
 
 def test_retired_slugs_get_redirect_pages(sample_catalog, tmp_path) -> None:
@@ -128,7 +153,7 @@ def test_retired_slugs_get_redirect_pages(sample_catalog, tmp_path) -> None:
     retired = pl.DataFrame(
         {"slug": ["black-casual-watch-111111", "gone-222222", "white-shirt-def456"], "title": ["Black <Casual> Watches", "Gone", "White Shirts"], "redirect_to": ["black-watch-abc123", None, None]}
     )
-    result = render_site(tmp_path / "site", collections, pages, products, SiteConfig(), retired)
+    result, _ = publish_site(tmp_path / "site", collections, pages, products, SiteConfig(), retired)
     assert result.redirects == 2  # a slug that is live again is a page, not a redirect
     moved = parse(tmp_path / "site" / "pages" / "black-casual-watch-111111.html")
     refresh = [a["content"] for t, a in moved.tags if t == "meta" and a.get("http-equiv") == "refresh"]
@@ -137,3 +162,137 @@ def test_retired_slugs_get_redirect_pages(sample_catalog, tmp_path) -> None:
     assert [a["content"] for t, a in gone.tags if t == "meta" and a.get("http-equiv") == "refresh"] == ["0; url=../index.html"]
     sitemap = (tmp_path / "site" / "sitemap.xml").read_text()
     assert "gone-222222" not in sitemap and "black-casual-watch-111111" not in sitemap
+
+
+# -- nothing outside the catalog is published (issue 12, item 6) ----------------------
+
+SECRET = b"OPENAI_API_KEY=sk-live-do-not-publish-0123456789"
+
+
+@pytest.fixture
+def catalog_copy(sample_catalog, tmp_path) -> tuple[Path, pl.DataFrame]:
+    """A copy of the sample catalog and its first 12 validated products."""
+    root = tmp_path / "catalog"
+    shutil.copytree(sample_catalog, root)
+    return root, sample_products(root)
+
+
+def test_images_that_changed_after_ingest_are_refused_and_their_products_withheld(catalog_copy, tmp_path) -> None:
+    root, products = catalog_copy
+    ids = products.get_column("product_id").to_list()
+    path = dict(zip(ids, products.get_column("image_path").to_list()))
+    (tmp_path / "secret.env").write_bytes(SECRET)
+    attacks = {
+        ids[0]: "image is a symlink",  # a validated image replaced by a link to a file holding a key
+        ids[1]: "image is a symlink",  # ... by a link to /dev/zero (an endless file)
+        ids[2]: "image changed since ingest",  # rewritten in place with other bytes
+        ids[6]: "image outside catalog",  # a stored path outside the catalog root (the real bytes, right hash)
+        ids[7]: "image too large",  # grew past the cap (sparse: costs no disk)
+        ids[8]: "image not a regular file",  # a FIFO: opening it must not hang the publish
+    }
+    Path(path[ids[0]]).unlink()
+    Path(path[ids[0]]).symlink_to(tmp_path / "secret.env")
+    Path(path[ids[1]]).unlink()
+    Path(path[ids[1]]).symlink_to("/dev/zero")
+    Path(path[ids[2]]).write_bytes(Path(path[ids[3]]).read_bytes())
+    outside = tmp_path / "outside.jpg"
+    shutil.copyfile(path[ids[6]], outside)
+    Path(path[ids[7]]).unlink()
+    with open(path[ids[7]], "wb") as handle:
+        handle.truncate(SiteConfig().max_image_bytes + 1)
+    Path(path[ids[8]]).unlink()
+    os.mkfifo(path[ids[8]])
+    products = products.with_columns(pl.when(pl.col("product_id") == ids[6]).then(pl.lit(str(outside))).otherwise(pl.col("image_path")).alias("image_path"))
+    collections, pages = site_inputs(products)
+
+    result, images = publish_site(tmp_path / "site", collections, pages, products, SiteConfig(), catalog_root=root)
+
+    refused = images.refused
+    assert dict(zip(refused.get_column("product_id"), refused.get_column("reason"))) == attacks
+    assert set(refused.get_column("stage")) == {"publish"} and refused.get_column("shard").null_count() == 0
+    assert all(refused.get_column("detail").str.len_chars() > 0)
+    site = tmp_path / "site"
+    published = [p.read_bytes() for p in (site / "images").iterdir()]
+    assert len(published) == result.images == 4 and all(SECRET not in data and len(data) < 100_000 for data in published)
+    feed = json.loads((site / "feed.json").read_text())
+    on_pages = {item["id"]: [p["product_id"] for p in item["_pinlanding"]["products"]] for item in feed["items"]}
+    assert on_pages == {"black-watch-abc123": ids[3:6], "white-shirt-def456": [ids[9]]}  # the others stay, ranked up
+    ranks = {item["id"]: [p["rank"] for p in item["_pinlanding"]["products"]] for item in feed["items"]}
+    assert ranks == {"black-watch-abc123": [1, 2, 3], "white-shirt-def456": [1]}
+
+
+def test_a_link_anywhere_on_the_path_is_refused(catalog_copy, tmp_path) -> None:
+    root, products = catalog_copy
+    real = tmp_path / "elsewhere"
+    (root / "images").rename(real)
+    (root / "images").symlink_to(real)  # same bytes, same hashes: only the link is wrong
+    collections, pages = site_inputs(products)
+    with SiteBuild(tmp_path / "site", "test", SiteConfig()) as build:
+        images = build.stage_images(products, root)
+        assert set(images.refused.get_column("reason")) == {"image is a symlink"} and images.refused.height == products.height
+        assert not images.files
+        build.render(collections, withhold_products(pages, images.refused_ids, MatchingConfig(min_page_size=1)), products, None, images)
+    assert not any((tmp_path / "site" / "images").iterdir())
+
+
+def test_withheld_products_leave_pages_that_fall_below_the_minimum_size() -> None:
+    pages = pl.DataFrame({"slug": ["a"] * 4 + ["b"] * 3, "product_id": ["p1", "p2", "p3", "p4", "p1", "p5", "p6"], "relevance": [0.9] * 7, "rank": [1, 2, 3, 4, 1, 2, 3]})
+    kept = withhold_products(pages, {"p1", "p5"}, MatchingConfig(min_page_size=3))
+    assert kept.rows() == [("a", "p2", 0.9, 1), ("a", "p3", 0.9, 2), ("a", "p4", 0.9, 3)]  # "b" kept one product: dropped
+    assert withhold_products(pages, set(), MatchingConfig(min_page_size=3)).equals(pages)
+
+
+def test_render_refuses_products_whose_images_were_not_verified(sample_catalog, tmp_path) -> None:
+    products = sample_products(sample_catalog)
+    collections, pages = site_inputs(products)
+    with pytest.raises(ValueError, match="no verified image"):
+        with SiteBuild(tmp_path / "site", "test", SiteConfig()) as build:
+            build.render(collections, pages, products, None, StagedImages({}, pl.DataFrame(schema={"product_id": pl.String})))
+    assert not (tmp_path / "site").exists() and not any((tmp_path / "site-builds").iterdir())  # nothing switched in, the build removed
+
+
+def test_an_unreadable_catalog_stops_the_publish_instead_of_emptying_the_site(sample_catalog, tmp_path) -> None:
+    products = sample_products(sample_catalog)
+    with pytest.raises(CatalogError, match="cannot open the catalog"):
+        with SiteBuild(tmp_path / "site", "test", SiteConfig()) as build:
+            build.stage_images(products, tmp_path / "unmounted")
+
+
+# -- the site switch is atomic (issue 12, item 7) --------------------------------------
+
+
+def test_readers_always_see_a_whole_site_while_versions_switch(sample_catalog, tmp_path) -> None:
+    products = sample_products(sample_catalog)
+    collections, pages = site_inputs(products)
+    site = tmp_path / "site"
+    (site / "pages").mkdir(parents=True)  # a site from before versioned builds: a real directory
+    (site / "index.html").write_text("old")
+    publish_site(site, collections, pages, products, SiteConfig())
+    assert site.is_symlink() and (site / "index.html").read_text() != "old"
+    assert [p.read_text() for p in (tmp_path / "site-builds").glob("0-legacy-*/index.html")] == ["old"]  # kept, then pruned in turn
+
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def read() -> None:  # a browser or a crawler, many times per publish
+        while not stop.is_set():
+            try:
+                index = (site / "index.html").read_text()
+                feed = json.loads((site / "feed.json").read_text())
+                if "</html>" not in index or len(feed["items"]) != 2:
+                    failures.append("half-written site")
+            except (OSError, ValueError) as exc:
+                failures.append(f"{type(exc).__name__}: {exc}")
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for _ in range(12):
+            publish_site(site, collections, pages, products, SiteConfig(keep_builds=3))
+    finally:
+        stop.set()
+        reader.join()
+    assert not failures, failures[:3]
+    builds = sorted(p.name for p in (tmp_path / "site-builds").iterdir())
+    assert len(builds) == 3 and site.resolve().name == builds[-1]  # the newest three, the live one last
+    assert not list(tmp_path.glob(".site.*"))  # no temporary link left behind

@@ -1,10 +1,12 @@
 """`collection_queries` + `landing_pages` through Dagster on the sample catalog: the site,
-its path in metadata, and refresh semantics across two materializations.
+its path in metadata, refresh semantics across two materializations, and images changed
+after ingest kept off the site.
 
 Scores are made from the catalog's own labels (probability 0.9), so the test needs no model;
 one local Spark session serves both materializations and is stopped at the end.
 """
 
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -42,10 +44,10 @@ def spark_resource():
         active.stop()
 
 
-def run_pages(home: Path, spark_resource, instance) -> dict:
+def run_pages(home: Path, spark_resource, instance, catalog: Path = SAMPLE_CATALOG) -> dict:
     result = materialize(
         [collection_queries, landing_pages],
-        resources={"data_home": DataHomeResource(home=str(home)), "spark": spark_resource, "llm": LLMResource(extractor="offline"), "catalog": CatalogResource(location=str(SAMPLE_CATALOG))},
+        resources={"data_home": DataHomeResource(home=str(home)), "spark": spark_resource, "llm": LLMResource(extractor="offline"), "catalog": CatalogResource(location=str(catalog))},
         instance=instance,
         run_config={"ops": {"collection_queries": {"config": {"title_writer": "auto"}}}},
     )
@@ -70,7 +72,7 @@ def test_pages_site_and_refresh(sample_catalog, tmp_path, spark_resource, monkey
         assert first["pages_added"] == n_pages and first["pages_removed"] == 0 and first["retired_slugs"] == 0
         site_index = Path(first["site"])
         assert site_index == home / "site" / "index.html" and site_index.is_file()
-        assert first["site_url"] == site_index.resolve().as_uri()
+        assert (home / "site").is_symlink() and first["site_url"] == site_index.as_uri()  # the live link, not a build pruned later
         assert len(list((home / "site" / "pages").glob("*.html"))) == n_pages
         assert first["precision_at_10"] == 1.0  # pages built from the labels themselves
         collections = warehouse.read_table("collection_queries")
@@ -96,6 +98,42 @@ def test_pages_site_and_refresh(sample_catalog, tmp_path, spark_resource, monkey
     assert log.get_column("refresh_id").n_unique() == 2
     assert set(log.filter(pl.col("change") == "removed").get_column("slug").to_list()) == dress_slugs
     assert Path(second["parquet"]).is_file()
+
+
+def test_images_changed_after_ingest_are_quarantined_and_never_published(sample_catalog, tmp_path, spark_resource, monkeypatch) -> None:
+    """Issue 12 item 6: a validated image later replaced by a link to a file holding an API
+    key, and one rewritten with other bytes: neither file reaches the site, both products
+    are quarantined (stage publish) and left off their pages in every output."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    catalog = tmp_path / "catalog"
+    shutil.copytree(sample_catalog, catalog)
+    home = tmp_path / "home"
+    warehouse = Warehouse(home / "warehouse.duckdb")
+    products = load_catalog(locate_catalog(catalog)).products
+    warehouse.replace_table("catalog_products", products)
+    warehouse.replace_table("product_attribute_scores", scores_from_labels(products))
+    secret = b"OPENAI_API_KEY=sk-live-do-not-publish-0123456789"
+    (tmp_path / "credentials.env").write_bytes(secret)
+    (catalog / "images" / "s0000.jpg").unlink()
+    (catalog / "images" / "s0000.jpg").symlink_to(tmp_path / "credentials.env")
+    (catalog / "images" / "s0002.jpg").write_bytes((catalog / "images" / "s0003.jpg").read_bytes())
+
+    with DagsterInstance.ephemeral() as instance:
+        metadata = run_pages(home, spark_resource, instance, catalog)
+
+    site = home / "site"
+    files = [p for p in site.rglob("*") if p.is_file()]
+    assert files and not any(secret in p.read_bytes() for p in files), "the linked secret was published"
+    feed = (site / "feed.json").read_text()
+    assert '"s0000"' not in feed and '"s0002"' not in feed
+    quarantine = warehouse.read("SELECT product_id, reason FROM quarantine WHERE stage = 'publish' ORDER BY product_id")
+    assert quarantine.rows() == [("s0000", "image is a symlink"), ("s0002", "image changed since ingest")]
+    assert metadata["site_withheld_products"] == 2 and metadata["site_withheld_reasons"] == {"image changed since ingest": 1, "image is a symlink": 1}
+    withheld = {"s0000", "s0002"}
+    assert not withheld & set(warehouse.read_table("landing_pages").get_column("product_id"))
+    assert not withheld & set(pl.read_parquet(metadata["parquet"]).get_column("product_id"))
+    published = warehouse.read_table("published_pages").explode("products").get_column("products")
+    assert published.len() > 0 and not withheld & set(published)
 
 
 def test_collection_queries_with_the_llm_writer(sample_catalog, tmp_path, monkeypatch) -> None:
