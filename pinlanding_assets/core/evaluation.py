@@ -51,6 +51,14 @@ def catalog_label_attributes(products: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows, schema={"product_id": pl.String, "key": pl.String, "value": pl.String}, orient="row").unique()
 
 
+def catalog_label_domain(label_rows: pl.DataFrame) -> pl.DataFrame:
+    """(key, value): every label value the catalog uses, from rows of its label_<key>
+    columns (any rows: the whole catalog's, so that one shard whose labels say one thing
+    is still judged against every value the labels can name)."""
+    with_ids = label_rows.with_columns(pl.lit("").alias("product_id"))
+    return catalog_label_attributes(with_ids).select("key", "value").unique()
+
+
 def majority_mapping(predicted: pl.DataFrame, labels: pl.DataFrame, min_share: float = 0.5, min_products: int = 5, keys: tuple[str, ...] = (PRODUCT_TYPE_KEY,)) -> pl.DataFrame:
     """(key, value, label, share, products): for each predicted value of `keys` (the product
     type: the key whose values are discovered, not drawn from a lexicon), the catalog label

@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from .evaluation import CATALOG_LABELS, SILVER_LABELS, catalog_label_attributes, comparable_values, expand_to_vocabulary
+from .evaluation import CATALOG_LABELS, SILVER_LABELS, catalog_label_attributes, catalog_label_domain, comparable_values, expand_to_vocabulary
 from .model_fitting import ENCODER_ONLY, PUBLISHED, FittedModel
 from .training import sample_role
 from .vocabulary import canonical_labels, kept_attributes
+from .warehouse import Warehouse
 
 
 @dataclass(frozen=True)
@@ -160,11 +161,24 @@ class AssignmentCheck:
         return proportion_gate("assignment_precision", self.right, self.checked, threshold, min_checked, what, {"truth": self.source, "not_comparable": self.not_comparable})
 
 
-def check_assignments(assigned: pl.DataFrame, products: pl.DataFrame, raw_attributes: pl.DataFrame, vocabulary: pl.DataFrame, split: dict) -> AssignmentCheck:
+def catalog_label_domain_of(warehouse: Warehouse) -> pl.DataFrame:
+    """Every label value of the whole catalog (all shards), for the precision gate."""
+    label_columns = [c for c in warehouse.columns("catalog_products") if c.startswith("label_")]
+    if not label_columns:
+        return pl.DataFrame(schema={"key": pl.String, "value": pl.String})
+    quoted = ", ".join(f'"{c}"' for c in label_columns)
+    return catalog_label_domain(warehouse.read(f"SELECT DISTINCT {quoted} FROM catalog_products"))
+
+
+def check_assignments(assigned: pl.DataFrame, products: pl.DataFrame, raw_attributes: pl.DataFrame, vocabulary: pl.DataFrame, split: dict, label_domain: pl.DataFrame | None = None) -> AssignmentCheck:
     """Check assigned (product_id, key, value) rows against the catalog's labels (lenient
     mapping) where the shard has some, else against the teacher's answers on the shard's
     silver test products (`split`: the model's sample split, from its checkpoint). Only
-    values the labels can name are checked (`evaluation.comparable_values`)."""
+    values the labels can name are checked (`evaluation.comparable_values`), over
+    `label_domain` ((key, value): every label value of the whole catalog, from
+    `evaluation.catalog_label_domain`; default: the shard's own labels). The whole
+    catalog's domain matters: a shard whose labels all say "yellow" must still be judged on
+    the "black" it was assigned."""
     labels = catalog_label_attributes(products)
     source = CATALOG_LABELS
     if labels.is_empty():
@@ -179,6 +193,7 @@ def check_assignments(assigned: pl.DataFrame, products: pl.DataFrame, raw_attrib
     vocabulary_values = kept_attributes(vocabulary)
     truth = expand_to_vocabulary(labels, vocabulary_values, "lenient")
     labeled = assigned.join(labels.select("product_id", "key").unique(), on=["product_id", "key"], how="semi")
-    checkable = labeled.join(comparable_values(labels, vocabulary_values), on=["key", "value"], how="semi")
+    domain = label_domain if source == CATALOG_LABELS and label_domain is not None and not label_domain.is_empty() else labels
+    checkable = labeled.join(comparable_values(pl.concat([domain.select("key", "value"), labels.select("key", "value")]), vocabulary_values), on=["key", "value"], how="semi")
     right = checkable.join(truth, on=["product_id", "key", "value"], how="semi").height
     return AssignmentCheck(right, checkable.height, source, labeled.height - checkable.height)

@@ -56,6 +56,10 @@ class Warehouse:
         with self.connect() as con:
             return _has_table(con, table)
 
+    def columns(self, table: str) -> list[str]:
+        """The table's column names, in order; [] if the table does not exist."""
+        return self.read("SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position", [table]).get_column("column_name").to_list()
+
     def read(self, sql: str, params: Sequence | None = None) -> pl.DataFrame:
         with self.connect() as con:
             return query_polars(con, sql, params)

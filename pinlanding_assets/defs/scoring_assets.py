@@ -10,7 +10,7 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetE
 from dagster_pyspark import LazyPySparkResource
 
 from ..core.clip_model import load_encoder
-from ..core.gates import check_assignments
+from ..core.gates import catalog_label_domain_of, check_assignments
 from ..core.model_registry import ModelRegistry
 from ..core.scoring import score_products
 from ..core.spark_scoring import spark_embedder
@@ -62,7 +62,7 @@ def product_attribute_scores(context: AssetExecutionContext, config: ScoringConf
     assigned = scores.filter(pl.col("assigned"))
     check = check_assignments(
         assigned.select("product_id", "key", "value"), products, warehouse.read_table("raw_attributes", "shard = ?", [shard]),
-        warehouse.read_table("curated_vocabulary"), extra.get("split", {}),
+        warehouse.read_table("curated_vocabulary"), extra.get("split", {}), catalog_label_domain_of(warehouse),
     )
     gate = check.gate(config.min_assignment_precision, config.min_checked)
     # Scores that fail the gate never reach the pages: the shard keeps its last good rows.

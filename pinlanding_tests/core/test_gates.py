@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from pinlanding_assets.core.clip_model import SavedModel
-from pinlanding_assets.core.gates import AssignmentCheck, proportion_gate, wilson_bounds
+from pinlanding_assets.core.gates import AssignmentCheck, check_assignments, proportion_gate, wilson_bounds
 from pinlanding_assets.core.model_registry import ModelRegistry, NoPromotedModel
 from pinlanding_assets.core.warehouse import Warehouse
 
@@ -62,3 +63,17 @@ def test_the_registry_serves_only_promoted_models(tmp_path: Path) -> None:
     assert (current.version, current.path) == ("good1", good.path)
     assert registry.history().get_column("status").to_list() == ["rejected", "promoted", "rejected"]
     assert registry.staging_dir() != registry.staging_dir()  # one staging folder per training run
+
+
+def test_a_shard_is_judged_against_every_value_the_catalog_labels_name() -> None:
+    """A shard whose labels all say "yellow" is still judged on the "black" it was assigned
+    when other shards' labels name black: the gate's domain is the whole catalog's."""
+
+    vocabulary = pl.DataFrame({"key": ["color"] * 3, "value": ["black", "yellow", "teal"], "canonical": ["black", "yellow", "teal"], "frequency": [10] * 3, "status": ["kept"] * 3})
+    products = pl.DataFrame({"product_id": ["a", "b", "c"], "label_color": ["Yellow", "Yellow", "Yellow"]})
+    assigned = pl.DataFrame({"product_id": ["a", "b", "c"], "key": ["color"] * 3, "value": ["black", "black", "yellow"]})
+    alone = check_assignments(assigned, products, pl.DataFrame(), vocabulary, {})
+    assert (alone.right, alone.checked, alone.not_comparable) == (1, 1, 2)  # only "yellow" looks checkable
+    domain = pl.DataFrame({"key": ["color", "color"], "value": ["yellow", "black"]})
+    judged = check_assignments(assigned, products, pl.DataFrame(), vocabulary, {}, label_domain=domain)
+    assert (judged.right, judged.checked, judged.not_comparable) == (1, 3, 0)  # "teal" was never assigned

@@ -1,7 +1,7 @@
 """Gates that really gate (issue 12, items 1-3), through Dagster on the sample catalog.
 
 One catalog for the whole module, whose `footwear` shard carries wrong labels (every
-product "purple" "Sarees"), so its assignments fail their precision gate while the other
+product "yellow" "Dresses": values the vocabulary names, so the gate can check them), so its assignments fail their precision gate while the other
 shards pass. Tests run in file order and build on each other's state:
 
 1. `make run` publishes the good shards, keeps footwear out and says why (exit status 3);
@@ -45,8 +45,8 @@ class Home:
         frame = pl.read_csv(table, infer_schema=False)
         footwear = pl.col("shard") == "footwear"
         frame.with_columns(
-            pl.when(footwear).then(pl.lit("purple")).otherwise(pl.col("label_color")).alias("label_color"),
-            pl.when(footwear).then(pl.lit("Sarees")).otherwise(pl.col("label_product_type")).alias("label_product_type"),
+            pl.when(footwear).then(pl.lit("yellow")).otherwise(pl.col("label_color")).alias("label_color"),
+            pl.when(footwear).then(pl.lit("Dresses")).otherwise(pl.col("label_product_type")).alias("label_product_type"),
         ).write_csv(table)
         self.home = root / "home"
         self.resources = {
