@@ -19,9 +19,11 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import polars as pl
+import yaml
 
 from dagster import DagsterInstance, Definitions
 
@@ -74,6 +76,12 @@ def _why_not(result) -> tuple[str, str]:
     return "failed", "; ".join(errors) or "the run failed (see `make ui`)"
 
 
+def job_code_versions(defs: Definitions, job_name: str) -> dict[str, str | None]:
+    """asset key -> code_version of every asset the job materializes."""
+    layer = defs.resolve_job_def(job_name).asset_layer
+    return {key.to_user_string(): layer.asset_graph.get(key).code_version for key in sorted(layer.selected_asset_keys)}
+
+
 def run_graph(
     defs: Definitions,
     instance: DagsterInstance,
@@ -85,9 +93,9 @@ def run_graph(
     """Register the catalog's shards and run ingest -> model -> scoring -> pages.
 
     Incremental: a step is skipped when its inputs are the same as at its last success —
-    a shard's content fingerprint and the step's run config, and for later steps the
-    fingerprints of the steps they read — so a re-run over an unchanged catalog does almost
-    nothing. `force` runs everything. A step that a gate blocks (or that fails) stops only
+    a shard's content fingerprint, the step's run config and the `code_version` of each
+    asset it materializes, and for later steps the fingerprints of the steps they read — so
+    a re-run over an unchanged catalog and code does almost nothing. `force` runs everything. A step that a gate blocks (or that fails) stops only
     what depends on it: the other shards still score and publish, a blocked shard keeps its
     last good results, a blocked training keeps the last promoted model. Shards that left the
     catalog are unregistered (and retired from the pages by the publish step).
@@ -122,6 +130,9 @@ def run_graph(
         (now, or last time with the same inputs: a gate's verdict on the same inputs does not
         change, so it is reported again, not recomputed)."""
         label = f"{job_name}[{partition_key}]" if partition_key else job_name
+        # The code is an input too: a changed asset re-runs its step and, through the
+        # fingerprint the step returns, every step after it.
+        fingerprint = _fingerprint(fingerprint, job_code_versions(defs, job_name))
         if on_stage:
             on_stage(label)
         last = state.get(label)
@@ -191,6 +202,21 @@ def summary(stages: list[StageRun]) -> str:
     return "\n".join(lines)
 
 
+INSTANCE_SETTINGS = "dagster.yaml"  # shipped in the package: run queue, pools, python_logs
+
+
+def shipped_instance_settings() -> dict:
+    """The Dagster instance settings PinLanding ships (pinlanding_assets/dagster.yaml)."""
+    return yaml.safe_load(resources.files("pinlanding_assets").joinpath(INSTANCE_SETTINGS).read_text())
+
+
+def install_instance_settings(dagster_home: Path) -> None:
+    """Put the shipped dagster.yaml into a DAGSTER_HOME that has none (never over yours)."""
+    target = dagster_home / INSTANCE_SETTINGS
+    if not target.exists():
+        target.write_text(resources.files("pinlanding_assets").joinpath(INSTANCE_SETTINGS).read_text())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Materialize the whole PinLanding graph.")
     parser.add_argument("--shard", action="append", help="only these shards (default: all)")
@@ -201,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     home = default_home()
     os.environ.setdefault("DAGSTER_HOME", str(home / "dagster"))
     os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)
+    install_instance_settings(Path(os.environ["DAGSTER_HOME"]))
     from .definitions import defs
 
     started = time.perf_counter()

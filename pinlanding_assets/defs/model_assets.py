@@ -10,7 +10,6 @@ from ..core.model_registry import ModelRegistry
 from ..core.plots import confusion_png, markdown_image, precision_recall_png
 from ..core.training import TrainingConfig
 from .resources import CatalogResource, DataHomeResource
-from .run_logs import core_logs_in_run_log
 from .vocabulary_assets import curated_vocabulary
 
 
@@ -76,8 +75,9 @@ def clip_model(context: AssetExecutionContext, config: ModelConfig, data_home: D
         title_dropout=config.title_dropout,
     )
     registry = ModelRegistry(warehouse, data_home.paths.models)
-    with core_logs_in_run_log(context):  # epoch-by-epoch progress in the run log
-        fitted = fit_dual_encoder(inputs, spec, training, AssignmentConfig(config.target_precision, config.max_values_per_key), registry.staging_dir(), config.baseline_max_products, catalog.teacher_inputs())
+    # Epoch-by-epoch progress reaches the run log through the instance's python_logs
+    # (managed_python_loggers in the shipped dagster.yaml).
+    fitted = fit_dual_encoder(inputs, spec, training, AssignmentConfig(config.target_precision, config.max_values_per_key), registry.staging_dir(), config.baseline_max_products, catalog.teacher_inputs())
     gates = model_gates(fitted, GateConfig(config.min_recall_at_1, config.min_lift_over_prior, config.min_key_top1, config.min_key_precision, tuple(config.gated_keys), config.min_checked))
     evaluation = {truth: {m: vars(e) for m, e in methods.items()} for truth, methods in fitted.evaluations.items()}
     blocking = [g for g in gates if g.blocks]

@@ -91,3 +91,20 @@ def test_rematerializing_a_shard_replaces_its_rows(graph_run):
     assert warehouse.read_table("product_attribute_scores").height == scores_before
     embeddings = warehouse.read("SELECT count(*) AS n, count(DISTINCT product_id) AS d FROM product_embeddings").row(0)
     assert embeddings[0] == embeddings[1]
+
+
+def changed_code(defs, asset: str):
+    """The same definitions, with `asset`'s code_version bumped (what editing its logic does)."""
+    return defs.map_resolved_asset_specs(func=lambda spec: spec.replace_attributes(code_version=f"{spec.code_version}+edited"), selection=asset)
+
+
+def test_changed_code_reruns_its_step_and_those_after_only(graph_run):
+    defs, instance, _, _, _ = graph_run
+    stages = run_graph(changed_code(defs, "collection_queries"), instance, run_config=FAST_RUN_CONFIG)
+    assert [s.label for s in stages if not s.skipped] == ["publish_pages"]
+    stages = run_graph(changed_code(defs, "product_attribute_scores"), instance, run_config=FAST_RUN_CONFIG)
+    assert [s.label for s in stages if not s.skipped] == ["shard_scoring[accessories]", "shard_scoring[apparel]", "shard_scoring[footwear]", "publish_pages"]
+    # Back to the code of the last run of each step: scoring and pages re-run (their code
+    # changed back), ingest and training stay skipped throughout.
+    stages = run_graph(defs, instance, run_config=FAST_RUN_CONFIG)
+    assert not any(s.label.startswith(("shard_ingest", "train_model")) for s in stages if not s.skipped)

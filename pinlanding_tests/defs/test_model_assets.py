@@ -12,6 +12,7 @@ from pinlanding_assets.core.warehouse import Warehouse
 from pinlanding_assets.definitions import build_definitions
 from pinlanding_assets.defs.llm_resources import LLMResource
 from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource, spark_resource
+from pinlanding_assets.main_job import shipped_instance_settings
 
 # Short training: the mechanics, not the accuracy (the benchmark measures that).
 FAST_MODEL_CONFIG = {"epochs": 2, "min_steps": 8, "batch_size": 64, "eval_max_products": 120, "baseline_max_products": 60, "min_recall_at_1": 0.0, "min_lift_over_prior": -1.0, "min_key_top1": 0.0, "min_key_precision": 0.0}
@@ -31,7 +32,7 @@ class TrainedHome:
             "llm": LLMResource(extractor="offline"),
         }
         self.defs = build_definitions(self.resources)
-        self.instance = DagsterInstance.ephemeral()
+        self.instance = DagsterInstance.ephemeral(settings=shipped_instance_settings())  # python_logs as shipped
         self.instance.add_dynamic_partitions("catalog_shard", ["apparel", "accessories", "footwear"])
         for shard in ("apparel", "accessories", "footwear"):
             self.run("shard_ingest", shard)
