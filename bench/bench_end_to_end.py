@@ -86,7 +86,7 @@ def run_once(label: str, catalog: str, home: Path, teacher_columns: list[str]) -
 
     from pinlanding_assets.definitions import build_definitions
     from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource, spark_resource
-    from pinlanding_assets.main_job import run_graph
+    from pinlanding_assets.main_job import install_instance_settings, run_graph
 
     defs = build_definitions(
         {
@@ -97,6 +97,7 @@ def run_once(label: str, catalog: str, home: Path, teacher_columns: list[str]) -
     )
     os.environ["DAGSTER_HOME"] = str(home / "dagster")
     (home / "dagster").mkdir(parents=True, exist_ok=True)
+    install_instance_settings(home / "dagster")  # as `make run` does
     started = time.perf_counter()
     with MemorySampler() as sampler, DagsterInstance.get() as instance:
         stages = run_graph(defs, instance, on_stage=lambda s: setattr(sampler, "stage", s))

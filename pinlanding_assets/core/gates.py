@@ -148,7 +148,7 @@ class AssignmentCheck:
     right: int
     checked: int
     source: str  # CATALOG_LABELS, SILVER_LABELS, or "none"
-    not_comparable: int = 0  # assignments of values the labels cannot name (`comparable_values`)
+    not_comparable: int = 0  # assignments of values no label names, or of products whose label no value names
 
     @property
     def precision(self) -> float:
@@ -157,7 +157,7 @@ class AssignmentCheck:
     def gate(self, threshold: float, min_checked: int) -> GateResult:
         what = f"precision of assigned attributes against {self.source}"
         if self.not_comparable:
-            what += f" ({self.not_comparable} assignments of values the labels do not name left unchecked)"
+            what += f" ({self.not_comparable} assignments the labels cannot judge left unchecked: values no label names, or labels no value names)"
         return proportion_gate("assignment_precision", self.right, self.checked, threshold, min_checked, what, {"truth": self.source, "not_comparable": self.not_comparable})
 
 
@@ -193,7 +193,10 @@ def check_assignments(assigned: pl.DataFrame, products: pl.DataFrame, raw_attrib
     vocabulary_values = kept_attributes(vocabulary)
     truth = expand_to_vocabulary(labels, vocabulary_values, "lenient")
     labeled = assigned.join(labels.select("product_id", "key").unique(), on=["product_id", "key"], how="semi")
+    # A label no vocabulary value names ("Free Gifts" for a watch given away) cannot judge
+    # what the product is: its assignments are left unchecked, like values no label names.
+    judged = labeled.join(truth.select("product_id", "key").unique(), on=["product_id", "key"], how="semi")
     domain = label_domain if source == CATALOG_LABELS and label_domain is not None and not label_domain.is_empty() else labels
-    checkable = labeled.join(comparable_values(pl.concat([domain.select("key", "value"), labels.select("key", "value")]), vocabulary_values), on=["key", "value"], how="semi")
+    checkable = judged.join(comparable_values(pl.concat([domain.select("key", "value"), labels.select("key", "value")]), vocabulary_values), on=["key", "value"], how="semi")
     right = checkable.join(truth, on=["product_id", "key", "value"], how="semi").height
     return AssignmentCheck(right, checkable.height, source, labeled.height - checkable.height)

@@ -77,3 +77,13 @@ def test_a_shard_is_judged_against_every_value_the_catalog_labels_name() -> None
     domain = pl.DataFrame({"key": ["color", "color"], "value": ["yellow", "black"]})
     judged = check_assignments(assigned, products, pl.DataFrame(), vocabulary, {}, label_domain=domain)
     assert (judged.right, judged.checked, judged.not_comparable) == (1, 3, 0)  # "teal" was never assigned
+
+
+def test_a_label_no_value_names_cannot_judge_the_product() -> None:
+    """Kaggle's `free-items` shard labels watches and sarees "Free Gifts": no content value
+    names that, so what the model says such a product is goes unchecked (not counted wrong)."""
+    vocabulary = pl.DataFrame({"key": ["product_type"] * 2, "value": ["watch", "saree"], "canonical": ["watch", "saree"], "frequency": [10] * 2, "status": ["kept"] * 2})
+    products = pl.DataFrame({"product_id": ["a", "b", "c"], "label_product_type": ["Free Gifts", "Free Gifts", "Watches"]})
+    assigned = pl.DataFrame({"product_id": ["a", "b", "c"], "key": ["product_type"] * 3, "value": ["watch", "saree", "watch"]})
+    check = check_assignments(assigned, products, pl.DataFrame(), vocabulary, {}, label_domain=pl.DataFrame({"key": ["product_type"] * 2, "value": ["free gifts", "watches"]}))
+    assert (check.right, check.checked, check.not_comparable) == (1, 1, 2)
