@@ -3,6 +3,7 @@
 from dagster import Definitions
 
 from .defs.alerting import check_failure_alert_sensor, default_alert_resource
+from .defs.automation import publish_after_shard_updates
 from .defs.collection_assets import collection_queries
 from .defs.extraction_assets import raw_attributes
 from .defs.jobs import ALL_JOBS
@@ -21,7 +22,7 @@ def build_definitions(resources: dict | None = None) -> Definitions:
     return Definitions(
         assets=ASSETS,
         jobs=ALL_JOBS,
-        sensors=[catalog_refresh_sensor, rescore_after_training, check_failure_alert_sensor],
+        sensors=[catalog_refresh_sensor, rescore_after_training, publish_after_shard_updates, check_failure_alert_sensor],
         schedules=[weekly_model_retrain],
         resources=default_resources() | {"alerts": default_alert_resource()} | (resources or {}),
     )

@@ -21,6 +21,7 @@ from ..core.retirement import retire_removed
 from ..core.title_writer import LLMTitleWriter
 from .llm_resources import LLMResource
 from .resources import CatalogResource, DataHomeResource
+from .automation import PUBLISH_AFTER_SHARD_UPDATES
 from .scoring_assets import product_attribute_scores
 
 TITLE_WRITERS = ("auto", "llm", "template")
@@ -53,7 +54,7 @@ def choose_title_writer(
     return LLMTitleWriter(client, config.title_characters), client
 
 
-@asset(deps=[product_attribute_scores], group_name="pages")
+@asset(deps=[product_attribute_scores], group_name="pages", automation_condition=PUBLISH_AFTER_SHARD_UPDATES)
 def collection_queries(context: AssetExecutionContext, config: CollectionConfig, data_home: DataHomeResource, llm: LLMResource, catalog: CatalogResource) -> MaterializeResult:
     """Attribute combinations worth a page, with titles, mined over the assigned attributes
     of every shard still in the catalog (shards and products that left it are retired first,

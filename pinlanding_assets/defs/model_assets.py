@@ -42,6 +42,7 @@ class ModelConfig(Config):
 @asset(
     deps=[curated_vocabulary],
     group_name="model",
+    pool="training",  # one training at a time (dagster.yaml)
     check_specs=[
         AssetCheckSpec("model_beats_prior", asset="clip_model", blocking=True, description="Held-out R@1 of the encoder alone ≥ min_recall_at_1 and ≥ the frequency prior's + min_lift_over_prior; a bad model must not make pages."),
         AssetCheckSpec("heldout_key_accuracy", asset="clip_model", blocking=True, description="Held-out top-1 accuracy of every gated key (product type, color) ≥ min_key_top1."),

@@ -29,6 +29,7 @@ from ..core.file_lock import exclusive_lock
 from ..core.matching import MatchingConfig, match_pages_spark, withhold_products
 from ..core.page_refresh import PUBLISHED_SCHEMA, diff_pages, published_pages, update_retired
 from ..core.site import SiteBuild, SiteConfig
+from .automation import PUBLISH_AFTER_SHARD_UPDATES
 from .collection_assets import collection_queries
 from .resources import CatalogResource, DataHomeResource
 
@@ -54,6 +55,8 @@ def read_published(warehouse) -> pl.DataFrame:
 @asset(
     deps=[collection_queries],
     group_name="pages",
+    automation_condition=PUBLISH_AFTER_SHARD_UPDATES,
+    pool="spark",  # one Spark publish at a time (dagster.yaml)
     check_specs=[
         AssetCheckSpec("page_size_bounds", asset="landing_pages", description="Every page within [min_page_size, max_page_size] products."),
         AssetCheckSpec("page_count", asset="landing_pages", description="At least min_pages pages."),

@@ -10,6 +10,13 @@ was requested, so a tick evaluated twice never starts the same refresh twice.
 `rescore_after_training` turns a successful `train_model` run into a refresh of every shard,
 so scores and pages move to the new model together. A weekly schedule (stopped by default)
 starts `train_model`.
+
+Refresh does not fan out: a `shard_refresh` run ingests and scores its shard only. The global
+assets (`collection_queries`, `landing_pages`) carry `PUBLISH_AFTER_SHARD_UPDATES` and the
+`publish_after_shard_updates` automation sensor (automation.py) materializes them once, in one run, after a
+batch of shard updates has settled (no shard's scores still queued or running), instead of
+once per shard. A new model alone does not republish: the pages move when the shards are
+re-scored with it.
 """
 
 import hashlib
@@ -78,3 +85,4 @@ weekly_model_retrain = ScheduleDefinition(
     default_status=DefaultScheduleStatus.STOPPED,
     description="Retrain the encoder weekly; rescore_after_training then refreshes every shard.",
 )
+

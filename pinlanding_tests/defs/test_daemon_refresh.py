@@ -10,6 +10,10 @@ process with its own Spark. Before the fix two of three such runs failed in
 rewrote it; runs started by `catalog_refresh_sensor` are the same runs). Now all three must
 succeed, and the site must be one whole build that matches the tables.
 
+Refresh does not fan out (issue 13): the shard runs ingest and score only; the daemon's
+`publish_after_shard_updates` automation then publishes once, in one run, after all three
+have finished (before, every shard run rebuilt collections, pages and the site).
+
 The runs use the default executor (each step in its own process, as the sensor's runs do),
 which starts the three `landing_pages` steps within a second of each other; the scoring gate
 is opened because the model is trained for seconds only (gates are tested elsewhere, and the
@@ -31,7 +35,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import polars as pl
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from pinlanding_assets.core.catalog import list_shards, locate_catalog
 from pinlanding_assets.core.site import SiteConfig
@@ -181,6 +185,15 @@ def test_three_shard_refreshes_launched_together_all_publish(sample_catalog, tmp
                 assert time.monotonic() < deadline, f"runs not finished after {WAIT_S}s: {[(r.dagster_run.tags.get('dagster/partition'), r.dagster_run.status) for r in records]}\n{(tmp_path / 'daemon.log').read_text()[-3000:]}"
                 time.sleep(2)
             timings["runs finished"] = time.monotonic() - started_at
+            while True:  # the one publish the automation starts once the batch has settled
+                publishes = [r for r in instance.get_run_records(RunsFilter()) if AssetKey("landing_pages") in (r.dagster_run.asset_selection or ())]
+                if publishes and all(r.dagster_run.status in FINISHED for r in publishes):
+                    break
+                assert time.monotonic() < deadline, f"no publish after the shard runs:\n{(tmp_path / 'daemon.log').read_text()[-3000:]}"
+                time.sleep(2)
+            time.sleep(40)  # one more automation tick: it must not publish again
+            publishes = [r for r in instance.get_run_records(RunsFilter()) if AssetKey("landing_pages") in (r.dagster_run.asset_selection or ())]
+            timings["published"] = time.monotonic() - started_at
         finally:
             for process in (*launches, daemon, server):
                 if process is not None:
@@ -194,6 +207,11 @@ def test_three_shard_refreshes_launched_together_all_publish(sample_catalog, tmp
         failed = {r.dagster_run.tags.get("dagster/partition"): failures(instance, r.dagster_run.run_id) for r in records if r.dagster_run.status != DagsterRunStatus.SUCCESS}
         assert not failed, json.dumps(failed, indent=1)
         assert max(r.start_time for r in records) < min(r.end_time for r in records), "the three runs did not overlap: nothing concurrent was tested"
+        assert len(publishes) == 1, [(r.dagster_run.run_id, r.dagster_run.status) for r in publishes]
+        publish = publishes[0]
+        assert publish.dagster_run.status == DagsterRunStatus.SUCCESS, failures(instance, publish.dagster_run.run_id)
+        assert publish.start_time >= max(r.end_time for r in records), "published before the batch had settled"
+        assert publish.dagster_run.asset_selection == {AssetKey("collection_queries"), AssetKey("landing_pages")}
 
     # The site is one whole build and says what the tables say.
     warehouse = Warehouse(home / "warehouse.duckdb")
@@ -213,4 +231,4 @@ def test_three_shard_refreshes_launched_together_all_publish(sample_catalog, tmp
         assert len(parser.sources) == len(expected[slug]) and all((page.parent / src).is_file() for src in parser.sources)
     assert not list((home / "spark-input").glob("*")), "a run's Spark inputs were left behind"
     refreshes = set(warehouse.read("SELECT DISTINCT refresh_id FROM page_refresh_log").get_column("refresh_id"))
-    assert refreshes and refreshes <= {r.dagster_run.run_id for r in records}
+    assert refreshes == {publish.dagster_run.run_id}

@@ -103,8 +103,10 @@ def test_a_rejected_model_and_blocked_scores_leave_scores_and_pages_as_they_were
     assert not home.job("train_model", run_config=strict).success
     assert registry.history().get_column("status").to_list()[-1] == "rejected"
     assert registry.current() == promoted
-    # A refresh started afterwards (what the sensor does) scores with the promoted model.
+    # A refresh started afterwards (what the sensor does) scores with the promoted model,
+    # and the publish that follows it (the automation's) changes nothing.
     assert home.job("shard_refresh", "apparel").success
+    assert home.job("publish_pages").success
     after = home.snapshot()
     assert set(after[0].get_column("model_version")) == {promoted.version}
     assert after[0].equals(before[0]) and after[1].equals(before[1])
@@ -119,6 +121,7 @@ def test_a_rejected_model_and_blocked_scores_leave_scores_and_pages_as_they_were
     assert not result.success
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert not checks["assignment_precision"].passed and checks["assignment_precision"].severity.value == "ERROR"
+    assert home.job("publish_pages").success
     final = home.snapshot()
     assert final[0].equals(before[0]) and final[1].equals(before[1])
     frame.write_csv(table)  # the catalog as it was, for the next test

@@ -55,3 +55,34 @@ def test_new_changed_and_unchanged_shards(catalog_copy):
     replaced = tick(instance, catalog_copy, changed.cursor)
     shard_of_s0004 = edited.filter(pl.col("id") == "s0004").get_column("shard").item()
     assert [r.partition_key for r in replaced.run_requests] == [shard_of_s0004]
+
+
+def test_pages_are_published_once_after_a_batch_of_shard_updates_settles():
+    """Refresh does not fan out: three shards re-scored together make one request of both
+    global assets, not three; a new model alone makes none. (Waiting for shards still
+    scoring is shown through the daemon: test_daemon_refresh.py.)"""
+    from dagster import AssetKey, AssetMaterialization, evaluate_automation_conditions
+
+    from pinlanding_assets.definitions import defs
+
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("catalog_shard", ["accessories", "apparel", "footwear"])
+    published = {AssetKey("collection_queries"), AssetKey("landing_pages")}
+
+    def materialize(asset: str, partition: str | None = None) -> None:
+        instance.report_runless_asset_event(AssetMaterialization(asset_key=asset, partition=partition))
+
+    result = evaluate_automation_conditions(defs=defs, instance=instance)
+    assert result.total_requested == 0  # nothing changed: the first tick starts nothing
+    for shard in ("accessories", "apparel", "footwear"):
+        materialize("product_attribute_scores", shard)
+    result = evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor)
+    assert {key for key in published if result.get_num_requested(key)} == published  # both, in one tick
+    for key in published:
+        materialize(key.to_user_string())
+    result = evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor)
+    assert result.total_requested == 0  # handled: not again
+    materialize("clip_model")
+    materialize("curated_vocabulary")
+    result = evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor)
+    assert result.total_requested == 0  # a new model alone does not republish
