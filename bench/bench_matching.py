@@ -1,14 +1,24 @@
-"""Matching at scale: Spark (local) vs the DuckDB reference on generated inputs.
+"""Matching at scale: Spark (local, a standalone cluster, Spark Connect) vs the DuckDB
+reference on generated inputs.
 
     .venv/bin/python bench/bench_matching.py                      # the full grid
     .venv/bin/python bench/bench_matching.py --products 10000 100000 --collections 1000 --engines duckdb
+    .venv/bin/python bench/bench_matching.py --products 100000 --collections 1000 --engines duckdb spark spark-standalone spark-connect
+
+`spark-standalone` and `spark-connect` start a master + one worker (all cores) and a Spark
+Connect server (`local[*]`) on loopback from the pyspark package for the run
+(`pinlanding_tests/spark_servers.py`) and stop them at the end; their memory is not in
+`peak_rss_mb` (only the child's own process tree is). Spark's inputs travel as Arrow data
+through the session (the `landing_pages` default), or with `--spark-inputs parquet` as
+Parquet files in a temporary folder (`spark_input_dir`).
 
 Grid: products x collections (default 10k/100k/1M x 1k/10k), each engine in its own child
 process on the same generated inputs (`core.matching.synthetic_inputs`, written once per
 size to Parquet and read by both). Per run it prints:
 
 * `match_s`: wall time of the matching call inside the child (DuckDB: register + query +
-  decode; Spark: Parquet staging + query + collect + decode; the session is already up);
+  decode; Spark: sending or staging the inputs + query + collect + decode; the session is
+  already up, and on a cluster its executors registered);
 * `total_s`: the child's whole wall time, including reading the inputs, Python imports and
   for Spark the JVM start;
 * `peak_rss_mb`: the peak of the summed resident memory of the child and all its
@@ -124,7 +134,30 @@ def run_child(engine: str, inputs: Path, result_path: Path, timeout_s: float, op
     return out | json.loads(result_path.read_text()) | {"status": "ok"}
 
 
-def child(engine: str, inputs: Path, result_path: Path, spark_master: str, duckdb_memory: str, spark_memory: str) -> None:
+def spark_session(engine: str, spark_master: str, spark_remote: str, spark_memory: str):
+    if engine == "spark-connect":
+        from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+        return ConnectSession.builder.remote(spark_remote).config("spark.sql.shuffle.partitions", "8").create()
+    from pyspark.sql import SparkSession
+
+    builder = (
+        SparkSession.builder.master(spark_master)
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.log.level", "ERROR")
+        .config("spark.sql.shuffle.partitions", "8")
+    )
+    if engine == "spark-standalone":  # the driver only collects pages; the executor does the joins
+        builder = builder.config("spark.driver.memory", "2g").config("spark.executor.memory", spark_memory)
+    else:  # local mode: the driver's JVM is the whole engine
+        builder = builder.config("spark.driver.memory", spark_memory)
+    session = builder.getOrCreate()
+    session.range(2).count()  # executors up before the clock starts, as in a long-lived cluster
+    return session
+
+
+def child(engine: str, inputs: Path, result_path: Path, spark_master: str, spark_remote: str, duckdb_memory: str, spark_memory: str, spark_inputs: str) -> None:
     import polars as pl
 
     from pinlanding_assets.core.matching import MatchingConfig, match_pages_duckdb, match_pages_spark
@@ -137,20 +170,10 @@ def child(engine: str, inputs: Path, result_path: Path, spark_master: str, duckd
         pages = match_pages_duckdb(products, collections, config, memory_limit=duckdb_memory)
         match_s = time.perf_counter() - started
     else:
-        from pyspark.sql import SparkSession
-
-        session = (
-            SparkSession.builder.master(spark_master)
-            .config("spark.ui.enabled", "false")
-            .config("spark.ui.showConsoleProgress", "false")
-            .config("spark.sql.shuffle.partitions", "8")
-            .config("spark.driver.memory", spark_memory)
-            .getOrCreate()
-        )
-        session.sparkContext.setLogLevel("ERROR")
+        session = spark_session(engine, spark_master, spark_remote, spark_memory)
         with tempfile.TemporaryDirectory() as staging:
             started = time.perf_counter()
-            pages = match_pages_spark(session, products, collections, config, input_dir=staging)
+            pages = match_pages_spark(session, products, collections, config, input_uri=staging if spark_inputs == "parquet" else None)
             match_s = time.perf_counter() - started
         session.stop()
     pages.write_parquet(result_path.with_suffix(".pages.parquet"))
@@ -162,23 +185,64 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--products", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--collections", type=int, nargs="+", default=[1_000, 10_000])
-    parser.add_argument("--engines", nargs="+", default=["duckdb", "spark"], choices=["duckdb", "spark"])
+    parser.add_argument("--engines", nargs="+", default=["duckdb", "spark"], choices=["duckdb", "spark", "spark-standalone", "spark-connect"])
     parser.add_argument("--timeout", type=float, default=1200.0, help="seconds per run")
     parser.add_argument("--spark-master", default="local[*]")
-    parser.add_argument("--spark-memory", default="6g", help="spark.driver.memory (local mode: the whole JVM)")
+    parser.add_argument("--spark-memory", default="6g", help="spark.driver.memory (local mode: the whole JVM); the executor's or the Connect server's on the servers")
+    parser.add_argument("--spark-remote", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--spark-inputs", default="arrow", choices=["arrow", "parquet"], help="how Spark gets its inputs")
     parser.add_argument("--duckdb-memory", default="6GB", help="DuckDB memory_limit (it spills beyond)")
     parser.add_argument("--workdir", default=None, help="where generated inputs are kept (default: a temp dir)")
     parser.add_argument("--child", nargs=3, metavar=("ENGINE", "INPUTS", "RESULT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], Path(args.child[1]), Path(args.child[2]), args.spark_master, args.duckdb_memory, args.spark_memory)
+        child(args.child[0], Path(args.child[1]), Path(args.child[2]), args.spark_master, args.spark_remote, args.duckdb_memory, args.spark_memory, args.spark_inputs)
         return
 
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-matching-"))
+    options = ["--spark-memory", args.spark_memory, "--duckdb-memory", args.duckdb_memory, "--spark-inputs", args.spark_inputs]
+    print(f"cpus={os.cpu_count()} load_avg_1m={load_average():.2f} workdir={workdir} spark_inputs={args.spark_inputs}", flush=True)
+    servers = start_servers(args.engines, workdir, args.spark_memory)
+    try:
+        results = run_grid(args, workdir, options, servers)
+    finally:
+        for server, _ in servers.values():
+            server.stop()
+    print_table(results)
+
+
+def start_servers(engines: list[str], workdir: Path, memory: str) -> dict:
+    """The cluster engines' servers, started once for the whole grid: engine -> (what to
+    stop, its master or sc:// URL)."""
+    from pinlanding_tests.spark_servers import start_connect_server, start_standalone_cluster
+
+    servers: dict = {}
+    try:
+        if "spark-standalone" in engines:
+            cluster = start_standalone_cluster(workdir / "standalone", worker_cores=os.cpu_count() or 2, worker_memory=memory)
+            servers["spark-standalone"] = (cluster, cluster.master_url)
+            print(f"standalone cluster at {cluster.master_url}", flush=True)
+        if "spark-connect" in engines:
+            servers["spark-connect"] = start_connect_server(workdir / "connect", master="local[*]", driver_memory=memory)
+            print(f"Spark Connect server at {servers['spark-connect'][1]}", flush=True)
+    except BaseException:
+        for server, _ in servers.values():
+            server.stop()
+        raise
+    return servers
+
+
+def engine_options(engine: str, args, servers: dict) -> list[str]:
+    if engine == "spark-standalone":
+        return ["--spark-master", servers[engine][1]]
+    if engine == "spark-connect":
+        return ["--spark-remote", servers[engine][1]]
+    return ["--spark-master", args.spark_master]
+
+
+def run_grid(args, workdir: Path, options: list[str], servers: dict) -> list[dict]:
     import polars as pl
 
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-matching-"))
-    options = ["--spark-master", args.spark_master, "--spark-memory", args.spark_memory, "--duckdb-memory", args.duckdb_memory]
-    print(f"cpus={os.cpu_count()} load_avg_1m={load_average():.2f} workdir={workdir}", flush=True)
     results = []
     for n_collections in args.collections:
         for n_products in args.products:
@@ -189,20 +253,26 @@ def main() -> None:
             for engine in args.engines:
                 result_path = workdir / f"result_{engine}_p{n_products}_c{n_collections}.json"
                 result_path.unlink(missing_ok=True)
-                row = {"products": n_products, "collections": n_collections} | run_child(engine, inputs, result_path, args.timeout, options)
+                row = {"products": n_products, "collections": n_collections} | run_child(engine, inputs, result_path, args.timeout, options + engine_options(engine, args, servers))
                 if row["status"] == "ok":
                     pages_by_engine[engine] = pl.read_parquet(result_path.with_suffix(".pages.parquet"))
                 results.append(row)
                 print(json.dumps(row), flush=True)
-            if len(pages_by_engine) == 2:
-                same = pages_by_engine["duckdb"].equals(pages_by_engine["spark"])
-                print(f"  engines agree: {'yes' if same else 'MISMATCH'}", flush=True)
-    print("\nengine  collections  products   match_s  total_s  peak_rss_mb  pages   growth(match_s vs 10x fewer products)")
+            if len(pages_by_engine) >= 2:
+                reference_engine, reference = next(iter(pages_by_engine.items()))
+                for engine, pages in pages_by_engine.items():
+                    if engine != reference_engine:
+                        print(f"  {engine} agrees with {reference_engine}: {'yes' if pages.equals(reference) else 'MISMATCH'}", flush=True)
+    return results
+
+
+def print_table(results: list[dict]) -> None:
+    print(f"\n{'engine':16} collections  products   match_s  total_s  peak_rss_mb  pages   growth(match_s vs 10x fewer products)")
     for row in results:
         previous = next((r for r in results if r["engine"] == row["engine"] and r["collections"] == row["collections"] and r["products"] * 10 == row["products"] and "match_s" in r), None)
         growth = f"x{row['match_s'] / previous['match_s']:.1f}" if previous and "match_s" in row and previous["match_s"] > 0 else ""
         match_s = row.get("match_s", row["status"])
-        print(f"{row['engine']:7} {row['collections']:>11} {row['products']:>9}  {match_s!s:>8} {row['total_s']:>8} {row['peak_rss_mb']:>12}  {row.get('pages', '-')!s:>5}   {growth}  (load {row['load_before']:.1f}->{row['load_after']:.1f})")
+        print(f"{row['engine']:16} {row['collections']:>11} {row['products']:>9}  {match_s!s:>8} {row['total_s']:>8} {row['peak_rss_mb']:>12}  {row.get('pages', '-')!s:>5}   {growth}  (load {row['load_before']:.1f}->{row['load_after']:.1f})")
 
 
 if __name__ == "__main__":

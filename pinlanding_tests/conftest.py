@@ -119,3 +119,38 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
         os.environ.pop("PYSPARK_PYTHON", None)
     else:
         os.environ["PYSPARK_PYTHON"] = previous
+
+
+@pytest.fixture(scope="session")
+def spark_standalone(tmp_path_factory: pytest.TempPathFactory):
+    """A standalone master and one worker (1 core, 1 GB) on loopback for the whole run; its
+    URL. Skipped, saying why, only when there is no Java."""
+    from pinlanding_tests.spark_servers import java_missing_reason, start_standalone_cluster
+
+    if reason := java_missing_reason():
+        pytest.skip(reason)
+    cluster = start_standalone_cluster(tmp_path_factory.mktemp("spark-standalone"))
+    yield cluster.master_url
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_connect_url(tmp_path_factory: pytest.TempPathFactory):
+    """A Spark Connect server (local[2]) on loopback for the whole run; its sc:// URL."""
+    from pinlanding_tests.spark_servers import java_missing_reason, start_connect_server
+
+    if reason := java_missing_reason():
+        pytest.skip(reason)
+    server, url = start_connect_server(tmp_path_factory.mktemp("spark-connect"))
+    yield url
+    server.stop()
+
+
+@pytest.fixture()
+def spark_connect(spark_connect_url: str):
+    """A Spark Connect session on that server (a gRPC client: no JVM in this process)."""
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    session = ConnectSession.builder.remote(spark_connect_url).create()
+    yield session
+    session.stop()

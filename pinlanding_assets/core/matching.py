@@ -8,9 +8,10 @@ attribute above one whose attributes are all fairly sure. Products below
 `min_relevance` are left out, pages are ranked by relevance (ties by product id), cut at
 `max_page_size`, and pages below `min_page_size` are dropped.
 
-Two implementations of the same rule: `match_pages_spark` (the production path; runs on
-any Spark session, `local[*]` or a cluster) and `match_pages_duckdb` (the reference, also
-used to cross-check Spark in tests).
+Two implementations of the same rule: `match_pages_spark` (the default engine of
+`landing_pages`; runs on any Spark session: `local[*]`, a cluster, or Spark Connect) and
+`match_pages_duckdb` (embedded, no Java; the reference that cross-checks Spark in tests and
+the `duckdb` engine of `landing_pages`). Both give identical pages.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ import polars as pl
 from .warehouse import query_polars
 
 PAGE_SCHEMA = {"slug": pl.String, "product_id": pl.String, "relevance": pl.Float64, "rank": pl.Int64}
+
+
+MATCHING_ENGINES = ("spark", "duckdb")  # `landing_pages`' engine option: Spark (default) or embedded DuckDB (no Java)
 
 
 @dataclass(frozen=True)
@@ -163,30 +167,77 @@ def match_pages_duckdb(
         con.close()
 
 
-def match_pages_spark(spark, product_attributes: pl.DataFrame, collection_attributes: pl.DataFrame, config: MatchingConfig, input_dir: str | Path | None = None) -> pl.DataFrame:
-    """The same rule on Spark. With `input_dir` (a path the executors can read) the inputs
-    travel as Parquet files, which is how a cluster gets them and how large inputs avoid a
-    trip through pandas; without, as in-memory frames (tests)."""
+def join_uri(base: str, *parts: str) -> str:
+    """`base`/`parts` for a local path or a URI. `Path()` would fold a scheme's `//` into
+    `/` (`s3a://bucket/in` -> `s3a:/bucket/in`, `file:///tmp` -> `file:/tmp`), which no
+    filesystem resolves, so URIs are joined as strings."""
+    if "://" not in base:
+        return str(Path(base).joinpath(*parts))
+    return "/".join([base.rstrip("/"), *(part.strip("/") for part in parts)])
+
+
+def _filesystem_of(uri: str):
+    """(pyarrow filesystem, path) for writing and removing staged inputs from this process.
+    Hadoop's S3 connectors (`s3a://`, `s3n://`) name the same objects pyarrow reads as `s3://`:
+    only this process's writer sees the translation, Spark reads the URI as given."""
+    import pyarrow.fs as pafs
+
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    if scheme in ("", "file"):
+        return pafs.LocalFileSystem(), uri.split("://", 1)[1] if scheme else str(Path(uri).absolute())
+    try:
+        return pafs.FileSystem.from_uri(("s3" + uri[len(scheme):]) if scheme in ("s3a", "s3n") else uri)
+    except Exception as error:  # pyarrow raises ArrowInvalid/ArrowNotImplementedError/OSError by scheme
+        raise ValueError(
+            f"spark_input_dir {uri!r}: this process cannot write {scheme}:// URIs ({error}); use a path or URI "
+            "both this process and the executors can reach (a shared mount, s3a://, gs://, abfs://, hdfs://), "
+            "or leave spark_input_dir unset to send the inputs as Arrow data through the Spark session"
+        ) from error
+
+
+def stage_inputs(inputs: EncodedInputs, input_uri: str) -> tuple[str, str]:
+    """Writes the encoded inputs as Parquet under `input_uri`; returns the two file URIs."""
+    import pyarrow.parquet as pq
+
+    filesystem, root = _filesystem_of(input_uri)
+    filesystem.create_dir(root, recursive=True)
+    uris = []
+    for name, frame in (("product_attributes", inputs.product_attributes), ("collection_attributes", inputs.collection_attributes)):
+        pq.write_table(frame.to_arrow(), f"{root.rstrip('/')}/{name}.parquet", filesystem=filesystem)
+        uris.append(join_uri(input_uri, f"{name}.parquet"))
+    return uris[0], uris[1]
+
+
+def remove_staged_inputs(input_uri: str) -> None:
+    """Removes a folder `stage_inputs` wrote (nothing when it is already gone)."""
+    filesystem, root = _filesystem_of(input_uri)
+    try:
+        filesystem.delete_dir(root)
+    except FileNotFoundError:
+        pass
+
+
+def match_pages_spark(spark, product_attributes: pl.DataFrame, collection_attributes: pl.DataFrame, config: MatchingConfig, input_uri: str | None = None) -> pl.DataFrame:
+    """The same rule on any Spark session: classic (`local[*]`, a standalone or YARN
+    cluster) or Spark Connect. Without `input_uri` the inputs travel as Arrow data through
+    the session, which needs nothing shared between this process and the cluster. With it
+    (a path or URI every executor can read: a shared mount, `s3a://...`), they are written
+    there as Parquet and read by the executors, the way for inputs too large to send
+    through the driver. Only DataFrame/SQL calls: no `sparkContext`, which Connect lacks."""
     inputs = encode_inputs(product_attributes, collection_attributes)
     if inputs.empty:
         return pl.DataFrame(schema=PAGE_SCHEMA)
-    if input_dir:
-        directory = Path(input_dir)
-        directory.mkdir(parents=True, exist_ok=True)
-        products_path = directory / "product_attributes.parquet"
-        collections_path = directory / "collection_attributes.parquet"
-        inputs.product_attributes.write_parquet(products_path)
-        inputs.collection_attributes.write_parquet(collections_path)
-        products_df = spark.read.parquet(str(products_path))
-        collections_df = spark.read.parquet(str(collections_path))
+    if input_uri:
+        products_uri, collections_uri = stage_inputs(inputs, str(input_uri))
+        products_df = spark.read.parquet(products_uri)
+        collections_df = spark.read.parquet(collections_uri)
     else:
-        products_df = spark.createDataFrame(inputs.product_attributes.to_pandas())
-        collections_df = spark.createDataFrame(inputs.collection_attributes.to_pandas())
+        products_df = spark.createDataFrame(inputs.product_attributes.to_arrow())
+        collections_df = spark.createDataFrame(inputs.collection_attributes.to_arrow())
     products_df.createOrReplaceTempView("product_attributes")
     collections_df.createOrReplaceTempView("collection_attributes")
     result = spark.sql(_sql(config, inputs.max_attributes)).toArrow()
     return inputs.decode(pl.from_arrow(result))  # type: ignore[arg-type]
-
 
 
 def withhold_products(pages: pl.DataFrame, product_ids: set[str], config: MatchingConfig) -> pl.DataFrame:

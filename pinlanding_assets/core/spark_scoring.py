@@ -4,9 +4,13 @@ When one machine is not enough, `spark_embedder` plugs into `scoring.score_produ
 place of the in-process encoder: products still to encode become a Spark DataFrame of
 (row, image_path, title), split into partitions of about `batch_size` products, and
 `mapInPandas` encodes each partition with the checkpoint. The checkpoint (open_clip local-dir:
-config + safetensors, a few MB) is shipped to executors as a broadcast variable, so executors
-need no shared model store; each Python worker loads it once per model version. Image paths
-must be readable from the executors (a shared filesystem or object-store mount).
+config + safetensors, a few MB) travels inside the mapInPandas function itself (captured in
+its closure, pickled with it), so executors need no shared model store and the session no
+`sparkContext` (a broadcast variable would need one, and Spark Connect has none); each Python
+worker loads it once per model version. Image paths must be readable from the executors (a
+shared filesystem or object-store mount). The executors' Python must be able to import torch,
+open_clip and this package: on a cluster, ship the project's environment (`spark.archives`,
+docs/spark-clusters.md); without it the task fails with a message saying so.
 
 Calibration and assignment stay on the driver (`ScoringModel.score`), so both paths assign
 with exactly the same code.
@@ -39,7 +43,7 @@ def checkpoint_payload(directory: Path) -> dict[str, bytes | str]:
 
 
 def _worker_encoder(version: str, payload: dict):
-    """The encoder of `version` in this worker process, materialized from the broadcast."""
+    """The encoder of `version` in this worker process, materialized from the checkpoint bytes."""
     if version not in _WORKER_ENCODERS:
         from .clip_model import load_encoder
 
@@ -50,16 +54,37 @@ def _worker_encoder(version: str, payload: dict):
     return _WORKER_ENCODERS[version]
 
 
-def encode_partitions(version: str, broadcast, batch_size: int, torch_threads: int):
-    """The mapInPandas function: pandas batches of (row, image_path, title) -> (row, embedding)."""
+# What an executor needs to encode, and how to give it (the task fails with this message).
+EXECUTOR_ENVIRONMENT_HELP = (
+    "Spark scoring needs the project's Python environment on every executor (torch, open_clip, "
+    "pinlanding_assets); this executor's Python ({python}) cannot import {missing}. Ship the environment: "
+    "pack the venv (venv-pack -o pinlanding-env.tar.gz), set spark.archives=pinlanding-env.tar.gz#environment "
+    "and spark.pyspark.python=./environment/bin/python (docs/spark-clusters.md), or score with engine 'local'."
+)
+
+
+def encode_partitions(version: str, payload: dict, batch_size: int, torch_threads: int):
+    """The mapInPandas function: pandas batches of (row, image_path, title) -> (row, embedding).
+
+    Self-contained on purpose: a nested function is pickled by value, with the checkpoint
+    bytes in `payload`, and it imports this package only inside its body, so an executor
+    without the project's environment gets `EXECUTOR_ENVIRONMENT_HELP` instead of an
+    unpickling error that names no remedy."""
+    help_text = EXECUTOR_ENVIRONMENT_HELP
 
     def encode(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        import torch
+        import sys
 
-        from .clip_model import embed_products
+        try:
+            import torch
+
+            from pinlanding_assets.core import spark_scoring
+            from pinlanding_assets.core.clip_model import embed_products
+        except ImportError as error:
+            raise RuntimeError(help_text.format(python=sys.executable, missing=error.name or str(error))) from error
 
         torch.set_num_threads(torch_threads)
-        encoder = _worker_encoder(version, broadcast.value)
+        encoder = spark_scoring._worker_encoder(version, payload)
         for frame in frames:
             if frame.empty:
                 continue
@@ -71,8 +96,9 @@ def encode_partitions(version: str, broadcast, batch_size: int, torch_threads: i
 
 def spark_embedder(spark, checkpoint_dir: Path, version: str, batch_size: int = 512, torch_threads: int = 1) -> Embedder:
     """An `Embedder` that encodes on the Spark session's executors. `torch_threads` per
-    task: Spark already runs one task per core, so 1 avoids oversubscribing cores."""
-    broadcast = spark.sparkContext.broadcast(checkpoint_payload(Path(checkpoint_dir)))
+    task: Spark already runs one task per core, so 1 avoids oversubscribing cores. Works on
+    a classic session and on Spark Connect alike (DataFrame calls only)."""
+    payload = checkpoint_payload(Path(checkpoint_dir))
 
     def embed(image_paths: list[str], titles: list[str], progress=None) -> np.ndarray:
         n = len(image_paths)
@@ -81,7 +107,7 @@ def spark_embedder(spark, checkpoint_dir: Path, version: str, batch_size: int = 
         partitions = max(1, math.ceil(n / batch_size))
         frame = pd.DataFrame({"row": np.arange(n, dtype=np.int64), "image_path": image_paths, "title": titles})
         products = spark.createDataFrame(frame, schema="row long, image_path string, title string").repartitionByRange(partitions, "row")
-        encoded = products.mapInPandas(encode_partitions(version, broadcast, batch_size, torch_threads), schema=OUTPUT_SCHEMA).toPandas()
+        encoded = products.mapInPandas(encode_partitions(version, payload, batch_size, torch_threads), schema=OUTPUT_SCHEMA).toPandas()
         if len(encoded) != n:
             raise RuntimeError(f"Spark returned {len(encoded)} embeddings for {n} products")
         encoded = encoded.sort_values("row")

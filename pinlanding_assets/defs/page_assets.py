@@ -1,4 +1,5 @@
-"""`landing_pages`: products matched to collections on Spark, stored, exported, rendered.
+"""`landing_pages`: products matched to collections (on Spark, or on embedded DuckDB when
+there is no Java), stored, exported, rendered.
 
 Global like `collection_queries`: pages span shards. Each materialization is compared with
 the previous one (pages added / removed / changed, in metadata and the `page_refresh_log`
@@ -7,15 +8,15 @@ redirect page for each.
 
 Publishing is safe to start from several runs at once (a sensor refreshing three shards):
 the step holds the data home's publish lock from start to end, so publishes queue instead
-of interleaving their page diffs, tables, exports and site switches; Spark reads its inputs
-from a folder of its own run (removed afterwards). Only images that pass the checks of
+of interleaving their page diffs, tables, exports and site switches; when Spark reads its
+inputs from shared storage (`spark_input_dir`), each run uses a folder of its own (removed
+afterwards). Only images that pass the checks of
 `core/site.py` are published; a product whose image fails is quarantined (stage `publish`)
 and left off its pages, in the tables, the export and the site alike.
 """
 
 
 import os
-import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from dagster_pyspark import LazyPySparkResource
 from ..core.collections import collection_attribute_rows
 from ..core.evaluation import catalog_label_attributes, collection_precision_at_k, comparable_values, expand_to_vocabulary
 from ..core.file_lock import exclusive_lock
-from ..core.matching import MatchingConfig, match_pages_spark, withhold_products
+from ..core.matching import MATCHING_ENGINES, MatchingConfig, join_uri, match_pages_duckdb, match_pages_spark, remove_staged_inputs, withhold_products
 from ..core.page_refresh import PUBLISHED_SCHEMA, diff_pages, published_pages, update_retired
 from ..core.site import SiteBuild, SiteConfig
 from .automation import PUBLISH_AFTER_SHARD_UPDATES
@@ -41,10 +42,33 @@ class PagesConfig(Config):
     min_pages: int = 1  # check
     min_precision_at_10: float = 0.8  # check, against catalog labels where there are some
     base_url: str = "https://example.com/pinlanding"
-    spark_input_dir: str | None = None  # where Spark reads its inputs (shared storage on a cluster); default <home>/spark-input; each run writes in its own subfolder
+    engine: str = "spark"  # "spark": the spark resource (local, cluster or Spark Connect); "duckdb": embedded, no Java; identical pages
+    spark_input_dir: str | None = None  # a path or URI every executor can read (s3a://..., a shared mount): inputs go there as Parquet, in a subfolder per run; unset: sent as Arrow data through the session
     max_image_bytes: int = SiteConfig.max_image_bytes  # a larger image is refused (quarantined), not published
     keep_site_builds: int = SiteConfig.keep_builds  # site versions kept under <home>/site-builds, the live one included
     publish_lock_timeout_s: float = 1800.0  # how long a publish waits for another one to finish before failing
+
+
+def match_pages(
+    context: AssetExecutionContext, config: PagesConfig, spark: LazyPySparkResource, product_attributes: pl.DataFrame, collection_attrs: pl.DataFrame, matching: MatchingConfig
+) -> pl.DataFrame:
+    """The pages on the configured engine. DuckDB never touches the spark resource, so no JVM
+    starts (and none is needed)."""
+    if config.engine not in MATCHING_ENGINES:
+        raise ValueError(f"landing_pages engine must be one of {', '.join(MATCHING_ENGINES)}, got {config.engine!r}")
+    n_collections = collection_attrs.get_column("slug").n_unique()
+    context.log.info("matching %d assigned attributes against %d collections on %s", product_attributes.height, n_collections, config.engine)
+    if config.engine == "duckdb":
+        return match_pages_duckdb(product_attributes, collection_attrs, matching)
+    session = spark.spark_session
+    if not config.spark_input_dir:
+        return match_pages_spark(session, product_attributes, collection_attrs, matching)
+    # A URI, never a Path: Path("s3a://bucket/in") is "s3a:/bucket/in".
+    run_input = join_uri(config.spark_input_dir, context.run_id)
+    try:
+        return match_pages_spark(session, product_attributes, collection_attrs, matching, input_uri=run_input)
+    finally:
+        remove_staged_inputs(run_input)
 
 
 def read_published(warehouse) -> pl.DataFrame:
@@ -84,14 +108,7 @@ def publish(context: AssetExecutionContext, config: PagesConfig, data_home: Data
     collections = warehouse.read_table("collection_queries")
     collection_attrs = collection_attribute_rows(collections)
     matching = MatchingConfig(config.min_relevance, config.min_page_size, config.max_page_size)
-    context.log.info("matching %d assigned attributes against %d collections on Spark", product_attributes.height, collection_attrs.get_column("slug").n_unique())
-    session = spark.spark_session
-    session.sparkContext.setLogLevel("WARN")
-    spark_input = (Path(config.spark_input_dir) if config.spark_input_dir else paths.root / "spark-input") / context.run_id
-    try:
-        pages = match_pages_spark(session, product_attributes, collection_attrs, matching, input_dir=spark_input)
-    finally:
-        shutil.rmtree(spark_input, ignore_errors=True)
+    pages = match_pages(context, config, spark, product_attributes, collection_attrs, matching)
 
     products = warehouse.read_table("catalog_products")
     site_config = SiteConfig(base_url=config.base_url, max_image_bytes=config.max_image_bytes, keep_builds=config.keep_site_builds)
@@ -152,7 +169,7 @@ def publish(context: AssetExecutionContext, config: PagesConfig, data_home: Data
             "site_withheld_reasons": MetadataValue.json(images.refused_reasons()),
             "pages_dropped_by_withholding": matched_pages - n_pages,
             "parquet": MetadataValue.path(str(export)),
-            "engine": "spark",
+            "engine": config.engine,
         },
         check_results=[
             AssetCheckResult(

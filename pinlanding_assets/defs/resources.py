@@ -1,8 +1,8 @@
 """Resources: where the data home and the catalog are, and the Spark session.
 
 Defaults come from the environment when the code location loads (`PINLANDING_HOME`,
-`PINLANDING_CATALOG`, `PINLANDING_SPARK_MASTER`); each is a resource config field, so a run
-can override it in its run config.
+`PINLANDING_CATALOG`, `PINLANDING_SPARK_MASTER`, `SPARK_REMOTE`); each is a resource config
+field, so a run can override it in its run config.
 """
 
 
@@ -70,20 +70,59 @@ class CatalogResource(ConfigurableResource):
         return IngestLimits(**{f.name: getattr(self, f.name) for f in dataclasses.fields(IngestLimits)})
 
 
-def spark_resource(master: str | None = None, home: str | None = None) -> LazyPySparkResource:
-    """Lazy: the JVM starts only in steps that use Spark. Any `spark.*` setting can be added
-    to `spark_config` in run config; the master defaults to local[*]."""
-    master = master or os.environ.get("PINLANDING_SPARK_MASTER", "local[*]")
+class SparkResource(LazyPySparkResource):
+    """The lazy Spark session (the JVM or the connection starts only in steps that use
+    Spark). With `spark.remote` in `spark_config` (`sc://host:15002`) it is a Spark Connect
+    session: a gRPC client, no JVM here. Built directly rather than through
+    `SparkSession.builder`, which refuses a remote while a classic session lives in the
+    process and, once it has made one, turns every later classic session remote."""
+
+    @classmethod
+    def _is_dagster_maintained(cls) -> bool:
+        return False  # ours, though built on dagster-pyspark's
+
+    def _init_session(self) -> None:
+        remote = self.spark_config.get("spark.remote")
+        if self._spark_session is None and remote:
+            from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+            # The master, the driver's memory etc. belong to the server; SQL settings go
+            # to this session (those the server refuses are skipped by pyspark).
+            options = {k: str(v) for k, v in self.spark_config.items() if k.startswith("spark.sql.")}
+            self._spark_session = ConnectSession.builder.remote(str(remote)).config(map=options).create()
+        super()._init_session()
+
+    def teardown_after_execution(self, context) -> None:
+        # A Connect session holds state on the server and client threads that, at process
+        # exit, keep retrying to release it (for minutes when the server is gone by then):
+        # release it when the step ends. A classic session stays up for reuse, as before.
+        if self._spark_session is not None and self.spark_config.get("spark.remote"):
+            self._spark_session.stop()
+            self._spark_session = None
+
+
+def spark_resource(master: str | None = None, home: str | None = None, remote: str | None = None) -> SparkResource:
+    """Any `spark.*` setting can be added to `spark_config` in run config. `remote` (else
+    `SPARK_REMOTE`) makes it a Spark Connect session and then no `spark.master` is set;
+    otherwise the master is `master`, else `PINLANDING_SPARK_MASTER`, else local[*].
+    docs/spark-clusters.md has the recipes."""
+    remote = remote or os.environ.get("SPARK_REMOTE") or None
     home = home or str(default_home())
-    return LazyPySparkResource(
+    sql = {
+        "spark.sql.shuffle.partitions": os.environ.get("PINLANDING_SPARK_SHUFFLE_PARTITIONS", "8"),
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+    }
+    if remote:
+        return SparkResource(spark_config={"spark.remote": remote, **sql})
+    return SparkResource(
         spark_config={
-            "spark.master": master,
+            "spark.master": master or os.environ.get("PINLANDING_SPARK_MASTER", "local[*]"),
             "spark.app.name": "pinlanding",
             "spark.ui.enabled": "false",
-            "spark.sql.shuffle.partitions": os.environ.get("PINLANDING_SPARK_SHUFFLE_PARTITIONS", "8"),
+            "spark.log.level": "WARN",  # set at session start: no sparkContext call in the assets
+            **sql,
             "spark.driver.memory": os.environ.get("PINLANDING_SPARK_DRIVER_MEMORY", "2g"),
             "spark.sql.warehouse.dir": f"{home}/spark-warehouse",
-            "spark.sql.execution.arrow.pyspark.enabled": "true",
             # Python workers must run this environment (torch, pandas), not the system python3.
             "spark.pyspark.python": os.environ.get("PYSPARK_PYTHON", sys.executable),
         }

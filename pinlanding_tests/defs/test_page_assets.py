@@ -1,6 +1,7 @@
 """`collection_queries` + `landing_pages` through Dagster on the sample catalog: the site,
-its path in metadata, refresh semantics across two materializations, and images changed
-after ingest kept off the site.
+its path in metadata, refresh semantics across two materializations, images changed
+after ingest kept off the site, and the same pages from every engine: DuckDB (no Java),
+local Spark and Spark Connect.
 
 Scores are made from the catalog's own labels (probability 0.9), so the test needs no model;
 one local Spark session serves both materializations and is stopped at the end.
@@ -21,7 +22,7 @@ from pinlanding_assets.defs.collection_assets import collection_queries
 from pinlanding_assets.defs.llm_resources import LLMResource
 from pinlanding_assets.defs.page_assets import landing_pages
 from pinlanding_assets.core.settings import SAMPLE_CATALOG
-from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource
+from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource, SparkResource, spark_resource as project_spark_resource
 
 
 def scores_from_labels(products: pl.DataFrame, drop_products: set[str] = frozenset()) -> pl.DataFrame:
@@ -44,12 +45,15 @@ def spark_resource():
         active.stop()
 
 
-def run_pages(home: Path, spark_resource, instance, catalog: Path = SAMPLE_CATALOG) -> dict:
+def run_pages(home: Path, spark_resource, instance, catalog: Path = SAMPLE_CATALOG, pages_config: dict | None = None, title_writer: str = "auto") -> dict:
+    ops = {"collection_queries": {"config": {"title_writer": title_writer}}}
+    if pages_config:
+        ops["landing_pages"] = {"config": pages_config}
     result = materialize(
         [collection_queries, landing_pages],
         resources={"data_home": DataHomeResource(home=str(home)), "spark": spark_resource, "llm": LLMResource(extractor="offline"), "catalog": CatalogResource(location=str(catalog))},
         instance=instance,
-        run_config={"ops": {"collection_queries": {"config": {"title_writer": "auto"}}}},
+        run_config={"ops": ops},
     )
     assert result.success
     assert all(e.passed for e in result.get_asset_check_evaluations())
@@ -134,6 +138,71 @@ def test_images_changed_after_ingest_are_quarantined_and_never_published(sample_
     assert not withheld & set(pl.read_parquet(metadata["parquet"]).get_column("product_id"))
     published = warehouse.read_table("published_pages").explode("products").get_column("products")
     assert published.len() > 0 and not withheld & set(published)
+
+
+def seed_scores(home: Path, catalog: Path) -> Warehouse:
+    warehouse = Warehouse(home / "warehouse.duckdb")
+    products = load_catalog(locate_catalog(catalog)).products
+    warehouse.replace_table("catalog_products", products)
+    warehouse.replace_table("product_attribute_scores", scores_from_labels(products))
+    return warehouse
+
+
+def engine_pages(home: Path, spark, engine: str, **pages_config) -> tuple[dict, pl.DataFrame]:
+    warehouse = seed_scores(home, SAMPLE_CATALOG)
+    with DagsterInstance.ephemeral() as instance:
+        metadata = run_pages(home, spark, instance, pages_config={"engine": engine, **pages_config}, title_writer="template")
+    return metadata, warehouse.read_table("landing_pages").sort("slug", "rank")
+
+
+@pytest.fixture(scope="module")
+def duckdb_engine_pages(tmp_path_factory) -> tuple[dict, pl.DataFrame]:
+    """Issue 13 item 5: pages with `engine: duckdb`. The spark resource names a master that
+    cannot exist, so the run would fail if the step touched Spark at all."""
+    unusable = SparkResource(spark_config={"spark.master": "no-such-master://nowhere"})
+    return engine_pages(tmp_path_factory.mktemp("duckdb-engine"), unusable, "duckdb")
+
+
+def test_duckdb_engine_publishes_the_pages_spark_publishes(duckdb_engine_pages, tmp_path, spark_resource) -> None:
+    metadata, pages = duckdb_engine_pages
+    assert metadata["engine"] == "duckdb" and metadata["pages"] >= 10 and Path(metadata["site"]).is_file()
+    # Spark reading its inputs from "shared storage" given as a URI: Path() made
+    # file:///x file:/x (a relative folder "file:" was written, Spark found nothing).
+    shared = tmp_path / "shared"
+    on_spark_metadata, on_spark = engine_pages(tmp_path / "home", spark_resource, "spark", spark_input_dir=shared.as_uri())
+    assert on_spark_metadata["engine"] == "spark"
+    assert on_spark.equals(pages)
+    assert shared.is_dir() and not list(shared.iterdir()), "the run's input folder was left behind"
+    assert not Path("file:").exists()
+
+
+def test_spark_connect_engine_publishes_the_same_pages(duckdb_engine_pages, tmp_path, spark_connect_url) -> None:
+    """Issue 13 item 4: the asset on a Spark Connect session (`SPARK_REMOTE`): no
+    `sparkContext` call on the way, inputs sent as Arrow data."""
+    _, pages = duckdb_engine_pages
+    connect = project_spark_resource(home=str(tmp_path / "home"), remote=spark_connect_url)
+    assert "spark.master" not in connect.spark_config
+    metadata, on_connect = engine_pages(tmp_path / "home", connect, "spark")
+    assert metadata["engine"] == "spark" and on_connect.equals(pages)
+
+
+def test_spark_remote_replaces_the_master(monkeypatch) -> None:
+    monkeypatch.setenv("PINLANDING_SPARK_MASTER", "spark://127.0.0.1:7077")
+    monkeypatch.setenv("SPARK_REMOTE", "sc://connect.example:15002")
+    monkeypatch.delenv("PINLANDING_SPARK_SHUFFLE_PARTITIONS", raising=False)
+    assert project_spark_resource(home="/tmp/h").spark_config == {
+        "spark.remote": "sc://connect.example:15002", "spark.sql.shuffle.partitions": "8", "spark.sql.execution.arrow.pyspark.enabled": "true"
+    }
+    monkeypatch.delenv("SPARK_REMOTE")
+    classic = project_spark_resource(home="/tmp/h").spark_config
+    assert classic["spark.master"] == "spark://127.0.0.1:7077" and "spark.remote" not in classic and classic["spark.log.level"] == "WARN"
+
+
+def test_an_unknown_engine_is_refused_clearly(tmp_path, spark_resource) -> None:
+    seed_scores(tmp_path / "home", SAMPLE_CATALOG)
+    with DagsterInstance.ephemeral() as instance, pytest.raises(Exception) as raised:
+        run_pages(tmp_path / "home", spark_resource, instance, pages_config={"engine": "polars"}, title_writer="template")
+    assert "engine must be one of spark, duckdb, got 'polars'" in str(getattr(raised.value, "user_exception", raised.value))
 
 
 def test_collection_queries_with_the_llm_writer(sample_catalog, tmp_path, monkeypatch) -> None:
