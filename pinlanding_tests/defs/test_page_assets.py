@@ -13,7 +13,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 from dagster import DagsterInstance, materialize
-from dagster_pyspark import LazyPySparkResource
 
 from pinlanding_assets.core.catalog import load_catalog, locate_catalog
 from pinlanding_assets.core.evaluation import catalog_label_attributes
@@ -34,7 +33,7 @@ def scores_from_labels(products: pl.DataFrame, drop_products: set[str] = frozens
 
 @pytest.fixture(scope="module")
 def spark_resource():
-    resource = LazyPySparkResource(
+    resource = SparkResource(
         spark_config={"spark.master": "local[1]", "spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2", "spark.ui.showConsoleProgress": "false"}
     )
     yield resource
