@@ -26,6 +26,9 @@ def default_catalog() -> Path:
     return Path(os.environ.get("PINLANDING_CATALOG") or SAMPLE_CATALOG).resolve()
 
 
+WAREHOUSE_FILE = "warehouse.duckdb"  # under the data home; DuckDB names its catalog after the stem
+
+
 @dataclass(frozen=True)
 class DataHome:
     """The directory that holds everything a run produces."""
@@ -34,7 +37,7 @@ class DataHome:
 
     @property
     def warehouse(self) -> Path:
-        return self.root / "warehouse.duckdb"
+        return self.root / WAREHOUSE_FILE
 
     @property
     def models(self) -> Path:
