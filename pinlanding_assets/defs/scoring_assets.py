@@ -97,6 +97,11 @@ def product_attribute_scores(context: AssetExecutionContext, config: ScoringConf
     else:
         warehouse.replace_rows("product_attribute_scores", scores, "shard", [shard])
     tables = written_table_metadata(warehouse, ["product_attribute_scores", "product_embeddings"], shard)
+    # In the order of the data flow (Dagster requires it): the scores are made from the embeddings.
+    yield MaterializeResult(
+        asset_key="product_embeddings",
+        metadata={**tables["product_embeddings"], "shard": shard, "model_version": version, "encoded": result.encoded, "reused": result.reused},
+    )
     yield MaterializeResult(
         asset_key="product_attribute_scores",
         metadata={
@@ -117,8 +122,4 @@ def product_attribute_scores(context: AssetExecutionContext, config: ScoringConf
             "published": not gate.blocks,
         },
         check_results=[gate_check_result(gate)],
-    )
-    yield MaterializeResult(
-        asset_key="product_embeddings",
-        metadata={**tables["product_embeddings"], "shard": shard, "model_version": version, "encoded": result.encoded, "reused": result.reused},
     )
