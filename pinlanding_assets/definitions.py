@@ -14,6 +14,7 @@ from .defs.scoring_assets import product_attribute_scores
 from .defs.sensors import catalog_refresh_sensor, rescore_after_training, weekly_model_retrain
 from .defs.vocabulary_assets import curated_vocabulary
 
+# The six steps; each is one asset or a multi-asset of the tables it writes (defs/tables.py).
 ASSETS = [raw_attributes, curated_vocabulary, clip_model, product_attribute_scores, collection_queries, landing_pages]
 
 
@@ -29,3 +30,9 @@ def build_definitions(resources: dict | None = None) -> Definitions:
 
 
 defs = build_definitions()
+
+
+def asset_code_versions(definitions: Definitions) -> dict[str, str | None]:
+    """{asset name: its code_version}, for everything that decides whether a step re-runs
+    (e.g. `make run`'s fingerprints). Rule for bumping them: defs/tables.py."""
+    return {spec.key.to_user_string(): spec.code_version for spec in definitions.resolve_all_asset_specs()}

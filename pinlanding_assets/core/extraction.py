@@ -29,7 +29,7 @@ import numpy as np
 import polars as pl
 from PIL import Image
 
-from .catalog import TeacherInputs
+from .catalog import PRODUCT_SCHEMA, TeacherInputs
 from .lexicon import PIXEL_COLORS, attribute_index
 from .text_rules import PRODUCT_TYPE_KEY, PhraseIndex
 from .type_discovery import DiscoveredType, DiscoveryConfig, discover_product_types
@@ -198,6 +198,12 @@ def content_index(product_types: Sequence[DiscoveredType]) -> PhraseIndex:
 # computed once per product by `OfflineExtractor.with_pixel_colors`.
 PIXEL_COLOR = "pixel_color"
 PIXEL_WEIGHT = "pixel_weight"
+IN_SAMPLE = "in_sample"  # catalog_products: the product was in the sample the teacher labeled
+# The tables as stored: catalog_products adds the teacher's pixel reading and the sample flag
+# to the validated products (and keeps the catalog's label_<key> columns, which vary);
+# raw_attributes adds the shard and the extractor's name to the extracted rows.
+STORED_PRODUCT_SCHEMA = PRODUCT_SCHEMA | {PIXEL_COLOR: pl.String, PIXEL_WEIGHT: pl.Float64, IN_SAMPLE: pl.Boolean}
+RAW_ATTRIBUTE_TABLE_SCHEMA = ATTRIBUTE_SCHEMA | {"shard": pl.String, "extractor": pl.String}
 
 
 def text_attributes(index: PhraseIndex, product: dict) -> dict[str, tuple[str, str]]:

@@ -232,6 +232,8 @@ SCORE_SCHEMA = {
     "probability": pl.Float32,
     "assigned": pl.Boolean,
 }
+# product_attribute_scores as stored: the scores of one shard under one model version.
+SCORE_TABLE_SCHEMA = SCORE_SCHEMA | {"shard": pl.String, "model_version": pl.String}
 
 
 def scores_frame(product_ids: list[str], attributes: pl.DataFrame, sim: np.ndarray, probs: np.ndarray, assigned: np.ndarray) -> pl.DataFrame:

@@ -29,6 +29,7 @@ def default_catalog() -> Path:
 def default_shard_column() -> str | None:
     """`PINLANDING_SHARD_COLUMN`, else None: the layout's default (masterCategory / shard)."""
     return os.environ.get("PINLANDING_SHARD_COLUMN") or None
+WAREHOUSE_FILE = "warehouse.duckdb"  # under the data home; DuckDB names its catalog after the stem
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class DataHome:
 
     @property
     def warehouse(self) -> Path:
-        return self.root / "warehouse.duckdb"
+        return self.root / WAREHOUSE_FILE
 
     @property
     def models(self) -> Path:

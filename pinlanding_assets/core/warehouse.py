@@ -56,6 +56,23 @@ class Warehouse:
         with self.connect() as con:
             return _has_table(con, table)
 
+    def qualified_name(self, table: str) -> str:
+        return qualified_table_name(self.path, table)
+
+    def row_counts(self, tables: Sequence[str], column: str | None = None, value: object = None) -> dict[str, int]:
+        """Rows of each table (only those whose `column` equals `value`, when given), in one
+        connection; 0 for a table that does not exist; a table without `column` is left out."""
+        counts = {}
+        with self.connect() as con:
+            for table in tables:
+                if not _has_table(con, table):
+                    counts[table] = 0
+                elif column is None:
+                    counts[table] = _run(con, f'SELECT count(*) FROM "{table}"')[0][0]
+                elif column in [r[0] for r in _run(con, f'DESCRIBE "{table}"')]:
+                    counts[table] = _run(con, f'SELECT count(*) FROM "{table}" WHERE "{column}" = ?', [value])[0][0]
+        return counts
+
     def columns(self, table: str) -> list[str]:
         """The table's column names, in order; [] if the table does not exist."""
         return self.read("SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position", [table]).get_column("column_name").to_list()
@@ -137,6 +154,11 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 def _run(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = None) -> list[tuple]:
     # DuckDB 2 keeps a statement's result open until it is fully fetched.
     return con.execute(sql, list(params) if params else []).fetchall()
+
+
+def qualified_table_name(database_file: Path | str, table: str) -> str:
+    """`<catalog>.main.<table>`: DuckDB names an attached file's catalog after its stem."""
+    return f"{Path(database_file).stem}.main.{table}"
 
 
 def query_polars(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = None) -> pl.DataFrame:

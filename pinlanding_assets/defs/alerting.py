@@ -116,16 +116,11 @@ def metadata_value(value: object) -> object:
     return str(raw)
 
 
-def partition_of(evaluation: AssetCheckEvaluation, materialized: dict[tuple, str], run_tags: dict[str, str]) -> str | None:
-    """The partition a check evaluated. In-asset checks of a partitioned asset leave
-    `evaluation.partition` empty (dagster 1.13), so use the partition of the materialization
-    the check targeted (same asset, same timestamp), else the run's partition tags."""
-    if evaluation.partition:
-        return evaluation.partition
-    target = evaluation.target_materialization_data
-    if target is not None and (evaluation.asset_key, target.timestamp) in materialized:
-        return materialized[(evaluation.asset_key, target.timestamp)]
-    return run_partition(run_tags)
+def partition_of(evaluation: AssetCheckEvaluation, run_tags: dict[str, str]) -> str | None:
+    """The partition a check evaluated: its own (a check with a `partitions_def`, as the
+    project's checks of shard assets have, `defs/partitions.shard_check`), else the run's
+    partition tags (a check without one records no partition, dagster 1.13)."""
+    return evaluation.partition or run_partition(run_tags)
 
 
 def run_partition(run_tags: dict[str, str]) -> str | None:
@@ -173,16 +168,13 @@ def run_records(instance: DagsterInstance, run_id: str, event_types: set) -> lis
 
 def failed_check_alerts(instance: DagsterInstance, run_id: str, job_name: str | None, alerts: AlertResource) -> list[CheckAlert]:
     """One alert per failed ASSET_CHECK_EVALUATION of the run, in event order."""
-    records = run_records(instance, run_id, {DagsterEventType.ASSET_CHECK_EVALUATION, DagsterEventType.ASSET_MATERIALIZATION})
-    materialized = {
-        (r.asset_key, r.timestamp): r.partition_key for r in records if r.event_type == DagsterEventType.ASSET_MATERIALIZATION and r.partition_key
-    }
-    failed = [r for r in records if r.event_type == DagsterEventType.ASSET_CHECK_EVALUATION and not r.event_log_entry.dagster_event.event_specific_data.passed]
+    records = run_records(instance, run_id, {DagsterEventType.ASSET_CHECK_EVALUATION})
+    failed = [r for r in records if not r.event_log_entry.dagster_event.event_specific_data.passed]
     if not failed:
         return []
     run = instance.get_run_by_id(run_id)
     run_tags = dict(run.tags) if run else {}
-    return [alert_for(r, partition_of(r.event_log_entry.dagster_event.event_specific_data, materialized, run_tags), job_name, alerts) for r in failed]
+    return [alert_for(r, partition_of(r.event_log_entry.dagster_event.event_specific_data, run_tags), job_name, alerts) for r in failed]
 
 
 def root_cause(error: "SerializableErrorInfo") -> str:

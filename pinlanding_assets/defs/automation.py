@@ -21,9 +21,10 @@ PUBLISH_AFTER_SHARD_UPDATES = (
 
 publish_after_shard_updates = AutomationConditionSensorDefinition(
     "publish_after_shard_updates",
-    target=AssetSelection.assets("collection_queries", "landing_pages"),
+    # Both publish steps with every table they write (each step is one multi-asset).
+    target=AssetSelection.assets("collection_queries", "landing_pages").required_multi_asset_neighbors(),
     default_status=DefaultSensorStatus.RUNNING,  # acts only on score updates, i.e. runs someone started
     minimum_interval_seconds=30,
-    emit_backfills=False,  # one plain run of both assets
+    emit_backfills=False,  # one plain run of both steps
     description="Publish once after a batch of shard refreshes settles (collection_queries + landing_pages in one run).",
 )

@@ -5,6 +5,10 @@ from several shards, so combinations are mined over the assigned attributes of a
 Titles come from the LLM writer (validation -> title -> 1-5 score through the `llm`
 resource's OpenAI-compatible endpoint, cached) or the offline template writer:
 `title_writer` = auto (LLM when an API key is set) | llm | template.
+
+Reads `product_attribute_scores`, and `catalog_products` to retire the scores of products
+that left it: the step first deletes the rows of shards that left the catalog from the
+per-shard tables (`core/retirement.py`), which the lineage graph cannot draw.
 """
 
 
@@ -12,17 +16,19 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import polars as pl
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, multi_asset
 
 from ..core.catalog import list_shards
-from ..core.collections import TITLE_CHARACTERS, MiningConfig, TemplateTitleWriter, TitleWriter, mine_combinations, write_collections
+from ..core.collections import COLLECTION_SCHEMA, TITLE_CHARACTERS, MiningConfig, TemplateTitleWriter, TitleWriter, mine_combinations, write_collections
 from ..core.llm_client import CachedLLMClient, LLMProgress
 from ..core.retirement import retire_removed
 from ..core.title_writer import LLMTitleWriter
 from .llm_resources import LLMResource
 from .resources import CatalogResource, DataHomeResource
 from .automation import PUBLISH_AFTER_SHARD_UPDATES
-from .scoring_assets import product_attribute_scores
+from .tables import table_spec, written_table_metadata
+
+CODE_VERSION = "1"  # bump when this step's logic (here or in core/collections.py, title_writer.py, retirement.py) changes the table
 
 TITLE_WRITERS = ("auto", "llm", "template")
 
@@ -54,7 +60,20 @@ def choose_title_writer(
     return LLMTitleWriter(client, config.title_characters), client
 
 
-@asset(deps=[product_attribute_scores], group_name="pages", automation_condition=PUBLISH_AFTER_SHARD_UPDATES)
+@multi_asset(
+    name="collection_queries",
+    specs=[
+        table_spec(
+            "collection_queries", group="pages", code_version=CODE_VERSION, kinds={"openai"}, schema=COLLECTION_SCHEMA,
+            deps=["product_attribute_scores", "catalog_products"], automation_condition=PUBLISH_AFTER_SHARD_UPDATES,
+            description=(
+                "Attribute combinations worth a page, with titles (LLM writer or template) and a quality score, mined "
+                "over the assigned attributes of every shard still in the catalog; one row per combination, kept or "
+                "dropped with a reason."
+            ),
+        )
+    ],
+)
 def collection_queries(context: AssetExecutionContext, config: CollectionConfig, data_home: DataHomeResource, llm: LLMResource, catalog: CatalogResource) -> MaterializeResult:
     """Attribute combinations worth a page, with titles, mined over the assigned attributes
     of every shard still in the catalog (shards and products that left it are retired first,
@@ -76,7 +95,9 @@ def collection_queries(context: AssetExecutionContext, config: CollectionConfig,
     context.log.info("%d combinations mined, %d collections kept (writer %s)", combos.height, kept.height, writer.name)
     writers = collections.with_columns(pl.col("writer").str.extract(r"^([^ (]+)").alias("w")).group_by("w").len()
     return MaterializeResult(
+        asset_key="collection_queries",
         metadata={
+            **written_table_metadata(warehouse, ["collection_queries"])["collection_queries"],
             "combinations": combos.height,
             "kept": kept.height,
             "by_status": MetadataValue.json(dict(collections.group_by("status").len().iter_rows())),

@@ -1,21 +1,73 @@
-"""`raw_attributes`: validate one catalog shard and label its sample with the teacher."""
+"""`raw_attributes`: validate one catalog shard and label its sample with the teacher.
+
+One step, four tables of the shard (a `@multi_asset`, see `defs/tables.py` for why):
+`raw_attributes`, `catalog_products`, `quarantine` and `shard_ingests`; later steps depend
+on the table they read.
+"""
 
 
 from collections.abc import Callable
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, Config, MaterializeResult, MetadataValue, multi_asset
 
-from ..core.catalog import load_catalog, shard_fingerprints
+from ..core.catalog import QUARANTINE_SCHEMA, load_catalog, shard_fingerprints
 from ..core.evaluation import teacher_agreement
-from ..core.extraction import PIXEL_COLOR, PIXEL_WEIGHT, AttributeExtractor, OfflineExtractor, SampleSpec, select_sample
-from ..core.ingest_state import record_ingest
+from ..core.extraction import (
+    IN_SAMPLE,
+    PIXEL_COLOR,
+    PIXEL_WEIGHT,
+    RAW_ATTRIBUTE_TABLE_SCHEMA,
+    STORED_PRODUCT_SCHEMA,
+    AttributeExtractor,
+    OfflineExtractor,
+    SampleSpec,
+    select_sample,
+)
+from ..core.ingest_state import INGESTS_SCHEMA, INGESTS_TABLE, record_ingest
 from ..core.llm_client import LLMProgress
 from ..core.vlm_extraction import SUGGESTED_KEYS, VLMExtractionConfig, VLMExtractor, describe_domain
 from ..core.warehouse import Warehouse
 from .llm_resources import LLMResource
-from .partitions import shard_partitions
+from .partitions import shard_check, shard_partitions
 from .resources import CatalogResource, DataHomeResource
+from .tables import table_spec, written_table_metadata
+
+CODE_VERSION = "1"  # bump when this step's logic (here or in core/catalog.py, extraction.py, vlm_extraction.py) changes its tables
+GROUP = "extraction"
+TABLES = ("raw_attributes", "catalog_products", "quarantine", INGESTS_TABLE)  # the asset first: its materialization comes first
+
+RAW_ATTRIBUTES_SPECS = [
+    table_spec(
+        "raw_attributes", group=GROUP, code_version=CODE_VERSION, kinds={"openai"}, schema=RAW_ATTRIBUTE_TABLE_SCHEMA,
+        description=(
+            "Key-value attributes of a sample of the shard's products, from the teacher: the VLM (`openai`, "
+            "cached per product, image and prompt version) or its offline stand-in, which reads the products' "
+            "content (types discovered from the shard's titles). Neither reads the catalog's labels unless the "
+            "catalog resource's `teacher_columns` name them."
+        ),
+    ),
+    table_spec(
+        "catalog_products", group=GROUP, code_version=CODE_VERSION, schema=STORED_PRODUCT_SCHEMA,
+        description=(
+            "The shard's validated catalog rows (text cut to the ingest limits), with the teacher's pixel colour, "
+            "whether the product was in the labeled sample, and the catalog's `label_<key>` columns where it has "
+            "labels (ground truth for evaluation only)."
+        ),
+    ),
+    table_spec(
+        "quarantine", group=GROUP, code_version=CODE_VERSION, schema=QUARANTINE_SCHEMA,
+        description=(
+            "Rows that were refused, each with its stage and reason: catalog rows that failed validation and "
+            "sampled products the extractor could not label (written with the shard); products whose image "
+            "failed the publish checks (stage `publish`, written by `landing_pages`)."
+        ),
+    ),
+    table_spec(
+        INGESTS_TABLE, group=GROUP, code_version=CODE_VERSION, schema=INGESTS_SCHEMA,
+        description="The content fingerprint of each shard when it was last ingested; `catalog_refresh_sensor` compares the catalog with it.",
+    ),
+]
 
 
 class ExtractionConfig(Config):
@@ -33,22 +85,19 @@ class ExtractionConfig(Config):
     max_quarantine_share: float = 0.05  # check: share of the shard's rows quarantined
 
 
-@asset(
+@multi_asset(
+    name="raw_attributes",
+    specs=RAW_ATTRIBUTES_SPECS,
     partitions_def=shard_partitions,
-    group_name="extraction",
     check_specs=[
-        AssetCheckSpec("attribute_coverage", asset="raw_attributes", description="Share of sampled products with attributes ≥ min_coverage."),
-        AssetCheckSpec("quarantine_share", asset="raw_attributes", description="Share of catalog rows quarantined ≤ max_quarantine_share."),
-        AssetCheckSpec("sample_accounted_for", asset="raw_attributes", description="Every sampled product has attributes or a quarantine reason: nothing lost."),
+        shard_check("attribute_coverage", "raw_attributes", "Share of sampled products with attributes ≥ min_coverage."),
+        shard_check("quarantine_share", "raw_attributes", "Share of catalog rows quarantined ≤ max_quarantine_share."),
+        shard_check("sample_accounted_for", "raw_attributes", "Every sampled product has attributes or a quarantine reason: nothing lost."),
     ],
 )
-def raw_attributes(context: AssetExecutionContext, config: ExtractionConfig, catalog: CatalogResource, data_home: DataHomeResource, llm: LLMResource) -> MaterializeResult:
-    """Key-value attributes of a sample of the shard's products, from the teacher: the
-    VLM (`openai`, cached per product, image and prompt version) or its offline stand-in,
-    which reads the products' content (types discovered from the shard's titles). Neither
-    reads the catalog's labels unless the catalog resource's `teacher_columns` name them.
-    Also stores the shard's validated products (`catalog_products`) and rejected rows with
-    reasons (`quarantine`, including sampled products the extractor could not label)."""
+def raw_attributes(context: AssetExecutionContext, config: ExtractionConfig, catalog: CatalogResource, data_home: DataHomeResource, llm: LLMResource):
+    """Validate the shard's rows (bad ones to `quarantine` with a reason), label its sample
+    with the teacher, and store products, attributes and the shard's ingest fingerprint."""
     shard = context.partition_key
     warehouse = data_home.warehouse
     fingerprint = shard_fingerprints(catalog.table()).get(shard)  # before loading: a later edit is then seen as a change
@@ -91,8 +140,11 @@ def raw_attributes(context: AssetExecutionContext, config: ExtractionConfig, cat
     lost = sorted(set(sample.get_column("product_id").to_list()) - accounted)
     total_rows = products.height + loaded.quarantine.height
     quarantine_share = loaded.quarantine.height / total_rows if total_rows else 0.0
-    return MaterializeResult(
+    tables = written_table_metadata(warehouse, TABLES, shard)
+    yield MaterializeResult(
+        asset_key="raw_attributes",
         metadata={
+            **tables["raw_attributes"],
             "shard": shard,
             "extractor": extractor.name,
             "prompt_version": extractor.prompt_version,
@@ -134,10 +186,12 @@ def raw_attributes(context: AssetExecutionContext, config: ExtractionConfig, cat
             ),
         ],
     )
+    for table in TABLES[1:]:
+        yield MaterializeResult(asset_key=table, metadata={**tables[table], "shard": shard})
 
 
 def sample_flag(products: pl.DataFrame, sample: pl.DataFrame) -> pl.Expr:
-    return pl.col("product_id").is_in(sample.get_column("product_id").implode()).alias("in_sample")
+    return pl.col("product_id").is_in(sample.get_column("product_id").implode()).alias(IN_SAMPLE)
 
 
 def choose_extractor(

@@ -7,18 +7,34 @@
   succeeds, `rescore_after_training` starts `shard_refresh` for every shard (the full refresh).
 * `shard_ingest`, `shard_scoring`, `publish_pages`: the single steps, for `make run` and
   for operators who want one stage only.
+
+Jobs select steps, not single tables: a step writes all of its tables at once (one
+`@multi_asset` each, `defs/tables.py`), so selecting a step selects every table it writes.
 """
 
-from dagster import AssetSelection, define_asset_job
+from dagster import AssetSelection, AssetsDefinition, define_asset_job
+
+from .collection_assets import collection_queries
+from .extraction_assets import raw_attributes
+from .model_assets import clip_model
+from .page_assets import landing_pages
+from .scoring_assets import product_attribute_scores
+from .vocabulary_assets import curated_vocabulary
+
+
+def steps(*assets_defs: AssetsDefinition) -> AssetSelection:
+    """Every table the given steps write."""
+    return AssetSelection.assets(*assets_defs)
+
 
 shard_refresh_job = define_asset_job(
     "shard_refresh",
-    selection=AssetSelection.assets("raw_attributes", "product_attribute_scores"),
+    selection=steps(raw_attributes, product_attribute_scores),
     description="Refresh one shard with the current model: ingest and score it (pages follow once per batch of shard refreshes).",
 )
-shard_ingest_job = define_asset_job("shard_ingest", selection=AssetSelection.assets("raw_attributes"), description="Validate a shard and extract attributes of its sample.")
-train_model_job = define_asset_job("train_model", selection=AssetSelection.assets("curated_vocabulary", "clip_model"), description="Curate the vocabulary and train the dual encoder on all shards.")
-shard_scoring_job = define_asset_job("shard_scoring", selection=AssetSelection.assets("product_attribute_scores"), description="Score every product of a shard.")
-publish_pages_job = define_asset_job("publish_pages", selection=AssetSelection.assets("collection_queries", "landing_pages"), description="Mine collections, match pages on Spark, render the site.")
+shard_ingest_job = define_asset_job("shard_ingest", selection=steps(raw_attributes), description="Validate a shard and extract attributes of its sample.")
+train_model_job = define_asset_job("train_model", selection=steps(curated_vocabulary, clip_model), description="Curate the vocabulary and train the dual encoder on all shards.")
+shard_scoring_job = define_asset_job("shard_scoring", selection=steps(product_attribute_scores), description="Score every product of a shard.")
+publish_pages_job = define_asset_job("publish_pages", selection=steps(collection_queries, landing_pages), description="Mine collections, match pages on Spark, render the site.")
 
 ALL_JOBS = [shard_refresh_job, shard_ingest_job, train_model_job, shard_scoring_job, publish_pages_job]

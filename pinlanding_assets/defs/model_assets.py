@@ -1,16 +1,22 @@
-"""`clip_model`: the dual encoder, trained on the labeled sample of all shards."""
+"""`clip_model`: the dual encoder, trained on the labeled sample of all shards.
+
+The asset is the model registry table `clip_model` (one row per trained version, promoted or
+rejected, with the path of its checkpoint under the data home's `models/`). It reads
+`catalog_products`, `raw_attributes` and `curated_vocabulary`."""
 
 
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue, multi_asset
 
 from ..core.clip_model import ModelSpec
 from ..core.gates import GateConfig, GateResult, model_gates
 from ..core.model_fitting import ENCODER_ONLY, PUBLISHED, AssignmentConfig, FittedModel, fit_dual_encoder, has_labels_for, heldout_candidates, training_inputs
-from ..core.model_registry import ModelRegistry
+from ..core.model_registry import REGISTRY_SCHEMA, REGISTRY_TABLE, ModelRegistry
 from ..core.plots import confusion_png, markdown_image, precision_recall_png
 from ..core.training import TrainingConfig
 from .resources import CatalogResource, DataHomeResource
-from .vocabulary_assets import curated_vocabulary
+from .tables import table_spec, written_table_metadata
+
+CODE_VERSION = "1"  # bump when this step's logic (here or in core/clip_model.py, training.py, model_fitting.py, gates.py) changes the model
 
 
 class ModelConfig(Config):
@@ -39,10 +45,20 @@ class ModelConfig(Config):
     min_checked: int = GateConfig.min_checked  # fewer held-out products or assignments: the check warns instead of judging
 
 
-@asset(
-    deps=[curated_vocabulary],
-    group_name="model",
+@multi_asset(
+    name="clip_model",
     pool="training",  # one training at a time (dagster.yaml)
+    specs=[
+        table_spec(
+            REGISTRY_TABLE, group="model", code_version=CODE_VERSION, kinds={"pytorch"}, schema=REGISTRY_SCHEMA,
+            deps=["catalog_products", "raw_attributes", "curated_vocabulary"],
+            description=(
+                "The dual encoder's registry: one row per trained version with its checkpoint (open_clip local-dir "
+                "layout under the data home), evaluation and status; only a version that passed its blocking checks "
+                "is promoted and scored with, a rejected one says why."
+            ),
+        )
+    ],
     check_specs=[
         AssetCheckSpec("model_beats_prior", asset="clip_model", blocking=True, description="Held-out R@1 of the encoder alone ≥ min_recall_at_1 and ≥ the frequency prior's + min_lift_over_prior; a bad model must not make pages."),
         AssetCheckSpec("heldout_key_accuracy", asset="clip_model", blocking=True, description="Held-out top-1 accuracy of every gated key (product type, color) ≥ min_key_top1."),
@@ -96,7 +112,9 @@ def clip_model(context: AssetExecutionContext, config: ModelConfig, data_home: D
         for truth, methods in fitted.evaluations.items()
     }
     return MaterializeResult(
+        asset_key=REGISTRY_TABLE,
         metadata={
+            **written_table_metadata(warehouse, [REGISTRY_TABLE])[REGISTRY_TABLE],
             "version": fitted.saved.version,
             "status": registered.status,
             "checkpoint": MetadataValue.path(str(registered.path)),

@@ -13,6 +13,12 @@ inputs from shared storage (`spark_input_dir`), each run uses a folder of its ow
 afterwards). Only images that pass the checks of
 `core/site.py` are published; a product whose image fails is quarantined (stage `publish`)
 and left off its pages, in the tables, the export and the site alike.
+
+One step, four tables (a `@multi_asset`, see `defs/tables.py`): `landing_pages` (read from
+`product_attribute_scores`, `collection_queries` and `catalog_products`), `published_pages`,
+`retired_slugs` and `page_refresh_log`. The step reads back its previous `published_pages`
+and `retired_slugs` to diff against (not drawn: no self-dependencies), and replaces the
+`quarantine` rows of stage `publish` (that table belongs to `raw_attributes`).
 """
 
 
@@ -21,18 +27,48 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue, multi_asset
 from dagster_pyspark import LazyPySparkResource
 
 from ..core.collections import collection_attribute_rows
 from ..core.evaluation import catalog_label_attributes, collection_precision_at_k, comparable_values, expand_to_vocabulary
 from ..core.file_lock import exclusive_lock
-from ..core.matching import MATCHING_ENGINES, MatchingConfig, join_uri, match_pages_duckdb, match_pages_spark, remove_staged_inputs, withhold_products
-from ..core.page_refresh import PUBLISHED_SCHEMA, diff_pages, published_pages, update_retired
+from ..core.matching import MATCHING_ENGINES, PAGE_SCHEMA, MatchingConfig, join_uri, match_pages_duckdb, match_pages_spark, remove_staged_inputs, withhold_products
+from ..core.page_refresh import CHANGE_SCHEMA, PUBLISHED_SCHEMA, RETIRED_SCHEMA, diff_pages, published_pages, update_retired
 from ..core.site import SiteBuild, SiteConfig
 from .automation import PUBLISH_AFTER_SHARD_UPDATES
-from .collection_assets import collection_queries
 from .resources import CatalogResource, DataHomeResource
+from .tables import table_spec, written_table_metadata
+
+CODE_VERSION = "1"  # bump when this step's logic (here or in core/matching.py, page_refresh.py, site.py) changes its tables or the site
+GROUP = "pages"
+TABLES = ("landing_pages", "published_pages", "retired_slugs", "page_refresh_log")  # the asset first: its materialization comes first
+# Every table of the step waits for the same thing: one publish per batch of shard updates.
+LANDING_PAGES_SPECS = [
+    spec.replace_attributes(automation_condition=PUBLISH_AFTER_SHARD_UPDATES) for spec in [
+    table_spec(
+        "landing_pages", group=GROUP, code_version=CODE_VERSION, kinds={"spark"}, schema=PAGE_SCHEMA,
+        deps=["product_attribute_scores", "collection_queries", "catalog_products"],
+        description=(
+            "Products matched to collections on Spark: one row per (page, product) with relevance and rank; also "
+            "written as a Parquet export and rendered as the static site (`site`, switched atomically). Products "
+            "whose images fail the publish checks are left off and quarantined (stage `publish`)."
+        ),
+    ),
+    table_spec(
+        "published_pages", group=GROUP, code_version=CODE_VERSION, schema=PUBLISHED_SCHEMA, deps=["landing_pages", "collection_queries"],
+        description="One row per page actually published: slug, title, attributes, products in rank order; the next publish diffs against it.",
+    ),
+    table_spec(
+        "retired_slugs", group=GROUP, code_version=CODE_VERSION, schema=RETIRED_SCHEMA, deps=["published_pages"],
+        description="Slugs of pages that were removed, kept for good with a redirect target (a live slug, or the index).",
+    ),
+    table_spec(
+        "page_refresh_log", group=GROUP, code_version=CODE_VERSION, schema=CHANGE_SCHEMA, deps=["published_pages"],
+        description="One row per page added, removed or changed by each publish (refresh id, titles, products added and removed, reordering).",
+    ),
+    ]
+]
 
 
 class PagesConfig(Config):
@@ -76,10 +112,9 @@ def read_published(warehouse) -> pl.DataFrame:
     return previous if not previous.is_empty() else pl.DataFrame(schema=PUBLISHED_SCHEMA)
 
 
-@asset(
-    deps=[collection_queries],
-    group_name="pages",
-    automation_condition=PUBLISH_AFTER_SHARD_UPDATES,
+@multi_asset(
+    name="landing_pages",
+    specs=LANDING_PAGES_SPECS,
     pool="spark",  # one Spark publish at a time (dagster.yaml)
     check_specs=[
         AssetCheckSpec("page_size_bounds", asset="landing_pages", description="Every page within [min_page_size, max_page_size] products."),
@@ -89,19 +124,20 @@ def read_published(warehouse) -> pl.DataFrame:
 )
 def landing_pages(
     context: AssetExecutionContext, config: PagesConfig, data_home: DataHomeResource, spark: LazyPySparkResource, catalog: CatalogResource
-) -> MaterializeResult:
+):
     def say_waiting() -> None:
         context.log.info("another publish holds %s; waiting for it to finish", data_home.paths.publish_lock)
 
     # Held from the first read to the site switch: two publishes that interleave would diff
     # against each other's half-written state and overwrite each other's files.
     with exclusive_lock(data_home.paths.publish_lock, config.publish_lock_timeout_s, on_wait=say_waiting):
-        return publish(context, config, data_home, spark, catalog.table().root)
+        results = publish(context, config, data_home, spark, catalog.table().root)
+    yield from results
 
 
-def publish(context: AssetExecutionContext, config: PagesConfig, data_home: DataHomeResource, spark: LazyPySparkResource, catalog_root: Path) -> MaterializeResult:
+def publish(context: AssetExecutionContext, config: PagesConfig, data_home: DataHomeResource, spark: LazyPySparkResource, catalog_root: Path) -> list[MaterializeResult]:
     """Match, withhold products whose images fail, store, export, render and switch the site
-    (the caller holds the publish lock)."""
+    (the caller holds the publish lock); the materializations of the step's tables, pages first."""
     warehouse = data_home.warehouse
     paths = data_home.paths
     product_attributes = warehouse.read("SELECT product_id, key, value, probability FROM product_attribute_scores WHERE assigned")
@@ -152,8 +188,11 @@ def publish(context: AssetExecutionContext, config: PagesConfig, data_home: Data
     context.log.info(
         "%d landing pages (%d added, %d removed, %d changed); site at %s", n_pages, summary.added, summary.removed, summary.changed, site.index
     )
-    return MaterializeResult(
+    tables = written_table_metadata(warehouse, TABLES)
+    pages_result = MaterializeResult(
+        asset_key="landing_pages",
         metadata={
+            **tables["landing_pages"],
             "pages": n_pages,
             "page_rows": pages.height,
             "smallest_page": smallest,
@@ -198,3 +237,4 @@ def publish(context: AssetExecutionContext, config: PagesConfig, data_home: Data
             ),
         ],
     )
+    return [pages_result] + [MaterializeResult(asset_key=table, metadata=tables[table]) for table in TABLES[1:]]

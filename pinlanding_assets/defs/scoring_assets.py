@@ -1,4 +1,9 @@
-"""`product_attribute_scores`: every product of a shard x every vocabulary attribute."""
+"""`product_attribute_scores`: every product of a shard x every vocabulary attribute.
+
+One step, two tables of the shard (a `@multi_asset`, see `defs/tables.py`): the scores, and
+`product_embeddings`, the cache of product embeddings per model version that the step also
+reads back (unchanged products are not re-encoded; a self-read is not drawn as a dependency).
+"""
 
 
 import os
@@ -6,18 +11,21 @@ import sys
 from pathlib import Path
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, multi_asset
 from dagster_pyspark import LazyPySparkResource
 
 from ..core.clip_model import load_encoder
 from ..core.gates import catalog_label_domain_of, check_assignments
 from ..core.model_registry import ModelRegistry
-from ..core.scoring import score_products
+from ..core.scoring import EMBEDDING_SCHEMA, SCORE_TABLE_SCHEMA, score_products
 from ..core.spark_scoring import spark_embedder
-from .extraction_assets import raw_attributes
-from .model_assets import clip_model, gate_check_result
-from .partitions import shard_partitions
+from .model_assets import gate_check_result
+from .partitions import shard_check, shard_partitions
 from .resources import DataHomeResource
+from .tables import table_spec, written_table_metadata
+
+CODE_VERSION = "1"  # bump when this step's logic (here or in core/scoring.py, spark_scoring.py, gates.py) changes its tables
+COMPUTED_BY = {"pytorch", "spark"}  # the encoder runs in torch, in this process or on Spark (config `engine`)
 
 
 class ScoringConfig(Config):
@@ -28,15 +36,33 @@ class ScoringConfig(Config):
     min_checked: int = 20  # fewer checked assignments: the check warns instead of judging (core/gates.py)
 
 
-@asset(
+@multi_asset(
+    name="product_attribute_scores",
     partitions_def=shard_partitions,
-    deps=[clip_model, raw_attributes],
-    group_name="model",
-    check_specs=[AssetCheckSpec("assignment_precision", asset="product_attribute_scores", blocking=True, description="Precision of assigned attributes on products with catalog labels ≥ min_assignment_precision.")],
+    specs=[
+        table_spec(
+            "product_attribute_scores", group="model", code_version=CODE_VERSION, kinds=COMPUTED_BY, schema=SCORE_TABLE_SCHEMA,
+            deps=["catalog_products", "product_embeddings", "clip_model", "raw_attributes", "curated_vocabulary"],
+            description=(
+                "Raw and calibrated scores of every (product, attribute) of the shard under the current promoted model, "
+                "with the assigned flags; replaced only when the shard's precision check passes (else the last good "
+                "scores stay)."
+            ),
+        ),
+        table_spec(
+            "product_embeddings", group="model", code_version=CODE_VERSION, kinds=COMPUTED_BY, schema=EMBEDDING_SCHEMA,
+            deps=["catalog_products", "clip_model"],
+            description=(
+                "Cache of product embeddings per model version, keyed by product and its image and text hashes; "
+                "scoring a shard adds its products' new embeddings and reuses the rest."
+            ),
+        ),
+    ],
+    check_specs=[shard_check("assignment_precision", "product_attribute_scores", "Precision of assigned attributes on products with catalog labels ≥ min_assignment_precision.", blocking=True)],
 )
-def product_attribute_scores(context: AssetExecutionContext, config: ScoringConfig, data_home: DataHomeResource, spark: LazyPySparkResource) -> MaterializeResult:
-    """Raw and calibrated scores of every (product, attribute) of the shard, with the
-    assigned flags; product embeddings are cached so unchanged products are not re-encoded."""
+def product_attribute_scores(context: AssetExecutionContext, config: ScoringConfig, data_home: DataHomeResource, spark: LazyPySparkResource):
+    """Score the shard's products with the promoted model; product embeddings are cached so
+    unchanged products are not re-encoded."""
     shard = context.partition_key
     warehouse = data_home.warehouse
     model = ModelRegistry(warehouse, data_home.paths.models).current()  # never a rejected candidate
@@ -70,8 +96,16 @@ def product_attribute_scores(context: AssetExecutionContext, config: ScoringConf
         context.log.error("shard %s: scores not published (%s); its last good scores stay", shard, gate.description)
     else:
         warehouse.replace_rows("product_attribute_scores", scores, "shard", [shard])
-    return MaterializeResult(
+    tables = written_table_metadata(warehouse, ["product_attribute_scores", "product_embeddings"], shard)
+    # In the order of the data flow (Dagster requires it): the scores are made from the embeddings.
+    yield MaterializeResult(
+        asset_key="product_embeddings",
+        metadata={**tables["product_embeddings"], "shard": shard, "model_version": version, "encoded": result.encoded, "reused": result.reused},
+    )
+    yield MaterializeResult(
+        asset_key="product_attribute_scores",
         metadata={
+            **tables["product_attribute_scores"],
             "shard": shard,
             "model_version": version,
             "products": products.height,

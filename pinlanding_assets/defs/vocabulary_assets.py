@@ -1,13 +1,14 @@
-"""`curated_vocabulary`: the attribute set every later stage uses."""
+"""`curated_vocabulary`: the attribute set every later stage uses (reads `raw_attributes`)."""
 
 
 import time
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue, multi_asset
 
 from ..core.settings import VOCABULARY_OVERRIDES
 from ..core.vocabulary import (
+    VOCABULARY_SCHEMA,
     CurationConfig,
     LLMJudge,
     RuleJudge,
@@ -17,9 +18,11 @@ from ..core.vocabulary import (
     minilm_encoder,
 )
 from ..core.vocabulary import curate_vocabulary as curate
-from .extraction_assets import raw_attributes
 from .llm_resources import LLMResource
 from .resources import DataHomeResource
+from .tables import table_spec, written_table_metadata
+
+CODE_VERSION = "1"  # bump when this step's logic (here or in core/vocabulary.py) changes the table
 
 
 class VocabularyConfig(Config):
@@ -35,17 +38,24 @@ class VocabularyConfig(Config):
     max_values_per_key: int = 500  # check: more means normalization or the extractor went wrong
 
 
-@asset(
-    deps=[raw_attributes],
-    group_name="curation",
+@multi_asset(
+    name="curated_vocabulary",
+    specs=[
+        table_spec(
+            "curated_vocabulary", group="curation", code_version=CODE_VERSION, kinds={"openai"}, schema=VOCABULARY_SCHEMA, deps=["raw_attributes"],
+            description=(
+                "One row per raw attribute value of all shards: normalized and canonical form, frequency, merged-from, "
+                "kept or dropped, the deciding step and why (the judge may be the LLM)."
+            ),
+        )
+    ],
     check_specs=[
         AssetCheckSpec("every_decision_explained", asset="curated_vocabulary", blocking=True, description="Every dropped or merged value has a reason; every kept value a canonical form."),
         AssetCheckSpec("values_per_key_within_bounds", asset="curated_vocabulary", description="Every key keeps between min_values_per_key and max_values_per_key values."),
     ],
 )
 def curated_vocabulary(context: AssetExecutionContext, config: VocabularyConfig, data_home: DataHomeResource, llm: LLMResource) -> MaterializeResult:
-    """One row per raw attribute value of all shards: normalized and canonical form,
-    frequency, merged-from, kept or dropped, the deciding step and why."""
+    """Normalize, merge, filter and judge the raw values of all shards."""
     warehouse = data_home.warehouse
     raw = warehouse.read_table("raw_attributes")
     if raw.is_empty():
@@ -71,6 +81,7 @@ def curated_vocabulary(context: AssetExecutionContext, config: VocabularyConfig,
     used = vocabulary.filter(pl.col("step") == "override").height
     context.log.info("vocabulary: %d kept attributes from %d raw values (judge: %s)", kept.height, vocabulary.height, judge_choice)
     metadata = {
+        **written_table_metadata(warehouse, ["curated_vocabulary"])["curated_vocabulary"],
         "raw_values": vocabulary.height,
         "kept_attributes": kept.height,
         "dropped_values": vocabulary.filter(pl.col("status") == "dropped").height,
@@ -89,6 +100,7 @@ def curated_vocabulary(context: AssetExecutionContext, config: VocabularyConfig,
     if client is not None:
         metadata |= client.stats.as_metadata("judge/")
     return MaterializeResult(
+        asset_key="curated_vocabulary",
         metadata=metadata,
         check_results=[
             AssetCheckResult(

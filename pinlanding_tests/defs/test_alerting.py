@@ -237,21 +237,22 @@ def test_definitions_with_alert_sensor_load(alerts):
     assert check_failure_alert_sensor.required_resource_keys == {"alerts"}
 
 
-def test_partition_comes_from_the_targeted_materialization(instance, alerts):
-    """In-asset checks of partitioned assets carry no partition themselves (dagster 1.13):
-    the alert takes it from the materialization the check targeted, not only the run tag."""
-    from dagster import DagsterEventType
+def test_partition_is_the_evaluations_own_else_the_runs(instance):
+    """A check with its own partitions_def records the partition it evaluated; one without
+    (tiny_shard's, dagster 1.13) records none, and the alert takes the run's partition tags."""
+    from dagster import AssetCheckEvaluation, AssetKey, DagsterEventType
 
     from pinlanding_assets.defs.alerting import partition_of, run_records
 
-    run = run_shard(instance, "footwear", coverage=0.5)
-    records = run_records(instance, run.run_id, {DagsterEventType.ASSET_CHECK_EVALUATION, DagsterEventType.ASSET_MATERIALIZATION})
-    materialized = {(r.asset_key, r.timestamp): r.partition_key for r in records if r.event_type == DagsterEventType.ASSET_MATERIALIZATION}
-    (evaluation,) = [r.event_log_entry.dagster_event.event_specific_data for r in records if r.event_type == DagsterEventType.ASSET_CHECK_EVALUATION]
-    assert evaluation.partition is None
-    assert partition_of(evaluation, materialized, run_tags={}) == "footwear"
-    assert partition_of(evaluation, {}, run_tags={"dagster/partition": "apparel"}) == "apparel"
-    assert partition_of(evaluation, {}, run_tags={}) is None
+    run = run_shard(instance, "footwear", coverage=0.5).dagster_run
+    (record,) = run_records(instance, run.run_id, {DagsterEventType.ASSET_CHECK_EVALUATION})
+    unpartitioned = record.event_log_entry.dagster_event.event_specific_data
+    assert unpartitioned.partition is None
+    assert partition_of(unpartitioned, run_tags=dict(run.tags)) == "footwear"
+    assert partition_of(unpartitioned, run_tags={"dagster/asset_partition_range_start": "apparel", "dagster/asset_partition_range_end": "footwear"}) == "apparel...footwear"
+    assert partition_of(unpartitioned, run_tags={}) is None
+    own = AssetCheckEvaluation(asset_key=AssetKey("tiny_shard"), check_name="coverage", passed=False, partition="apparel")
+    assert partition_of(own, run_tags={"dagster/partition": "footwear"}) == "apparel"
 
 
 def test_real_raw_attributes_check_failure_is_alerted(instance, alerts, tmp_path):
@@ -269,6 +270,8 @@ def test_real_raw_attributes_check_failure_is_alerted(instance, alerts, tmp_path
     result = materialize([raw_attributes], instance=instance, partition_key="apparel", resources=resources, run_config=run_config)
     outcomes = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert outcomes["attribute_coverage"] is False and outcomes["quarantine_share"] is True
+    # The shard's checks are partitioned like the asset: each evaluation records its shard.
+    assert {e.check_name: e.partition for e in result.get_asset_check_evaluations()} == dict.fromkeys(outcomes, "apparel")
     tick(instance, alerts, None)
     # One alert per failed evaluation of the run (other checks of the asset may fail too).
     assert [(a["check"], a["partition"]) for a in ledger(alerts)] == [(name, "apparel") for name, passed in outcomes.items() if not passed]

@@ -10,7 +10,7 @@ from .test_model_assets import TrainedHome, trained_home  # noqa: F401  (session
 
 def _scoring(home: TrainedHome, shard: str, engine: str = "local"):
     result = home.run("shard_scoring", shard, {"ops": {"product_attribute_scores": {"config": {"engine": engine, "batch_size": 64, "min_assignment_precision": 0.0}}}})
-    meta = next(e for e in result.get_asset_materialization_events()).materialization.metadata
+    meta = next(e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "product_attribute_scores").materialization.metadata
     return {k: v.value for k, v in meta.items()}
 
 

@@ -1,9 +1,11 @@
 """The Dagster UI in a real browser: `dagster dev` on loopback with a temporary DAGSTER_HOME
 and PINLANDING_HOME over the sample catalog, driven by headless Chromium through Playwright.
 
-It opens the global asset graph and finds the six assets, launches a materialization of the
-`apparel` shard of `raw_attributes` from the asset's Materialize dialog, waits for that run,
-and reads the shard's check results on the asset's Checks tab. Screenshots of every stage
+It opens the global asset graph and finds the six assets and the tables their steps write,
+with their kind tags, launches a materialization of the `apparel` shard of `raw_attributes`
+from the asset's Materialize dialog, waits for that run, reads the shard's check results on
+the asset's Checks tab, and the row count and column schema of `catalog_products` (written
+by the same step) on its asset page. Screenshots of every stage
 are saved under pytest's tmp dir (and copied to $PINLANDING_UI_SCREENSHOTS if set); their
 paths are printed.
 
@@ -21,15 +23,32 @@ from pathlib import Path
 import pytest
 
 from pinlanding_assets.core.catalog import list_shards, locate_catalog
-from pinlanding_assets.core.settings import SAMPLE_CATALOG
+from pinlanding_assets.core.settings import SAMPLE_CATALOG, WAREHOUSE_FILE
+from pinlanding_assets.core.warehouse import Warehouse
 
 from .dagster_server import DagsterDevServer, prepare_dagster_home
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SIX_ASSETS = ["raw_attributes", "curated_vocabulary", "clip_model", "product_attribute_scores", "collection_queries", "landing_pages"]
+TABLE_ASSETS = ["catalog_products", "quarantine", "shard_ingests", "product_embeddings", "published_pages", "retired_slugs", "page_refresh_log"]
+# Kind tags as the graph shows them (the UI's display names of the kinds).
+GRAPH_KINDS = {
+    "raw_attributes": ["DuckDB", "OpenAI"],
+    "catalog_products": ["DuckDB"],
+    "clip_model": ["DuckDB", "PyTorch"],
+    "product_attribute_scores": ["DuckDB", "PyTorch", "Spark"],
+    "landing_pages": ["DuckDB", "Spark"],
+    "collection_queries": ["DuckDB", "OpenAI"],
+}
+TABLE_PAGE = "catalog_products"  # materialized by the run below, with the shard's rows
+TABLE_PAGE_COLUMNS = ["product_id", "shard", "title", "image_hash", "pixel_color", "in_sample"]
 SHARD = "apparel"
 RAW_ATTRIBUTES_CHECKS = ["attribute_coverage", "quarantine_share"]
+# The graph draws full nodes (names, kind tags) only above a zoom level; with 13 assets in four
+# groups it fits a 1920x1080 window only below it, so the graph gets a larger window.
+GRAPH_VIEWPORT = {"width": 3200, "height": 1800}
+PAGE_VIEWPORT = {"width": 1920, "height": 1080}
 UI_TIMEOUT_MS = 60_000  # generous: 2 shared cores, the first page load compiles a lot of JS
 RUN_TIMEOUT_S = 300
 
@@ -127,6 +146,11 @@ def expand_all_groups(page: "Page") -> None:
     expect(menu_item).to_be_hidden()
 
 
+def asset_node(page: "Page", name: str):
+    """The asset's node in the graph: its name, its rows and its kind tags."""
+    return page.locator("[class*=assetNodeContainer]").filter(has=page.get_by_text(name, exact=True))
+
+
 def wait_for_run(instance, run_id_prefix: str, timeout: float):
     from dagster import DagsterRunStatus
 
@@ -157,7 +181,7 @@ def test_asset_graph_materialize_a_shard_and_see_its_checks(dagster_ui, tmp_path
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1920, "height": 1080})
+            page = browser.new_page(viewport=GRAPH_VIEWPORT)
             page.set_default_timeout(UI_TIMEOUT_MS)
             try:
                 # 1. The global asset graph has the six assets.
@@ -167,15 +191,25 @@ def test_asset_graph_materialize_a_shard_and_see_its_checks(dagster_ui, tmp_path
                 dismiss_welcome_dialog(page)
                 hide_side_panels(page)  # room for the graph to draw full node names
                 expand_all_groups(page)
-                for name in SIX_ASSETS:
+                for name in SIX_ASSETS + TABLE_ASSETS:
                     expect(page.get_by_text(name, exact=True).first, f"asset {name} in the graph").to_be_visible()
+                for name, kinds in GRAPH_KINDS.items():
+                    for kind in kinds:
+                        expect(asset_node(page, name).get_by_text(kind, exact=True), f"kind {kind} on {name}").to_be_visible()
                 shot(page, tmp_path, "asset-graph", shots)
+                page.set_viewport_size(PAGE_VIEWPORT)
 
                 # 2. Materialize one shard of raw_attributes from its Materialize dialog.
                 page.goto(f"{server.url}/assets/raw_attributes", wait_until="domcontentloaded")
                 page.get_by_role("button", name="Materialize…").click()
+                # The step writes the shard's other tables too, and the UI says so first.
+                additional = page.get_by_role("dialog").filter(has_text="Additional assets will be materialized")
+                for table in ("catalog_products", "quarantine", "shard_ingests"):
+                    expect(additional.get_by_role("link", name=table), f"{table} announced").to_be_visible()
+                shot(page, tmp_path, "additional-assets", shots)
+                additional.get_by_role("button", name="Confirm").click()
                 dialog = page.get_by_role("dialog")
-                expect(dialog.get_by_text("Launch runs to materialize raw_attributes")).to_be_visible()
+                expect(dialog.get_by_text(re.compile(r"^Launch runs to materialize"))).to_be_visible()
                 dialog.get_by_text("Select a partition or create one").click()
                 page.get_by_placeholder("Filter partitions").fill(SHARD)
                 page.get_by_title(SHARD, exact=True).last.click()
@@ -212,9 +246,20 @@ def test_asset_graph_materialize_a_shard_and_see_its_checks(dagster_ui, tmp_path
                     details = page.get_by_text("Latest execution", exact=True).locator("xpath=ancestor::*[.//*[text()='Metadata']][1]")
                     expect(page.get_by_text(check, exact=True).first).to_be_visible()
                     expect(details.get_by_text(status, exact=True)).to_be_visible()
+                    expect(details.get_by_text(SHARD, exact=True), "the evaluation's own partition").to_be_visible()
                     for key in ("value", "threshold"):  # the measured value and its bar
                         expect(details.get_by_text(key, exact=True).first).to_be_visible()
                     shot(page, tmp_path, f"check-{check}", shots)
+
+                # 5. A table the same step wrote: its row count (the table's, in DuckDB) and columns.
+                rows = Warehouse(tmp_path / "pinlanding_home" / WAREHOUSE_FILE).row_counts([TABLE_PAGE])[TABLE_PAGE]
+                assert rows > 0
+                page.goto(f"{server.url}/assets/{TABLE_PAGE}", wait_until="domcontentloaded")
+                row_count = page.get_by_text("Row count", exact=True).locator("xpath=..")
+                expect(row_count).to_contain_text(f"{rows:,}")
+                for column in TABLE_PAGE_COLUMNS:
+                    expect(page.get_by_text(column, exact=True).first, f"column {column}").to_be_visible()
+                shot(page, tmp_path, f"table-{TABLE_PAGE}", shots)
             except Exception:
                 shot(page, tmp_path, "failure", shots)
                 raise
