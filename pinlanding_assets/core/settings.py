@@ -58,6 +58,11 @@ class DataHome:
         return self.root / "publish.lock"
 
     @property
+    def spark_inputs(self) -> Path:
+        """Where a local Spark session's inputs are staged as Parquet (a folder per run)."""
+        return self.root / "spark-input"
+
+    @property
     def exports(self) -> Path:
         return self.root / "exports"
 

@@ -33,7 +33,7 @@ from dagster_pyspark import LazyPySparkResource
 from ..core.collections import collection_attribute_rows
 from ..core.evaluation import catalog_label_attributes, collection_precision_at_k, comparable_values, expand_to_vocabulary
 from ..core.file_lock import exclusive_lock
-from ..core.matching import MATCHING_ENGINES, PAGE_SCHEMA, MatchingConfig, join_uri, match_pages_duckdb, match_pages_spark, remove_staged_inputs, withhold_products
+from ..core.matching import MATCHING_ENGINES, PAGE_SCHEMA, MatchingConfig, join_uri, match_pages_duckdb, match_pages_spark, remove_staged_inputs, spark_input_location, withhold_products
 from ..core.page_refresh import CHANGE_SCHEMA, PUBLISHED_SCHEMA, RETIRED_SCHEMA, diff_pages, published_pages, update_retired
 from ..core.site import SiteBuild, SiteConfig
 from .automation import PUBLISH_AFTER_SHARD_UPDATES
@@ -79,14 +79,14 @@ class PagesConfig(Config):
     min_precision_at_10: float = 0.8  # check, against catalog labels where there are some
     base_url: str = "https://example.com/pinlanding"
     engine: str = "spark"  # "spark": the spark resource (local, cluster or Spark Connect); "duckdb": embedded, no Java; identical pages
-    spark_input_dir: str | None = None  # a path or URI every executor can read (s3a://..., a shared mount): inputs go there as Parquet, in a subfolder per run; unset: sent as Arrow data through the session
+    spark_input_dir: str | None = None  # a path or URI every executor can read (s3a://..., a shared mount): inputs go there as Parquet, in a subfolder per run; unset: <home>/spark-input for a local master, else Arrow data through the session
     max_image_bytes: int = SiteConfig.max_image_bytes  # a larger image is refused (quarantined), not published
     keep_site_builds: int = SiteConfig.keep_builds  # site versions kept under <home>/site-builds, the live one included
     publish_lock_timeout_s: float = 1800.0  # how long a publish waits for another one to finish before failing
 
 
 def match_pages(
-    context: AssetExecutionContext, config: PagesConfig, spark: LazyPySparkResource, product_attributes: pl.DataFrame, collection_attrs: pl.DataFrame, matching: MatchingConfig
+    context: AssetExecutionContext, config: PagesConfig, spark: LazyPySparkResource, product_attributes: pl.DataFrame, collection_attrs: pl.DataFrame, matching: MatchingConfig, local_inputs: Path
 ) -> pl.DataFrame:
     """The pages on the configured engine. DuckDB never touches the spark resource, so no JVM
     starts (and none is needed)."""
@@ -97,10 +97,11 @@ def match_pages(
     if config.engine == "duckdb":
         return match_pages_duckdb(product_attributes, collection_attrs, matching)
     session = spark.spark_session
-    if not config.spark_input_dir:
+    location = spark_input_location(config.spark_input_dir, spark.spark_config.get("spark.master"), local_inputs)
+    if location is None:
         return match_pages_spark(session, product_attributes, collection_attrs, matching)
     # A URI, never a Path: Path("s3a://bucket/in") is "s3a:/bucket/in".
-    run_input = join_uri(config.spark_input_dir, context.run_id)
+    run_input = join_uri(location, context.run_id)
     try:
         return match_pages_spark(session, product_attributes, collection_attrs, matching, input_uri=run_input)
     finally:
@@ -144,7 +145,7 @@ def publish(context: AssetExecutionContext, config: PagesConfig, data_home: Data
     collections = warehouse.read_table("collection_queries")
     collection_attrs = collection_attribute_rows(collections)
     matching = MatchingConfig(config.min_relevance, config.min_page_size, config.max_page_size)
-    pages = match_pages(context, config, spark, product_attributes, collection_attrs, matching)
+    pages = match_pages(context, config, spark, product_attributes, collection_attrs, matching, data_home.paths.spark_inputs)
 
     products = warehouse.read_table("catalog_products")
     site_config = SiteConfig(base_url=config.base_url, max_image_bytes=config.max_image_bytes, keep_builds=config.keep_site_builds)

@@ -60,3 +60,12 @@ def test_an_input_uri_this_process_cannot_write_says_what_to_do(spark) -> None:
 def test_empty_collections_give_no_pages_on_spark(spark) -> None:
     product_attributes, collection_attributes = synthetic_inputs(100, 5, seed=4)
     assert match_pages_spark(spark, product_attributes, collection_attributes.head(0), MatchingConfig()).is_empty()
+
+
+def test_spark_inputs_go_where_the_engine_reads_them_fastest(tmp_path) -> None:
+    from pinlanding_assets.core.matching import spark_input_location
+
+    assert spark_input_location("s3a://bucket/in", "local[*]", tmp_path) == "s3a://bucket/in"  # configured shared storage wins
+    assert spark_input_location(None, "local[2]", tmp_path) == str(tmp_path)  # local: Parquet on this disk (3x faster than Arrow)
+    assert spark_input_location(None, "spark://host:7077", tmp_path) is None  # a cluster without shared storage: Arrow
+    assert spark_input_location(None, None, tmp_path) is None  # Spark Connect: no master here
