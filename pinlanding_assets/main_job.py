@@ -85,9 +85,12 @@ def _why_not(result) -> tuple[str, str]:
 
 
 def job_code_versions(defs: Definitions, job_name: str) -> dict[str, str | None]:
-    """asset key -> code_version of every asset the job materializes."""
-    layer = defs.resolve_job_def(job_name).asset_layer
-    return {key.to_user_string(): layer.asset_graph.get(key).code_version for key in sorted(layer.selected_asset_keys)}
+    """asset name -> code_version (`definitions.asset_code_versions`) of every asset the job
+    materializes."""
+    from .definitions import asset_code_versions
+
+    selected = {key.to_user_string() for key in defs.resolve_job_def(job_name).asset_layer.selected_asset_keys}
+    return {name: version for name, version in sorted(asset_code_versions(defs).items()) if name in selected}
 
 
 def run_graph(
