@@ -24,10 +24,10 @@ from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_cont
 from pinlanding_assets.core.model_registry import ModelRegistry
 from pinlanding_assets.core.warehouse import Warehouse
 from pinlanding_assets.definitions import build_definitions
-from pinlanding_assets.defs.llm_resources import LLMResource
-from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource, spark_resource
 from pinlanding_assets.defs.sensors import catalog_refresh_sensor
 from pinlanding_assets.main_job import EXIT_BLOCKED, exit_status, run_graph, summary
+
+from pinlanding_tests.offline_resources import offline_resources
 
 # Model gates opened (the corrupted labels would drag the held-out figures of every model
 # down); the scoring gate keeps its default threshold: it is what this module tests.
@@ -49,12 +49,7 @@ class Home:
             pl.when(footwear).then(pl.lit("Dresses")).otherwise(pl.col("label_product_type")).alias("label_product_type"),
         ).write_csv(table)
         self.home = root / "home"
-        self.resources = {
-            "data_home": DataHomeResource(home=str(self.home)),
-            "catalog": CatalogResource(location=str(self.catalog)),
-            "spark": spark_resource(home=str(self.home)),
-            "llm": LLMResource(extractor="offline"),
-        }
+        self.resources = offline_resources(self.home, self.catalog)
         self.defs = build_definitions(self.resources)
         self.instance = DagsterInstance.ephemeral()
         self.warehouse = Warehouse(self.home / "warehouse.duckdb")

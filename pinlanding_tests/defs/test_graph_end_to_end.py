@@ -8,9 +8,9 @@ from dagster import DagsterInstance
 
 from pinlanding_assets.core.warehouse import Warehouse
 from pinlanding_assets.definitions import build_definitions
-from pinlanding_assets.defs.llm_resources import LLMResource
-from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource, spark_resource
 from pinlanding_assets.main_job import run_graph
+
+from pinlanding_tests.offline_resources import offline_resources
 
 FAST_RUN_CONFIG = {
     "shard_ingest": {"ops": {"raw_attributes": {"config": {"sample_share": 0.5, "sample_min": 40}}}},
@@ -25,14 +25,7 @@ FAST_RUN_CONFIG = {
 @pytest.fixture(scope="module")
 def graph_run(real_slice: Path, tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
-    defs = build_definitions(
-        {
-            "data_home": DataHomeResource(home=str(home)),
-            "catalog": CatalogResource(location=str(real_slice)),
-            "spark": spark_resource(home=str(home)),
-            "llm": LLMResource(extractor="offline"),  # no endpoint in tests
-        }
-    )
+    defs = build_definitions(offline_resources(home, real_slice))
     with DagsterInstance.ephemeral() as instance:
         stages = run_graph(defs, instance, run_config=FAST_RUN_CONFIG)
         yield defs, instance, Warehouse(home / "warehouse.duckdb"), home, stages

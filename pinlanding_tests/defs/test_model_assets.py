@@ -10,9 +10,9 @@ from dagster import DagsterInstance
 
 from pinlanding_assets.core.warehouse import Warehouse
 from pinlanding_assets.definitions import build_definitions
-from pinlanding_assets.defs.llm_resources import LLMResource
-from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource, spark_resource
 from pinlanding_assets.main_job import shipped_instance_settings
+
+from pinlanding_tests.offline_resources import offline_resources
 
 # Short training: the mechanics, not the accuracy (the benchmark measures that).
 FAST_MODEL_CONFIG = {"epochs": 2, "min_steps": 8, "batch_size": 64, "eval_max_products": 120, "baseline_max_products": 60, "min_recall_at_1": 0.0, "min_lift_over_prior": -1.0, "min_key_top1": 0.0, "min_key_precision": 0.0}
@@ -25,12 +25,7 @@ class TrainedHome:
         self.catalog = root / "catalog"
         shutil.copytree(Path(__file__).resolve().parents[2] / "data" / "sample_catalog", self.catalog)
         self.home = root / "home"
-        self.resources = {
-            "data_home": DataHomeResource(home=str(self.home)),
-            "catalog": CatalogResource(location=str(self.catalog)),
-            "spark": spark_resource(home=str(self.home)),
-            "llm": LLMResource(extractor="offline"),
-        }
+        self.resources = offline_resources(self.home, self.catalog)
         self.defs = build_definitions(self.resources)
         self.instance = DagsterInstance.ephemeral(settings=shipped_instance_settings())  # python_logs as shipped
         self.instance.add_dynamic_partitions("catalog_shard", ["apparel", "accessories", "footwear"])
