@@ -31,12 +31,12 @@ from PIL import Image
 
 from .catalog import PRODUCT_SCHEMA, TeacherInputs
 from .lexicon import PIXEL_COLORS, attribute_index
-from .text_rules import PRODUCT_TYPE_KEY, PhraseIndex
+from .text_rules import PRODUCT_TYPE_KEY, BrandPrefixes, PhraseIndex
 from .type_discovery import DiscoveredType, DiscoveryConfig, discover_product_types
 
 ATTRIBUTE_SCHEMA = {"product_id": pl.String, "key": pl.String, "value": pl.String, "source": pl.String, "prompt_version": pl.String}
 QUARANTINE_COLUMNS = {"product_id": pl.String, "reason": pl.String, "detail": pl.String}
-OFFLINE_VERSION = "offline-v3"  # stored like a prompt version: which rules produced a row
+OFFLINE_VERSION = "offline-v4"  # stored like a prompt version: which rules produced a row
 
 
 @dataclass(frozen=True)
@@ -137,11 +137,12 @@ class PixelColors:
         self.enabled = len(colors) >= min_reference
 
     @classmethod
-    def from_titles(cls, products: pl.DataFrame, index: PhraseIndex, max_reference: int = 4000, seed: int = 0) -> "PixelColors":
-        """Reference products: up to `max_reference` of `products` whose title names a colour."""
+    def from_titles(cls, products: pl.DataFrame, index: PhraseIndex, brands: BrandPrefixes = BrandPrefixes(), max_reference: int = 4000, seed: int = 0) -> "PixelColors":
+        """Reference products: up to `max_reference` of `products` whose title names a colour
+        (outside a brand's name)."""
         named = [
             (path, color) for path, title in products.select("image_path", "title").iter_rows()
-            if (color := index.find(title, keys=["color"]).get("color")) is not None
+            if (color := index.find(title, keys=["color"], brands=brands).get("color")) is not None
         ]
         rng = np.random.default_rng(seed)
         chosen = [named[i] for i in sorted(rng.permutation(len(named))[:max_reference])]
@@ -206,23 +207,24 @@ STORED_PRODUCT_SCHEMA = PRODUCT_SCHEMA | {PIXEL_COLOR: pl.String, PIXEL_WEIGHT: 
 RAW_ATTRIBUTE_TABLE_SCHEMA = ATTRIBUTE_SCHEMA | {"shard": pl.String, "extractor": pl.String}
 
 
-def text_attributes(index: PhraseIndex, product: dict) -> dict[str, tuple[str, str]]:
+def text_attributes(index: PhraseIndex, product: dict, brands: BrandPrefixes = BrandPrefixes()) -> dict[str, tuple[str, str]]:
     """key -> (value, source) from the product's text: the title first (head-noun rule for
-    the type), then the merchant's category, then the description (prose: first mention)."""
+    the type; mentions inside a brand's name skipped), then the merchant's category, then the
+    description (prose: first mention)."""
     found: dict[str, tuple[str, str]] = {}
     for source, text, prose in (("title", product.get("title"), False), ("category", product.get("category"), False), ("description", product.get("description"), True)):
         if not text:
             continue
-        for key, value in index.find(text, prose=prose).items():
+        for key, value in index.find(text, prose=prose, brands=brands if source == "title" else None).items():
             found.setdefault(key, (value, source))
     return found
 
 
-def teacher_reading(index: PhraseIndex, product: dict) -> dict[str, tuple[str, str]]:
+def teacher_reading(index: PhraseIndex, product: dict, brands: BrandPrefixes = BrandPrefixes()) -> dict[str, tuple[str, str]]:
     """What the offline teacher reads on a product: its text (`text_attributes`), and the
     colour of its pixels (`PIXEL_COLOR`) when the text names none, spelled as the index
     spells it. (Scoring-time evidence reads the text part only: see `scoring`.)"""
-    found = text_attributes(index, product)
+    found = text_attributes(index, product, brands)
     if "color" not in found and product.get(PIXEL_COLOR):
         value = index.find(product[PIXEL_COLOR], keys=["color"]).get("color")
         if value is not None:
@@ -235,8 +237,9 @@ class OfflineExtractor:
 
     `product_types`: the shard's discovered types (`type_discovery.discover_product_types`
     over all of the shard's titles); `pixel_colors`: how it names a colour the text does not
-    (default: the fixed palette). `inputs` says which catalog columns it may read.
-    `for_shard` builds both from the shard's products."""
+    (default: the fixed palette); `brands`: title prefixes that name a brand, not the
+    product. `inputs` says which catalog columns it may read. `for_shard` learns all three
+    from the shard's products."""
 
     name = "offline"
     prompt_version = OFFLINE_VERSION
@@ -248,6 +251,7 @@ class OfflineExtractor:
         pixel_colors: PixelColors | None = None,
         colour_named_share: dict[str | None, float] | None = None,
         min_colour_named_share: float = 0.3,
+        brands: BrandPrefixes = BrandPrefixes(),
     ):
         self.product_types = list(product_types)
         self.inputs = inputs
@@ -255,14 +259,18 @@ class OfflineExtractor:
         self.pixel_colors = pixel_colors or PixelColors(np.zeros((0, 216), dtype=np.float32), [])
         self.colour_named_share = colour_named_share or {}
         self.min_colour_named_share = min_colour_named_share
+        self.brands = brands
 
     @classmethod
     def for_shard(cls, products: pl.DataFrame, inputs: TeacherInputs = TeacherInputs(), discovery: DiscoveryConfig = DiscoveryConfig()) -> "OfflineExtractor":
-        """The teacher of one shard: product types discovered from all of its titles, a
-        pixel-colour namer calibrated on its products whose titles name a colour, and, per
-        product type, how often its products' text names a colour at all."""
-        types = discover_product_types(products.get_column("title").to_list(), discovery)
-        teacher = cls(types, inputs, PixelColors.from_titles(products, attribute_index()))
+        """The teacher of one shard: product types discovered from all of its titles, the
+        brand prefixes of its titles, a pixel-colour namer calibrated on its products whose
+        titles name a colour, and, per product type, how often its products' text names a
+        colour at all."""
+        titles = products.get_column("title").to_list()
+        types = discover_product_types(titles, discovery)
+        brands = BrandPrefixes.learn(titles, content_index(types))
+        teacher = cls(types, inputs, PixelColors.from_titles(products, attribute_index(), brands), brands=brands)
         teacher.colour_named_share = teacher.colour_naming(products)
         return teacher
 
@@ -272,7 +280,7 @@ class OfflineExtractor:
         bottle is no shopping intent, and no title says it) gets no colour from its pixels."""
         counts: dict[str | None, list[int]] = {}
         for product in self.inputs.view(products.drop(PIXEL_COLOR, strict=False)).iter_rows(named=True):
-            found = text_attributes(self.index, product)
+            found = text_attributes(self.index, product, self.brands)
             kind = found.get(PRODUCT_TYPE_KEY, (None,))[0]
             for group in {kind, None}:
                 named, total = counts.setdefault(group, [0, 0])
@@ -293,7 +301,7 @@ class OfflineExtractor:
         colors = []
         for product in self.inputs.view(products.drop(PIXEL_COLOR, strict=False)).iter_rows(named=True):
             color = None
-            found = text_attributes(self.index, product)
+            found = text_attributes(self.index, product, self.brands)
             if "color" not in found and self.colour_applies(found.get(PRODUCT_TYPE_KEY, (None,))[0]):
                 try:
                     color = self.pixel_colors.name(product["image_path"])
@@ -329,6 +337,7 @@ class OfflineExtractor:
                 "extractor": self.name, "prompt_version": OFFLINE_VERSION, "calls_made": 0, "cache_hits": 0, "estimated_cost_usd": 0.0,
                 "teacher_reads": self.inputs.describe(), "discovered_product_types": len(self.product_types),
                 "pixel_colour_references": len(self.pixel_colors.colors) if self.pixel_colors.enabled else 0,
+                "brand_prefixes": sorted(f"{key}: {' '.join(prefix)}" for key, prefix in self.brands.hidden),
                 "types_without_pixel_colour": sorted(str(t) for t in self.colour_named_share if t is not None and not self.colour_applies(t)),
             }
             | {f"rows_from_{source}": n for source, n in by_source.iter_rows()},
@@ -339,7 +348,7 @@ class OfflineExtractor:
         for column, key in self.inputs.trusted_attributes():
             if product.get(column):
                 found[key] = (str(product[column]).strip().lower(), f"column:{column}")
-        for key, hit in teacher_reading(self.index, product).items():
+        for key, hit in teacher_reading(self.index, product, self.brands).items():
             found.setdefault(key, hit)
         return [
             {"product_id": product["product_id"], "key": key, "value": value, "source": source, "prompt_version": OFFLINE_VERSION}

@@ -38,7 +38,7 @@ from .clip_model import DualEncoder, embed_attributes, embed_products
 from .evaluation import top1_accuracy_per_key
 from .extraction import PIXEL_COLOR, PIXEL_WEIGHT, text_attributes
 from .lexicon import ATTRIBUTE_PHRASES
-from .text_rules import PhraseIndex
+from .text_rules import BrandPrefixes, PhraseIndex
 from .training import ABSENT, AttributeSpace, mean_top1_accuracy
 
 PRIOR_WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -90,13 +90,15 @@ class ProductEvidence:
 
 
 def product_evidence(texts: Sequence[dict], index: PhraseIndex, attributes: pl.DataFrame) -> ProductEvidence:
-    """The evidence of each product's text (one value per key, by the teacher's reading rule)
-    and pixel colour; ABSENT pseudo-values are never named."""
+    """The evidence of each product's text (one value per key, by the teacher's reading rule,
+    brand prefixes learned from these titles as the teacher learns them from a shard's) and
+    pixel colour; ABSENT pseudo-values are never named."""
     column_of = {(k, v): i for i, (k, v) in enumerate(attributes.select("key", "value").iter_rows()) if v != ABSENT}
     text = np.zeros((len(texts), attributes.height), dtype=np.float32)
     pixels = np.zeros((len(texts), attributes.height), dtype=np.float32)
+    brands = BrandPrefixes.learn((product.get("title") for product in texts), index)
     for row, product in enumerate(texts):
-        named = text_attributes(index, product)
+        named = text_attributes(index, product, brands)
         for key, (value, _) in named.items():
             column = column_of.get((key, value))
             if column is not None:

@@ -11,6 +11,9 @@
   *first* for every other key (catalogs name a multi-colour product by its first colour).
   The offline teacher and the scoring-time evidence both use it, so a title means the same
   thing to both.
+* `BrandPrefixes`: leading title words that are a brand's name, not a statement about the
+  product ("Red Tape" shoes are brown or black), learned from the titles read together;
+  `PhraseIndex.find` skips the mentions they hide.
 * `values_match`: how a discovered value is compared with a catalog label in evaluation.
   "strict": the same folded words. "lenient" (product type only; other keys stay strict:
   "navy blue" is not "blue"): a coarser or finer name of the same thing counts: both name
@@ -120,18 +123,61 @@ class PhraseIndex:
                     i += 1
         return found
 
-    def find(self, text: str | None, keys: Iterable[str] | None = None, prose: bool = False) -> dict[str, str]:
+    def find(self, text: str | None, keys: Iterable[str] | None = None, prose: bool = False, brands: "BrandPrefixes | None" = None) -> dict[str, str]:
         """One value per mentioned key (see `mention_position`). `prose` (a description,
         not a title): the first mention for every key, since prose names the product first
-        ("A casual shirt in cotton; wear it with jeans")."""
+        ("A casual shirt in cotton; wear it with jeans"). `brands`: mentions inside a
+        brand's name are not read."""
         wanted = set(keys) if keys is not None else None
         chosen: dict[str, tuple[int, str]] = {}
-        for position, key, value in self.mentions(text_words(text)):
+        words = text_words(text)
+        for position, key, value in self.mentions(words):
             if wanted is not None and key not in wanted:
+                continue
+            if brands is not None and brands.hides(key, words, position):
                 continue
             if key not in chosen or (not prose and mention_position(key) == "last" and position > chosen[key][0]):
                 chosen[key] = (position, value)
         return {key: value for key, (_, value) in chosen.items()}
+
+
+@dataclass(frozen=True)
+class BrandPrefixes:
+    """Title prefixes that name a brand rather than the product, per key.
+
+    A mention among a title's first words (position < `max_position`) opens a candidate: the
+    title's words up to and including the word after the mention ("red tape", "mr men
+    little"). The candidate is a brand for that key when at least `min_titles` titles start
+    with it and most of them (`min_other_share`) name a *different* value of the same key
+    after it: "Red Tape Men Brown Formal Shoe", "Red Rose Women Blue Nightdress". A title
+    starting with "Red Shirt" is not hidden: no other colour follows "red shirt" in most
+    titles. Learned without labels from the titles read together (one shard, or the
+    products being scored), so the teacher and the scoring-time evidence agree."""
+
+    hidden: frozenset[tuple[str, tuple[str, ...]]] = frozenset()  # (key, prefix words)
+
+    @classmethod
+    def learn(cls, titles: Iterable[str | None], index: "PhraseIndex", min_titles: int = 8, min_other_share: float = 0.5, max_position: int = 2) -> "BrandPrefixes":
+        starts: dict[tuple[str, tuple[str, ...]], int] = {}
+        contradicted: dict[tuple[str, tuple[str, ...]], int] = {}
+        for title in titles:
+            words = text_words(title)
+            mentions = index.mentions(words)
+            for position, key, value in mentions:
+                if position >= max_position:
+                    continue
+                candidate = (key, tuple(words[: position + 2]))
+                starts[candidate] = starts.get(candidate, 0) + 1
+                if any(later >= position + 2 and k == key and v != value for later, k, v in mentions):
+                    contradicted[candidate] = contradicted.get(candidate, 0) + 1
+        return cls(frozenset(c for c, n in starts.items() if n >= min_titles and contradicted.get(c, 0) / n >= min_other_share))
+
+    def hides(self, key: str, words: Sequence[str], position: int) -> bool:
+        """Whether the mention of `key` at `position` of `words` lies inside a brand prefix."""
+        return any(k == key and position < len(prefix) and tuple(words[: len(prefix)]) == prefix for k, prefix in self.hidden)
+
+    def __len__(self) -> int:
+        return len(self.hidden)
 
 
 def spelling_variant(a: str, b: str) -> bool:

@@ -365,3 +365,16 @@ def test_keys_outside_the_suggestions_need_enough_products(fake_openai, sample_p
     config = VLMExtractionConfig()
     assert [config.min_products_for_key(n) for n in (12, 50, 1000)] == [2, 3, 10]
     assert VLMExtractionConfig(min_key_products=4, min_key_share=1.0).min_products_for_key(1000) == 4
+
+
+def test_the_teacher_learns_brand_names_from_the_shard_titles(shared_dataset: Path):
+    """Footwear: "Red Tape" and "Red Chief" are brands; their shoes are brown or black."""
+    products = load_catalog(locate_catalog(shared_dataset), shards=["footwear"]).products
+    teacher = OfflineExtractor.for_shard(products)
+    assert {("color", ("red", "tape")), ("color", ("red", "chief"))} <= teacher.brands.hidden
+    assert title_values(teacher.index, "Red Tape Men Brown Formal Shoe")["color"] == "red"  # without the brands: misread
+    read = {key: value for key, (value, _) in text_attributes(teacher.index, {"title": "Red Tape Men Brown Formal Shoe"}, teacher.brands).items()}
+    assert read["color"] == "brown"
+    answers = teacher.extract(products.filter(pl.col("title").str.starts_with("Red Tape")).head(40)).attributes
+    colours = answers.filter(pl.col("key") == "color")
+    assert colours.filter(pl.col("value") == "red").height <= 2, colours.group_by("value").len()

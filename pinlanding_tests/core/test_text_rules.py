@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pinlanding_assets.core.text_rules import PhraseIndex, fold_word, is_wordlike, spelling_variant, text_words, values_match
+from pinlanding_assets.core.text_rules import BrandPrefixes, PhraseIndex, fold_word, is_wordlike, spelling_variant, text_words, values_match
 
 
 def test_folding_makes_plurals_and_spellings_comparable() -> None:
@@ -22,6 +22,21 @@ def test_mentions_take_the_last_product_type_and_the_first_colour() -> None:
     assert index.find("Puma Men Navy Blue Black Shoe Bag") == {"product_type": "bag", "color": "navy blue"}
     assert index.find("Nike Black Casual Shoes") == {"product_type": "casual shoe", "color": "black"}
     assert index.find("A bag to go with your shoes", prose=True)["product_type"] == "bag"  # prose: first mention
+
+
+def test_a_colour_in_a_brand_name_is_not_the_product_colour() -> None:
+    index = PhraseIndex()
+    for key, phrase in (("product_type", "shoe"), ("product_type", "shirt"), ("color", "red"), ("color", "brown"), ("color", "black"), ("gender", "men")):
+        index.add(key, phrase, phrase)
+    titles = [f"Red Tape Men {colour} Formal Shoe" for colour in ("Brown", "Black") * 5] + ["Red Tape Men Formal Shoe"]
+    titles += ["Red Shirt for Men"] * 10 + ["Red Checked Shirt"] * 9 + ["Red Checked Shirt with Black Buttons"]
+    brands = BrandPrefixes.learn(titles, index)
+    assert brands.hidden == frozenset({("color", ("red", "tape"))})  # "red checked": 1 of 10 names another colour
+    assert index.find("Red Tape Men Brown Formal Shoe", brands=brands)["color"] == "brown"
+    assert "color" not in index.find("Red Tape Men Formal Shoe", brands=brands)  # the pixels will say
+    assert index.find("Red Shirt for Men", brands=brands)["color"] == "red"
+    assert index.find("Red Tape Men Brown Formal Shoe")["color"] == "red"  # without brands: the first colour
+    assert len(BrandPrefixes.learn(titles[:7], index)) == 0  # too few titles to call it a brand
 
 
 @pytest.mark.parametrize(
