@@ -128,32 +128,39 @@ def color_histogram(image_path: str, bins: int = 6) -> np.ndarray:
 class PixelColors:
     """Names a product's colour from its pixels by its `k` nearest neighbours (colour
     histograms) among reference products whose titles name a colour; with fewer than
-    `min_reference` of those, by the fixed palette (`dominant_color`)."""
+    `min_reference` of those, by the fixed palette (`dominant_color`). `kinds`: each
+    reference's product type (from its title), so what the namer's answer is worth can be
+    judged per type (`evidence_weight`)."""
 
-    def __init__(self, histograms: np.ndarray, colors: Sequence[str], k: int = 15, min_reference: int = 50):
+    def __init__(self, histograms: np.ndarray, colors: Sequence[str], k: int = 15, min_reference: int = 50, kinds: Sequence[str | None] = (), min_kind_references: int = 20):
         self.histograms = histograms
         self.colors = np.asarray(colors, dtype=object)
+        self.kinds = np.asarray(kinds if len(kinds) == len(colors) else [None] * len(colors), dtype=object)
         self.k = k
         self.enabled = len(colors) >= min_reference
+        self.min_kind_references = min_kind_references
+        self._right: np.ndarray | None = None
 
     @classmethod
     def from_titles(cls, products: pl.DataFrame, index: PhraseIndex, brands: BrandPrefixes = BrandPrefixes(), max_reference: int = 4000, seed: int = 0) -> "PixelColors":
         """Reference products: up to `max_reference` of `products` whose title names a colour
-        (outside a brand's name)."""
+        (outside a brand's name), with the product type the title names, if `index` knows
+        product types."""
         named = [
-            (path, color) for path, title in products.select("image_path", "title").iter_rows()
-            if (color := index.find(title, keys=["color"], brands=brands).get("color")) is not None
+            (path, found["color"], found.get(PRODUCT_TYPE_KEY)) for path, title in products.select("image_path", "title").iter_rows()
+            if "color" in (found := index.find(title, keys=["color", PRODUCT_TYPE_KEY], brands=brands))
         ]
         rng = np.random.default_rng(seed)
         chosen = [named[i] for i in sorted(rng.permutation(len(named))[:max_reference])]
-        histograms, colors = [], []
-        for path, color in chosen:
+        histograms, colors, kinds = [], [], []
+        for path, color, kind in chosen:
             try:
                 histograms.append(color_histogram(path))
-                colors.append(color)
             except Exception:  # an unreadable reference image is simply not a reference
                 continue
-        return cls(np.stack(histograms) if histograms else np.zeros((0, 216), dtype=np.float32), colors)
+            colors.append(color)
+            kinds.append(kind)
+        return cls(np.stack(histograms) if histograms else np.zeros((0, 216), dtype=np.float32), colors, kinds=kinds)
 
     def name(self, image_path: str) -> str | None:
         if not self.enabled:
@@ -162,27 +169,47 @@ class PixelColors:
         values, counts = np.unique(self.colors[nearest], return_counts=True)
         return str(values[counts.argmax()])
 
-    def evidence_weight(self, max_checked: int = 1500) -> float:
+    def leave_one_out(self) -> np.ndarray:
+        """Per reference: does the namer, without it, name it the colour its title names?"""
+        if self._right is None:
+            sims = self.histograms @ self.histograms.T
+            np.fill_diagonal(sims, -np.inf)  # a reference never votes for itself
+            nearest = np.argsort(-sims, axis=1)[:, : self.k]
+            right = np.zeros(len(self.colors), dtype=bool)
+            for row, neighbours in enumerate(nearest):
+                values, counts = np.unique(self.colors[neighbours], return_counts=True)
+                right[row] = values[counts.argmax()] == self.colors[row]
+            self._right = right
+        return self._right
+
+    def evidence_weight(self, kind: str | None = None) -> float:
         """How much the namer's answer is worth, in logit units, estimated without labels:
-        leave-one-out on its references (does it name a titled product the colour its title
-        names?), as the log-odds of its answer against any one other colour:
-        log(r / ((1 - r) / (K - 1))) for agreement r over K colours. 0 when it cannot tell
-        (palette mode, or no better than chance)."""
+        leave-one-out on its references (of product type `kind` when it has at least
+        `min_kind_references` of them, else all), as the log-odds of its answer against any
+        one other colour: log(r / ((1 - r) / (K - 1))) for agreement r over K colours. 0 when
+        it cannot tell: palette mode, no better than chance, or, for a type, no better than
+        always answering the type's commonest colour (a lipstick's pixels are its tube, the
+        catalog's colour its shade)."""
         n = len(self.colors)
         if not self.enabled or n < 2:
             return 0.0
-        rows = np.arange(n)[:max_checked]
-        sims = self.histograms[rows] @ self.histograms.T
-        sims[np.arange(len(rows)), rows] = -np.inf  # a reference never votes for itself
-        nearest = np.argsort(-sims, axis=1)[:, : self.k]
-        right = 0
-        for row, neighbours in zip(rows, nearest):
-            values, counts = np.unique(self.colors[neighbours], return_counts=True)
-            right += values[counts.argmax()] == self.colors[row]
-        agreement = min(max(right / len(rows), 1e-3), 1 - 1e-3)
+        right = self.leave_one_out()
+        rows = self.kinds == kind if kind is not None else np.ones(n, dtype=bool)
+        if kind is not None and rows.sum() >= self.min_kind_references:
+            _, counts = np.unique(self.colors[rows], return_counts=True)
+            if right[rows].mean() <= counts.max() / rows.sum():
+                return 0.0
+        else:
+            rows = np.ones(n, dtype=bool)
+        agreement = min(max(float(right[rows].mean()), 1e-3), 1 - 1e-3)
         colours = len(set(self.colors.tolist()))
         weight = float(np.log(agreement / ((1 - agreement) / max(colours - 1, 1))))
         return max(weight, 0.0)
+
+    def tells(self, kind: str | None) -> bool:
+        """Whether the namer's answer says anything for a product of this type: palette
+        mode always answers (nothing to judge it by); otherwise its weight must be > 0."""
+        return not self.enabled or self.evidence_weight(kind) > 0.0
 
 
 def content_index(product_types: Sequence[DiscoveredType]) -> PhraseIndex:
@@ -269,8 +296,9 @@ class OfflineExtractor:
         colour at all."""
         titles = products.get_column("title").to_list()
         types = discover_product_types(titles, discovery)
-        brands = BrandPrefixes.learn(titles, content_index(types))
-        teacher = cls(types, inputs, PixelColors.from_titles(products, attribute_index(), brands), brands=brands)
+        index = content_index(types)
+        brands = BrandPrefixes.learn(titles, index)
+        teacher = cls(types, inputs, PixelColors.from_titles(products, index, brands), brands=brands)
         teacher.colour_named_share = teacher.colour_naming(products)
         return teacher
 
@@ -295,21 +323,27 @@ class OfflineExtractor:
 
     def with_pixel_colors(self, products: pl.DataFrame) -> pl.DataFrame:
         """`products` with `PIXEL_COLOR`: the pixel colour of each product whose text (as
-        the teacher may read it) names no colour, where colour applies to its type; null for
-        the others, and for an image that cannot be read (its other attributes still stand);
-        and `PIXEL_WEIGHT`, what the namer's answers are worth (the same for the shard)."""
-        colors = []
+        the teacher may read it) names no colour, where colour applies to its type and the
+        namer tells something for it (`PixelColors.tells`); null for the others, and for an
+        image that cannot be read (its other attributes still stand); and `PIXEL_WEIGHT`,
+        what the namer's answer is worth for the product's type."""
+        colors: list[str | None] = []
+        weights: list[float] = []
+        weight_of: dict[str | None, float] = {}
         for product in self.inputs.view(products.drop(PIXEL_COLOR, strict=False)).iter_rows(named=True):
             color = None
             found = text_attributes(self.index, product, self.brands)
-            if "color" not in found and self.colour_applies(found.get(PRODUCT_TYPE_KEY, (None,))[0]):
+            kind = found.get(PRODUCT_TYPE_KEY, (None,))[0]
+            if kind not in weight_of:
+                weight_of[kind] = self.pixel_colors.evidence_weight(kind)
+            if "color" not in found and self.colour_applies(kind) and self.pixel_colors.tells(kind):
                 try:
                     color = self.pixel_colors.name(product["image_path"])
                 except Exception:
                     color = None
             colors.append(color)
-        weight = self.pixel_colors.evidence_weight()
-        return products.with_columns(pl.Series(PIXEL_COLOR, colors, dtype=pl.String), pl.lit(weight, pl.Float64).alias(PIXEL_WEIGHT))
+            weights.append(weight_of[kind])
+        return products.with_columns(pl.Series(PIXEL_COLOR, colors, dtype=pl.String), pl.Series(PIXEL_WEIGHT, weights, dtype=pl.Float64))
 
     def extract(self, products: pl.DataFrame) -> ExtractionResult:
         if PIXEL_COLOR not in products.columns:
@@ -338,7 +372,7 @@ class OfflineExtractor:
                 "teacher_reads": self.inputs.describe(), "discovered_product_types": len(self.product_types),
                 "pixel_colour_references": len(self.pixel_colors.colors) if self.pixel_colors.enabled else 0,
                 "brand_prefixes": sorted(f"{key}: {' '.join(prefix)}" for key, prefix in self.brands.hidden),
-                "types_without_pixel_colour": sorted(str(t) for t in self.colour_named_share if t is not None and not self.colour_applies(t)),
+                "types_without_pixel_colour": sorted(str(t) for t in self.colour_named_share if t is not None and not (self.colour_applies(t) and self.pixel_colors.tells(t))),
             }
             | {f"rows_from_{source}": n for source, n in by_source.iter_rows()},
         )

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from pinlanding_assets.core.catalog import CatalogError, TeacherInputs, load_catalog, locate_catalog
-from pinlanding_assets.core.extraction import ATTRIBUTE_SCHEMA, OFFLINE_VERSION, OfflineExtractor, PixelColors, content_index, dominant_color, text_attributes
+from pinlanding_assets.core.extraction import ATTRIBUTE_SCHEMA, OFFLINE_VERSION, PIXEL_COLOR, PIXEL_WEIGHT, OfflineExtractor, PixelColors, content_index, dominant_color, text_attributes
 from pinlanding_assets.core.type_discovery import discover_product_types
 from pinlanding_assets.core.llm_client import CachedLLMClient, LLMSettings
 from pinlanding_assets.core.vlm_extraction import PROMPT_VERSION, RESPONSE_SCHEMA, VLMExtractionConfig, VLMExtractor, image_data_url
@@ -123,6 +123,30 @@ def test_pixel_colours_learn_from_titles_that_name_a_colour(tmp_path: Path):
     assert learned.enabled and learned.name(untitled) == "mustard"
     too_few = PixelColors.from_titles(pl.DataFrame(rows[:10] + rows[30:40]), content_index([]))
     assert not too_few.enabled and too_few.name(untitled) == dominant_color(untitled) == "gold"  # fewer than 50 references: the palette
+
+
+def test_pixels_say_nothing_for_a_type_whose_pixels_do_not_show_its_colour(tmp_path: Path):
+    """Lipsticks: the image shows the black tube, the title names the shade. Leave-one-out
+    on the lipstick references is no better than always answering their commonest shade,
+    so the teacher reads no pixel colour for a lipstick; shirts keep theirs."""
+    def product(i: int, rgb, title):
+        path = tmp_path / f"{i}.jpg"
+        image = Image.new("RGB", (60, 80), (255, 255, 255))
+        image.paste(rgb, (12, 15, 48, 70))
+        image.save(path)
+        return {"product_id": str(i), "title": title, "image_path": str(path), "category": "", "description": ""}
+
+    shirts = [product(2 * i + j, rgb, f"Brand {name} Shirt") for i in range(25) for j, (rgb, name) in enumerate((((200, 30, 40), "Red"), ((40, 60, 200), "Blue")))]
+    lipsticks = [product(100 + i, (20, 20, 20), f"Brand {('Red', 'Pink', 'Maroon')[i % 3]} Lipstick") for i in range(30)]
+    untitled = [product(900, (205, 35, 45), "Brand Shirt"), product(901, (20, 20, 20), "Brand Lipstick")]
+    products = pl.DataFrame(shirts + lipsticks + untitled)
+    teacher = OfflineExtractor.for_shard(products)
+    assert teacher.pixel_colors.evidence_weight("shirt") > 1.0
+    assert teacher.pixel_colors.evidence_weight("lipstick") == 0.0 and not teacher.pixel_colors.tells("lipstick")
+    read = teacher.with_pixel_colors(products.filter(pl.col("product_id").is_in(["900", "901"]))).sort("product_id")
+    assert read.get_column(PIXEL_COLOR).to_list() == ["red", None]
+    assert read.get_column(PIXEL_WEIGHT).to_list()[1] == 0.0
+    assert "lipstick" in teacher.extract(products).stats["types_without_pixel_colour"]
 
 
 def test_dominant_color_ignores_the_background(tmp_path: Path):
