@@ -15,7 +15,7 @@ What it measures (definitions in ../shared/notes/pinlanding-method.md):
   reads the run's `collection_queries`/`landing_pages` instead), matched by the DuckDB
   reference (identical to Spark: pinlanding_tests/core/test_matching_spark.py);
 * the baseline: for every page's title, the top 10 products by BM25 over product titles
-  (`core.keyword_baseline`);
+  (`bench/keyword_baseline.py`);
 * collection P@10 of both against the catalog's labels (articleType, baseColour, gender,
   usage, season): the share of a page's top 10 whose labels carry every *labeled* page
   attribute, averaged over pages (`core.evaluation.collection_precision_at_k`); attributes
@@ -53,7 +53,7 @@ from pinlanding_assets.core.evaluation import (  # noqa: E402
     majority_mapping,
     per_page_precision_at_k,
 )
-from pinlanding_assets.core.keyword_baseline import KeywordBaseline  # noqa: E402
+from bench.keyword_baseline import KeywordBaseline  # noqa: E402
 from pinlanding_assets.core.matching import MatchingConfig, match_pages_duckdb  # noqa: E402
 from pinlanding_assets.core.vocabulary import canonical_labels  # noqa: E402
 from pinlanding_assets.core.warehouse import Warehouse  # noqa: E402
