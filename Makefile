@@ -19,10 +19,10 @@ install: $(VENV)/.installed
 
 # Python, Java for Spark, the catalog and the data home, in a second (`make run` checks them too).
 preflight: install
-	$(PY) -m pinlanding_assets.main_job --preflight
+	$(PY) -m pinlanding_assets.cli --preflight
 
 run: install
-	$(PY) -m pinlanding_assets.main_job $(ARGS)
+	$(PY) -m pinlanding_assets.cli $(ARGS)
 
 test: install
 	$(PY) -m pytest -q --durations=15

@@ -31,7 +31,7 @@ def run_once(label: str, catalog: str, home: Path, teacher_columns: list[str]) -
 
     from pinlanding_assets.definitions import build_definitions
     from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource, spark_resource
-    from pinlanding_assets.main_job import install_instance_settings, run_graph
+    from pinlanding_assets.cli import install_instance_settings, run_graph
 
     defs = build_definitions(
         {

@@ -4,7 +4,7 @@ Command sequence (the model stage must have scored the whole catalog first):
 
     # 1. the real pipeline on the full catalog, in a temporary data home
     PINLANDING_CATALOG=../shared/datasets/fashion-product-images-small PINLANDING_HOME=/tmp/plfull \
-        .venv/bin/python -m pinlanding_assets.main_job
+        .venv/bin/python -m pinlanding_assets.cli
     # 2. this benchmark, reading that warehouse
     .venv/bin/python bench/bench_page_quality.py --home /tmp/plfull
 
