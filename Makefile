@@ -33,7 +33,7 @@ ui: install
 	$(VENV)/bin/dagster dev -w workspace.yaml
 
 sample-catalog: install
-	$(PY) -m pinlanding_assets.core.sample_catalog data/sample_catalog
+	$(PY) -m pinlanding_assets.data_tools.sample_catalog data/sample_catalog
 
 clean:
 	rm -rf $(PINLANDING_HOME)
