@@ -35,5 +35,9 @@ ui: install
 sample-catalog: install
 	$(PY) -m pinlanding_assets.data_tools.sample_catalog data/sample_catalog
 
+# The model benchmark (README, Benchmarks), e.g. ARGS="--teacher labels" make bench-model
+bench-model: install
+	$(PY) bench/bench_model.py $(ARGS)
+
 clean:
 	rm -rf $(PINLANDING_HOME)
