@@ -19,10 +19,10 @@ install: $(VENV)/.installed
 
 # Python, Java for Spark, the catalog and the data home, in a second (`make run` checks them too).
 preflight: install
-	$(PY) -m pinlanding_assets.main_job --preflight
+	$(PY) -m pinlanding_assets.cli --preflight
 
 run: install
-	$(PY) -m pinlanding_assets.main_job $(ARGS)
+	$(PY) -m pinlanding_assets.cli $(ARGS)
 
 test: install
 	$(PY) -m pytest -q --durations=15
@@ -33,7 +33,11 @@ ui: install
 	$(VENV)/bin/dagster dev -w workspace.yaml
 
 sample-catalog: install
-	$(PY) -m pinlanding_assets.core.sample_catalog data/sample_catalog
+	$(PY) -m pinlanding_assets.data_tools.sample_catalog data/sample_catalog
+
+# The model benchmark (README, Benchmarks), e.g. ARGS="--teacher labels" make bench-model
+bench-model: install
+	$(PY) bench/bench_model.py $(ARGS)
 
 clean:
 	rm -rf $(PINLANDING_HOME)

@@ -6,8 +6,8 @@ with nothing changed.
 
 Measures, per step of the main job (the same `run_graph` that `make run` uses): wall time
 and peak resident memory of this process plus its children (the Spark JVM), sampled every
-0.2 s from /proc; products/s over the whole run. Targets (issue 7): full run < 10 min and
-peak memory < 6 GB on 2 cores; unchanged re-run < 1 min.
+0.2 s (`bench/process_memory.py`); products/s over the whole run. Targets (issue 7): full
+run < 10 min and peak memory < 6 GB on 2 cores; unchanged re-run < 1 min.
 """
 
 from __future__ import annotations
@@ -17,68 +17,13 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # this checkout's package, whichever is installed
 
-
-def _rss_bytes(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as handle:
-            for line in handle:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def _tree_rss(root: int) -> int:
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    fields = handle.read().rsplit(")", 1)[1].split()
-                parents[int(entry)] = int(fields[1])
-            except OSError:
-                continue
-    tree, frontier = {root}, [root]
-    while frontier:
-        pid = frontier.pop()
-        children = [c for c, p in parents.items() if p == pid and c not in tree]
-        tree.update(children)
-        frontier.extend(children)
-    return sum(_rss_bytes(pid) for pid in tree)
-
-
-class MemorySampler:
-    """Peak RSS of this process tree, attributed to the current stage."""
-
-    def __init__(self, interval: float = 0.2):
-        self.interval = interval
-        self.stage = "setup"
-        self.peaks: dict[str, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        pid = os.getpid()
-        while not self._stop.is_set():
-            rss = _tree_rss(pid)
-            self.peaks[self.stage] = max(self.peaks.get(self.stage, 0), rss)
-            time.sleep(self.interval)
-
-    def __enter__(self) -> "MemorySampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+from bench.process_memory import PeakMemory  # noqa: E402
 
 
 def run_once(label: str, catalog: str, home: Path, teacher_columns: list[str]) -> tuple[float, list, dict[str, int]]:
@@ -86,7 +31,7 @@ def run_once(label: str, catalog: str, home: Path, teacher_columns: list[str]) -
 
     from pinlanding_assets.definitions import build_definitions
     from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource, spark_resource
-    from pinlanding_assets.main_job import install_instance_settings, run_graph
+    from pinlanding_assets.cli import install_instance_settings, run_graph
 
     defs = build_definitions(
         {
@@ -99,10 +44,10 @@ def run_once(label: str, catalog: str, home: Path, teacher_columns: list[str]) -
     (home / "dagster").mkdir(parents=True, exist_ok=True)
     install_instance_settings(home / "dagster")  # as `make run` does
     started = time.perf_counter()
-    with MemorySampler() as sampler, DagsterInstance.get() as instance:
+    with PeakMemory(interval=0.2, stage="setup") as sampler, DagsterInstance.get() as instance:
         stages = run_graph(defs, instance, on_stage=lambda s: setattr(sampler, "stage", s))
     wall = time.perf_counter() - started
-    print(f"\n== {label}: {wall:.1f}s wall, peak {max(sampler.peaks.values()) / 2**30:.2f} GiB (process tree RSS)")
+    print(f"\n== {label}: {wall:.1f}s wall, peak {sampler.peak / 2**30:.2f} GiB (process tree RSS)")
     for stage in stages:
         peak = sampler.peaks.get(stage.label, 0) / 2**30
         print(f"   {stage.label:<40} {'skipped' if stage.skipped else f'{stage.seconds:7.1f}s'}  peak {peak:5.2f} GiB")

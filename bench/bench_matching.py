@@ -22,7 +22,7 @@ size to Parquet and read by both). Per run it prints:
 * `total_s`: the child's whole wall time, including reading the inputs, Python imports and
   for Spark the JVM start;
 * `peak_rss_mb`: the peak of the summed resident memory of the child and all its
-  descendants (the Spark JVM is a grandchild), sampled from /proc every 0.1 s;
+  descendants (the Spark JVM is a grandchild), sampled every 0.1 s (`bench/process_memory.py`);
 * the pages and page rows produced (identical across engines: checked, a mismatch is
   reported as `MISMATCH`);
 * the 1-minute load average before and after, and the number of CPUs: the machine is
@@ -43,53 +43,32 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-
-def _process_table() -> tuple[dict[int, list[int]], dict[int, int]]:
-    """(parent -> children, pid -> RSS bytes) from /proc."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    page = os.sysconf("SC_PAGE_SIZE")
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-            ppid, pages = int(fields[1]), int(fields[21])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-        rss[int(entry)] = pages * page
-    return children, rss
-
-
-def descendants(root_pid: int) -> list[int]:
-    children, _ = _process_table()
-    out, stack = [], list(children.get(root_pid, []))
-    while stack:
-        pid = stack.pop()
-        out.append(pid)
-        stack.extend(children.get(pid, []))
-    return out
-
-
-def tree_rss_bytes(root_pid: int) -> int:
-    """Summed RSS of a process and all its descendants."""
-    children, rss = _process_table()
-    total, stack = 0, [root_pid]
-    while stack:
-        pid = stack.pop()
-        total += rss.get(pid, 0)
-        stack.extend(children.get(pid, []))
-    return total
+from bench.process_memory import PeakMemory  # noqa: E402
 
 
 def load_average() -> float:
-    with open("/proc/loadavg") as handle:
-        return float(handle.read().split()[0])
+    return os.getloadavg()[0]
+
+
+def stop_tree(process: subprocess.Popen) -> None:
+    """Stop a child and its own children (the JVM), which a terminate of the child alone
+    would leave running."""
+    try:
+        children = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    for child in children:
+        try:
+            child.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    process.terminate()
+    process.wait(30)
 
 
 def prepare_inputs(directory: Path, n_products: int, n_collections: int) -> Path:
@@ -109,24 +88,16 @@ def run_child(engine: str, inputs: Path, result_path: Path, timeout_s: float, op
     load_before = load_average()
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peak = 0
     timed_out = False
-    while process.poll() is None:
-        peak = max(peak, tree_rss_bytes(process.pid))
-        if time.perf_counter() - started > timeout_s:
+    with PeakMemory(process.pid, interval=0.1) as memory:
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
             timed_out = True
-            for pid in descendants(process.pid):  # the child's own children (the JVM), by pid
-                try:
-                    os.kill(pid, 15)
-                except ProcessLookupError:
-                    pass
-            process.terminate()
-            process.wait(30)
-            break
-        time.sleep(0.1)
+            stop_tree(process)
     total = time.perf_counter() - started
     stderr = process.stderr.read() if process.stderr else ""
-    out = {"engine": engine, "total_s": round(total, 1), "peak_rss_mb": round(peak / 2**20), "load_before": load_before, "load_after": load_average()}
+    out = {"engine": engine, "total_s": round(total, 1), "peak_rss_mb": round(memory.peak / 2**20), "load_before": load_before, "load_after": load_average()}
     if timed_out:
         return out | {"status": f"timed out after {timeout_s:.0f}s"}
     if process.returncode != 0 or not result_path.is_file():

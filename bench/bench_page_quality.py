@@ -4,7 +4,7 @@ Command sequence (the model stage must have scored the whole catalog first):
 
     # 1. the real pipeline on the full catalog, in a temporary data home
     PINLANDING_CATALOG=../shared/datasets/fashion-product-images-small PINLANDING_HOME=/tmp/plfull \
-        .venv/bin/python -m pinlanding_assets.main_job
+        .venv/bin/python -m pinlanding_assets.cli
     # 2. this benchmark, reading that warehouse
     .venv/bin/python bench/bench_page_quality.py --home /tmp/plfull
 
@@ -15,7 +15,7 @@ What it measures (definitions in ../shared/notes/pinlanding-method.md):
   reads the run's `collection_queries`/`landing_pages` instead), matched by the DuckDB
   reference (identical to Spark: pinlanding_tests/core/test_matching_spark.py);
 * the baseline: for every page's title, the top 10 products by BM25 over product titles
-  (`core.keyword_baseline`);
+  (`bench/keyword_baseline.py`);
 * collection P@10 of both against the catalog's labels (articleType, baseColour, gender,
   usage, season): the share of a page's top 10 whose labels carry every *labeled* page
   attribute, averaged over pages (`core.evaluation.collection_precision_at_k`); attributes
@@ -34,6 +34,7 @@ What it measures (definitions in ../shared/notes/pinlanding-method.md):
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -53,7 +54,7 @@ from pinlanding_assets.core.evaluation import (  # noqa: E402
     majority_mapping,
     per_page_precision_at_k,
 )
-from pinlanding_assets.core.keyword_baseline import KeywordBaseline  # noqa: E402
+from bench.keyword_baseline import KeywordBaseline  # noqa: E402
 from pinlanding_assets.core.matching import MatchingConfig, match_pages_duckdb  # noqa: E402
 from pinlanding_assets.core.vocabulary import canonical_labels  # noqa: E402
 from pinlanding_assets.core.warehouse import Warehouse  # noqa: E402
@@ -62,8 +63,7 @@ K = 10
 
 
 def load_average() -> str:
-    with open("/proc/loadavg") as handle:
-        return " ".join(handle.read().split()[:3])
+    return " ".join(f"{load:.2f}" for load in os.getloadavg())  # 1, 5 and 15 minutes
 
 
 def rerank_within(pages: pl.DataFrame, product_ids: pl.Series) -> pl.DataFrame:

@@ -9,8 +9,9 @@ Layout under the site directory:
     sitemap.xml                live pages only
     feed.json                  JSON Feed 1.1; PinLanding fields under `_pinlanding`
 
-Safety: every piece of catalog or model text goes through `html.escape` (quotes included)
-or JSON/XML encoding; slugs must match `SAFE_SLUG` before they become file names or URLs
+Safety: pages and the sitemap render through the Jinja2 templates in `templates/` with
+autoescape on, so every piece of catalog or model text is escaped (quotes included); the
+feed is JSON-encoded; slugs must match `SAFE_SLUG` before they become file names or URLs
 (others are skipped and counted); no catalog string becomes a path (images are named by
 hash).
 
@@ -34,7 +35,6 @@ them (`landing_pages` holds a lock for its whole step).
 from __future__ import annotations
 
 import errno
-import html
 import json
 import os
 import re
@@ -43,9 +43,9 @@ import stat
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from xml.sax.saxutils import escape as xml_escape
 
 import polars as pl
+from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from .catalog import QUARANTINE_SCHEMA, CatalogError, file_kind, image_digest
 from .collections import display_words, pluralize
@@ -55,45 +55,17 @@ IMAGE_HASH = re.compile(r"[0-9a-f]{8,128}")  # hex digests only: the hash become
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
 RELATED_LINKS = 8
 
-STYLE = """
-*{box-sizing:border-box}
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d1d1f;background:#f6f6f4}
-header{background:#fff;border-bottom:1px solid #e4e4e0;padding:.9rem 2rem;display:flex;align-items:baseline;gap:1rem;flex-wrap:wrap}
-header .brand{font-weight:700;font-size:1.15rem;color:#c8102e}
-header .tag{color:#6b6b6b;font-size:.85rem}
-main{max-width:1200px;margin:0 auto;padding:1.5rem 2rem 3rem}
-a{color:#1d1d1f;text-decoration:none} a:hover{color:#c8102e}
-h1{font-size:1.7rem;margin:.2rem 0 .6rem} h2{font-size:1.05rem;margin:1.8rem 0 .6rem;color:#444;text-transform:uppercase;letter-spacing:.04em}
-.crumbs{font-size:.85rem;color:#6b6b6b} .crumbs a{color:#6b6b6b;text-decoration:underline}
-.meta{color:#6b6b6b;font-size:.9rem;margin:.4rem 0 1.2rem}
-.chip{display:inline-block;background:#fff;border:1px solid #ddd;border-radius:1rem;padding:.2rem .7rem;margin:.15rem .25rem .15rem 0;font-size:.8rem}
-.chip b{font-weight:600;color:#6b6b6b;margin-right:.25rem}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(170px,1fr));gap:1rem}
-.card{background:#fff;border-radius:10px;overflow:hidden;box-shadow:0 1px 2px rgba(0,0,0,.06);display:flex;flex-direction:column}
-.card .img{height:210px;display:flex;align-items:center;justify-content:center;background:#fff}
-.card img{width:100%;height:200px;object-fit:contain}
-.card .noimg{color:#aaa;font-size:.8rem}
-.card .body{padding:.55rem .7rem .7rem;font-size:.82rem;line-height:1.3;border-top:1px solid #f0f0ee}
-.card .score{color:#2e7d32;font-size:.75rem;margin-top:.25rem}
-.tiles{display:grid;grid-template-columns:repeat(auto-fill,minmax(230px,1fr));gap:.8rem}
-.tile{background:#fff;border-radius:10px;display:flex;align-items:center;gap:.7rem;padding:.5rem .7rem;box-shadow:0 1px 2px rgba(0,0,0,.06)}
-.tile img{width:48px;height:60px;object-fit:contain;flex:none}
-.tile .t{font-size:.88rem;font-weight:600} .tile .n{font-size:.75rem;color:#6b6b6b}
-.filter{width:100%;max-width:420px;padding:.55rem .8rem;border:1px solid #ccc;border-radius:8px;font-size:.95rem;margin:.4rem 0 .6rem}
-.related a{display:inline-block;margin:.2rem .6rem .2rem 0;font-size:.85rem;text-decoration:underline}
-footer{color:#8a8a8a;font-size:.75rem;text-align:center;padding:1rem}
-"""
-
-# Client-side filter of the index: reads the tiles' own text (data never enters the script).
-FILTER_SCRIPT = """
-document.getElementById('filter').addEventListener('input',function(e){
-  var q=e.target.value.toLowerCase();
-  document.querySelectorAll('.tile').forEach(function(t){t.style.display=t.textContent.toLowerCase().indexOf(q)>=0?'':'none';});
-  document.querySelectorAll('section.group').forEach(function(s){
-    var any=[].some.call(s.querySelectorAll('.tile'),function(t){return t.style.display!=='none';});
-    s.style.display=any?'':'none';});
-});
-"""
+# Every template is HTML or XML, so every {{ value }} is escaped (quotes included); None
+# renders as nothing, not "None". The templates ship in the package (pyproject package-data).
+TEMPLATES = Environment(
+    loader=PackageLoader("pinlanding_assets.core", "templates"),
+    autoescape=True,
+    finalize=lambda value: "" if value is None else value,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
 
 
 @dataclass(frozen=True)
@@ -149,10 +121,6 @@ class ImageRefused(Exception):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
-
-
-def esc(text: object) -> str:
-    return html.escape("" if text is None else str(text), quote=True)
 
 
 def is_safe_slug(slug: object) -> bool:
@@ -408,72 +376,49 @@ def _group_column(collections: pl.DataFrame) -> pl.Expr:
     return pl.col("slug").replace_strict(groups, default="other", return_dtype=pl.String).alias("group")
 
 
-def _page(title: str, body: str, config: SiteConfig, depth: int, head_extra: str = "", script: str = "") -> str:
-    home = "../" * depth + "index.html"
-    return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>{esc(title)}</title>{head_extra}<style>{STYLE}</style></head><body>"
-        f'<header><a class="brand" href="{home}">{esc(config.site_title)}</a>'
-        '<span class="tag">collections generated from the catalog itself</span></header>'
-        f"<main>{body}</main><footer>Static site generated by PinLanding.</footer>"
-        + (f"<script>{script}</script>" if script else "")
-        + "</body></html>"
-    )
+def _render(template: str, config: SiteConfig, depth: int, **values) -> str:
+    """A page of the site; `depth` is how many folders below the site root it lies."""
+    return TEMPLATES.get_template(template).render(site_title=config.site_title, home="../" * depth + "index.html", **values)
 
 
-def _chips(attributes: list[dict] | None) -> str:
-    return "".join(
-        f'<span class="chip"><b>{esc(a["key"].replace("_", " "))}</b>{esc(a["value"])}</span>' for a in attributes or []
-    )
-
-
-def _image_tag(item: dict, prefix: str, css_class: str = "") -> str:
-    if not item.get("image_file"):
-        return '<span class="noimg">no image</span>'
-    cls = f' class="{css_class}"' if css_class else ""
-    return f'<img{cls} src="{prefix}images/{esc(item["image_file"])}" alt="{esc(item.get("title"))}" loading="lazy">'
+def _group_name(group: str) -> str:
+    return display_words(pluralize(group))
 
 
 def _collection_html(collection: dict, items: pl.DataFrame, related: pl.DataFrame, config: SiteConfig) -> str:
-    cards = []
-    for item in items.iter_rows(named=True):
-        cards.append(
-            f'<div class="card"><div class="img">{_image_tag(item, "../")}</div>'
-            f'<div class="body">{esc(item["title"])}<div class="score">match {item["relevance"] * 100:.0f}%</div></div></div>'
-        )
-    related_links = "".join(f'<a href="{esc(r["slug"])}.html">{esc(r["title"])}</a>' for r in related.iter_rows(named=True))
-    body = (
-        f'<div class="crumbs"><a href="../index.html">All collections</a> › {esc(display_words(pluralize(collection["group"])))}</div>'
-        f"<h1>{esc(collection['title'])}</h1><div>{_chips(collection['attributes'])}</div>"
-        f'<p class="meta">{items.height} products, best matches first</p>'
-        f'<div class="grid">{"".join(cards)}</div>'
-        + (f'<h2>Related collections</h2><div class="related">{related_links}</div>' if related_links else "")
+    return _render(
+        "collection.html.j2",
+        config,
+        depth=1,
+        title=collection["title"],
+        slug=collection["slug"],
+        base_url=config.base_url,
+        group_name=_group_name(collection["group"]),
+        attributes=collection["attributes"] or [],
+        products=list(items.iter_rows(named=True)),
+        related=list(related.iter_rows(named=True)),
     )
-    canonical = f'<link rel="canonical" href="{esc(config.base_url)}/pages/{esc(collection["slug"])}.html">'
-    return _page(collection["title"], body, config, depth=1, head_extra=canonical)
 
 
 def _index_html(collections: pl.DataFrame, by_slug: dict[str, pl.DataFrame], config: SiteConfig, generated_at: datetime) -> str:
-    sections = []
+    groups = []
     for (group,), frame in collections.group_by("group", maintain_order=True):
         tiles = []
         for row in frame.iter_rows(named=True):
             items = by_slug.get(row["slug"])
             first = items.row(0, named=True) if items is not None and items.height else {}
             count = items.height if items is not None else 0
-            tiles.append(
-                f'<a class="tile" href="pages/{esc(row["slug"])}.html">{_image_tag(first, "")}'
-                f'<span><span class="t">{esc(row["title"])}</span><br><span class="n">{count} products</span></span></a>'
-            )
-        sections.append(f'<section class="group"><h2>{esc(display_words(pluralize(group)))} ({frame.height})</h2><div class="tiles">{"".join(tiles)}</div></section>')
-    body = (
-        f"<h1>{collections.height} collections</h1>"
-        f'<p class="meta">Updated {esc(generated_at.strftime("%Y-%m-%d %H:%M UTC"))}.</p>'
-        '<input id="filter" class="filter" type="search" placeholder="Filter collections (e.g. black watches)">'
-        + "".join(sections)
+            tiles.append({"slug": row["slug"], "title": row["title"], "count": count, "image_file": first.get("image_file"), "image_alt": first.get("title")})
+        groups.append({"name": _group_name(group), "tiles": tiles})
+    return _render(
+        "index.html.j2",
+        config,
+        depth=0,
+        title=f"{config.site_title}: all collections",
+        n_collections=collections.height,
+        updated=generated_at.strftime("%Y-%m-%d %H:%M UTC"),
+        groups=groups,
     )
-    return _page(f"{config.site_title}: all collections", body, config, depth=0, script=FILTER_SCRIPT)
 
 
 def _feed_item(row: dict, items: pl.DataFrame, config: SiteConfig, generated_at: datetime) -> dict:
@@ -507,17 +452,13 @@ def _write_redirects(pages_dir: Path, retired: pl.DataFrame | None, live: set[st
             continue
         href = f"{target}.html" if target in live else "../index.html"
         absolute = f"{config.base_url}/pages/{target}.html" if target in live else f"{config.base_url}/index.html"
-        head = f'<meta http-equiv="refresh" content="0; url={esc(href)}"><link rel="canonical" href="{esc(absolute)}"><meta name="robots" content="noindex">'
-        body = f'<h1>This collection moved</h1><p class="meta">{esc(row.get("title"))} is no longer published. <a href="{esc(href)}">Continue</a>.</p>'
-        (pages_dir / f"{slug}.html").write_text(_page(row.get("title") or "Moved", body, config, depth=1, head_extra=head), encoding="utf-8")
+        page = _render("redirect.html.j2", config, depth=1, title=row.get("title") or "Moved", retired_title=row.get("title"), href=href, canonical=absolute)
+        (pages_dir / f"{slug}.html").write_text(page, encoding="utf-8")
         out.append({"slug": slug, "redirect_to": target if target in live else None})
     return out
 
 
 def _sitemap(collections: pl.DataFrame, config: SiteConfig, generated_at: datetime) -> str:
-    lastmod = generated_at.strftime("%Y-%m-%d")
-    urls = "".join(
-        f"<url><loc>{xml_escape(config.base_url)}/pages/{xml_escape(slug)}.html</loc><lastmod>{lastmod}</lastmod></url>"
-        for slug in collections.get_column("slug").to_list()
+    return TEMPLATES.get_template("sitemap.xml.j2").render(
+        base_url=config.base_url, slugs=collections.get_column("slug").to_list(), lastmod=generated_at.strftime("%Y-%m-%d")
     )
-    return f'<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>\n'

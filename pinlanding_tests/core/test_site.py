@@ -137,6 +137,72 @@ def test_hostile_titles_and_values_are_escaped_everywhere(sample_catalog, tmp_pa
     ET.parse(tmp_path / "site" / "sitemap.xml")  # still well-formed XML
 
 
+class Placed(HTMLParser):
+    """Each text node with the element around it, and each tag's attributes, decoded as a
+    browser would: (tag, class, text) and (tag, attrs)."""
+
+    VOID = {"meta", "link", "img", "br", "input"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: list[tuple[str, str]] = []
+        self.texts: list[tuple[str, str, str]] = []
+        self.tags: list[tuple[str, dict]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        if tag not in self.VOID:
+            self.open.append((tag, dict(attrs).get("class") or ""))
+
+    def handle_endtag(self, tag):
+        if self.open and self.open[-1][0] == tag:
+            self.open.pop()
+
+    def handle_data(self, data):
+        if self.open:
+            self.texts.append((*self.open[-1], data))
+
+
+def placed(path: Path) -> Placed:
+    parser = Placed()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def test_a_hostile_product_title_is_escaped_in_every_place_it_appears(sample_catalog, tmp_path) -> None:
+    evil = '<script>alert("t")</script> "Quoted" \'single\' & </title><b onclick=x>'
+    products = sample_products(sample_catalog).with_columns(pl.when(pl.int_range(pl.len()) == 0).then(pl.lit(evil)).otherwise(pl.col("title")).alias("title"))
+    collections, pages = site_inputs(products, title=evil)
+    retired = pl.DataFrame({"slug": ["gone-222222"], "title": [evil], "redirect_to": ["black-watch-abc123"]})
+    base_url = 'https://shop.test/c?q=<x>&a="1"'
+    publish_site(tmp_path / "site", collections, pages, products, SiteConfig(base_url=base_url, site_title=evil), retired)
+    site = tmp_path / "site"
+    page, index, moved = (placed(site / "pages" / "black-watch-abc123.html"), placed(site / "index.html"), placed(site / "pages" / "gone-222222.html"))
+
+    def texts(parsed: Placed, tag: str, css_class: str = "") -> list[str]:
+        return [text for t, c, text in parsed.texts if t == tag and c == css_class]
+
+    def alts(parsed: Placed) -> list[str]:
+        return [attrs["alt"] for tag, attrs in parsed.tags if tag == "img"]
+
+    for parsed in (page, index, moved):
+        assert texts(parsed, "title")[0].startswith(evil)  # <title>: the collection's, the retired one's, the site's
+        assert texts(parsed, "a", "brand") == [evil]  # the site title in the header
+        assert not any(k.startswith("on") for _, attrs in parsed.tags for k in attrs)  # no handler got in
+        assert [t for t, _ in parsed.tags].count("script") == (1 if parsed is index else 0)
+    assert texts(page, "h1") == [evil] and evil in alts(page) and evil in texts(page, "div", "body")  # the product: alt and card
+    assert evil in alts(index) and texts(index, "span", "t")[-1] == evil  # the tile: first product's image, the collection's title
+    assert texts(moved, "p", "meta")[0] == f"{evil} is no longer published. "  # the redirect's meta line
+    canonical = [attrs["href"] for tag, attrs in page.tags if tag == "link" and attrs.get("rel") == "canonical"]
+    assert canonical == [f"{base_url}/pages/black-watch-abc123.html"]
+    for path in (site / "index.html", site / "pages" / "black-watch-abc123.html", site / "pages" / "gone-222222.html"):
+        raw = path.read_text()
+        assert "<script>alert" not in raw and '"Quoted"' not in raw and "'single'" not in raw and "<b onclick" not in raw
+    locs = [el.text for el in ET.parse(site / "sitemap.xml").getroot().iter("{http://www.sitemaps.org/schemas/sitemap/0.9}loc")]
+    assert sorted(locs) == [f"{base_url}/pages/black-watch-abc123.html", f"{base_url}/pages/white-shirt-def456.html"]  # escaped, read back intact
+    assert "<x>" not in (site / "sitemap.xml").read_text()
+
+
 def test_unsafe_slugs_never_become_paths(sample_catalog, tmp_path) -> None:
     products = sample_products(sample_catalog)
     collections, pages = site_inputs(products)

@@ -18,7 +18,7 @@ from pinlanding_assets.defs.extraction_assets import raw_attributes
 from pinlanding_assets.defs.llm_resources import LLMResource
 from pinlanding_assets.defs.partitions import shard_partitions
 from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource, spark_resource
-from pinlanding_assets.main_job import run_graph
+from pinlanding_assets.cli import run_graph
 
 FAST = {
     "shard_ingest": {"ops": {"raw_attributes": {"config": {"sample_share": 0.6, "sample_min": 40}}}},

@@ -18,7 +18,7 @@ from pinlanding_assets.core.warehouse import Warehouse
 from pinlanding_assets.definitions import build_definitions
 from pinlanding_assets.defs.llm_resources import LLMResource
 from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource, spark_resource
-from pinlanding_assets.main_job import run_graph
+from pinlanding_assets.cli import run_graph
 from pinlanding_tests.fake_openai_server import FakeOpenAIServer, PlausibleModel
 
 # A small catalog: half of it labeled by the (free) offline teacher, short training. The
@@ -95,7 +95,7 @@ def test_label_free_catalog_through_the_vlm_path(label_free_slice: Path, tmp_pat
             "OPENAI_BASE_URL": server.base_url,
             "PINLANDING_EXTRACTOR": "openai",
         }
-        command = [sys.executable, "-m", "pinlanding_assets.main_job", "--config", str(config)]
+        command = [sys.executable, "-m", "pinlanding_assets.cli", "--config", str(config)]
         first = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
         assert "landing pages" in first.stdout

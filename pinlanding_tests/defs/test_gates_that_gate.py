@@ -25,7 +25,7 @@ from pinlanding_assets.core.model_registry import ModelRegistry
 from pinlanding_assets.core.warehouse import Warehouse
 from pinlanding_assets.definitions import build_definitions
 from pinlanding_assets.defs.sensors import catalog_refresh_sensor
-from pinlanding_assets.main_job import EXIT_BLOCKED, exit_status, run_graph, summary
+from pinlanding_assets.cli import EXIT_BLOCKED, exit_status, run_graph, summary
 
 from pinlanding_tests.offline_resources import offline_resources
 

@@ -8,7 +8,7 @@ from dagster import DagsterInstance
 
 from pinlanding_assets.core.warehouse import Warehouse
 from pinlanding_assets.definitions import build_definitions
-from pinlanding_assets.main_job import run_graph
+from pinlanding_assets.cli import run_graph
 
 from pinlanding_tests.offline_resources import offline_resources
 

@@ -10,7 +10,7 @@ from dagster import DagsterInstance
 
 from pinlanding_assets.core.warehouse import Warehouse
 from pinlanding_assets.definitions import build_definitions
-from pinlanding_assets.main_job import shipped_instance_settings
+from pinlanding_assets.cli import shipped_instance_settings
 
 from pinlanding_tests.offline_resources import offline_resources
 

@@ -1,8 +1,8 @@
-"""The BM25 keyword baseline used by bench/bench_page_quality.py."""
+"""The BM25 keyword baseline of bench/bench_page_quality.py."""
 
 from __future__ import annotations
 
-from pinlanding_assets.core.keyword_baseline import KeywordBaseline, tokenize
+from bench.keyword_baseline import KeywordBaseline, tokenize
 
 
 def test_tokenize_normalizes_plurals_and_t_shirts() -> None:

@@ -6,7 +6,7 @@ shared dataset), with a title, a merchant category (coarse, like a shop's menu: 
 "Shoes"), a description, a shard and ground-truth `label_<key>` columns. Deterministic: the
 same seed writes byte-identical files.
 
-    python -m pinlanding_assets.core.sample_catalog data/sample_catalog [--count 360]
+    python -m pinlanding_assets.data_tools.sample_catalog data/sample_catalog [--count 360]
 """
 
 from __future__ import annotations

@@ -1,10 +1,14 @@
 """The command-line entry point's own duties: the instance settings it ships."""
 
+import importlib
+import tomllib
 from pathlib import Path
 
 from dagster import DagsterInstance
 
-from pinlanding_assets.main_job import install_instance_settings
+from pinlanding_assets import cli
+from pinlanding_assets.cli import install_instance_settings
+from pinlanding_assets.core.settings import REPO_ROOT
 
 
 def test_shipped_instance_settings_load_and_are_never_written_over(tmp_path: Path) -> None:
@@ -17,3 +21,10 @@ def test_shipped_instance_settings_load_and_are_never_written_over(tmp_path: Pat
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # the user's own
     install_instance_settings(tmp_path)
     assert (tmp_path / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
+
+
+def test_the_installed_command_is_what_make_run_runs() -> None:
+    scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    module, function = scripts["pinlanding"].split(":")
+    assert getattr(importlib.import_module(module), function) is cli.main
+    assert f"-m {module} $(ARGS)" in (REPO_ROOT / "Makefile").read_text()

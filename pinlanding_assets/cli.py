@@ -1,6 +1,7 @@
-"""The main job: materialize the whole graph for every shard of the catalog.
+"""The command line: materialize the whole graph (the main job) for every shard of the catalog.
 
-    make run            (= python -m pinlanding_assets.main_job)
+    make run            (= python -m pinlanding_assets.cli, or `pinlanding` once installed)
+    make preflight      (= python -m pinlanding_assets.cli --preflight)
 
 Honours PINLANDING_CATALOG and PINLANDING_HOME; runs are recorded in the Dagster instance at
 DAGSTER_HOME (default: <PINLANDING_HOME>/dagster), so `make ui` shows them afterwards.
@@ -64,7 +65,7 @@ class StageRun:
         return self.outcome in ("ran", "skipped")
 
 
-STATE_TABLE = "main_job_state"
+STATE_TABLE = "main_job_state"  # named after the main job it records; data homes already hold it
 # One row per step: the fingerprint of its last attempt and how it ended, and the fingerprint
 # of its last success (what its stored results were made from).
 STATE_SCHEMA = {"step": pl.String, "fingerprint": pl.String, "outcome": pl.String, "detail": pl.String, "good_fingerprint": pl.String}

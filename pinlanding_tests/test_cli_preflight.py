@@ -5,11 +5,11 @@ import subprocess
 import sys
 
 from pinlanding_assets.core.settings import REPO_ROOT
-from pinlanding_assets.main_job import EXIT_OK, EXIT_PREFLIGHT, main
+from pinlanding_assets.cli import EXIT_OK, EXIT_PREFLIGHT, main
 
 RUN_MAIN = """
 import sys
-from pinlanding_assets.main_job import main
+from pinlanding_assets.cli import main
 status = main([])
 print("dagster imported:", "dagster" in sys.modules)
 sys.exit(status)

@@ -1,0 +1,2 @@
+"""Tools that write the files under `data/` (`make sample-catalog`). Not part of the
+pipeline: nothing in `core/` or `defs/` imports them."""
