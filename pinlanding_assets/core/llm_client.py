@@ -27,7 +27,8 @@ vocabulary judge, collection titles) goes through `CachedLLMClient.complete_json
   before the call, so a large batch never holds every image in memory and a request the
   cache or a budget answers is never built.
 * **Counters** and **progress**: calls, cache hits, retries, repairs, failures, tokens,
-  estimated cost; `on_progress` receives them every `progress_every` answers.
+  estimated cost, all in `LLMStats` (`since` gives one batch's share); `on_progress`
+  receives them every `progress_every` answers.
 
 Every stage builds its request with `chat_request` (a system prompt, one user message, the
 answer model) under a cache key of its own making.
@@ -168,6 +169,15 @@ class LLMStats:
 
     def as_metadata(self, prefix: str = "") -> dict[str, int | float | str]:
         return {f"{prefix}{k}": (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+    def snapshot(self) -> "LLMStats":
+        return LLMStats(**asdict(self))
+
+    def since(self, before: "LLMStats") -> "LLMStats":
+        """What was counted after `before` (a `snapshot`): one batch of a shared client.
+        `budget_reached` is kept only when this batch had requests stopped by it."""
+        counted = {name: value - getattr(before, name) for name, value in asdict(self).items() if name != "budget_reached"}
+        return LLMStats(**counted, budget_reached=self.budget_reached if counted["budget_stopped"] else "")
 
 
 @dataclass(frozen=True)
@@ -507,7 +517,7 @@ class _ProgressReporter:
         self.reported_at = self.answered
         if self.client._on_progress is not None:
             with self.client._lock:
-                snapshot = LLMStats(**asdict(self.client.stats))
+                snapshot = self.client.stats.snapshot()
             self.client._on_progress(LLMProgress(self.answered, self.total, snapshot))
 
 

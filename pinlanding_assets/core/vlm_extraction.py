@@ -223,7 +223,7 @@ class VLMExtractor:
             if p.request is None
         ]
         callable_products = [p for p in prepared if p.request is not None]
-        before = _snapshot(self.client)
+        before = self.client.stats.snapshot()
         responses = self.client.complete_json([p.request for p in callable_products])  # type: ignore[misc]
         answered: list[tuple[str, list[tuple[str, str]], ProductAttributes]] = []
         dropped_pairs = 0
@@ -246,8 +246,7 @@ class VLMExtractor:
                 continue
             rows.extend({"product_id": product_id, "key": k, "value": v, "source": "vlm", "prompt_version": PROMPT_VERSION} for k, v in kept)
         stats = {"extractor": self.name, "model": self.client.settings.model, "prompt_version": PROMPT_VERSION, "teacher_reads": self.config.inputs.describe(), "domain": self.config.domain}
-        stats |= _delta(before, self.client)
-        stats["budget_reached"] = self.client.stats.budget_reached if stats["budget_stopped"] else ""
+        stats |= self.client.stats.since(before).as_metadata()
         stats["invalid_pairs_dropped"] = dropped_pairs
         stats["text_fields_cut"] = sum(p.fields_cut for p in prepared)
         stats["unshared_key_pairs_dropped"] = sum(unshared_pairs.values())
@@ -295,18 +294,3 @@ def _failure_reason(response: LLMResponse) -> str:
     if error.startswith("invalid output"):
         return "vlm output invalid after repair"
     return "vlm call failed"
-
-
-_COUNTERS = ("calls_made", "cache_hits", "retries", "repairs", "failures", "budget_stopped", "prompt_tokens", "completion_tokens", "estimated_cost_usd")
-
-
-def _snapshot(client: CachedLLMClient) -> dict[str, float]:
-    return {name: getattr(client.stats, name) for name in _COUNTERS}
-
-
-def _delta(before: dict[str, float], client: CachedLLMClient) -> dict[str, float | int]:
-    out: dict[str, float | int] = {}
-    for name in _COUNTERS:
-        value = getattr(client.stats, name) - before[name]
-        out[name] = round(value, 6) if isinstance(value, float) else value
-    return out
