@@ -15,7 +15,8 @@ vocabulary judge, collection titles) goes through `CachedLLMClient.complete_json
   (plus jitter), honouring `Retry-After` / `retry-after-ms`, each wait capped.
 * **One repair attempt** when the answer is not valid JSON, is truncated
   (`finish_reason == "length"`) or does not match the schema: the model sees its own
-  answer and the error and is asked again.
+  answer and the error and is asked again. The schema sent and the validation of the reply
+  both come from the request's answer model (`llm_responses`).
 * **Bounded concurrency**: at most `max_concurrency` requests in flight.
 * **Budgets**: `max_calls` HTTP requests and `max_cost_usd` estimated spend per client (one
   client per asset materialization). A budget reached stops new calls; the requests not
@@ -26,7 +27,11 @@ vocabulary judge, collection titles) goes through `CachedLLMClient.complete_json
   before the call, so a large batch never holds every image in memory and a request the
   cache or a budget answers is never built.
 * **Counters** and **progress**: calls, cache hits, retries, repairs, failures, tokens,
-  estimated cost; `on_progress` receives them every `progress_every` answers.
+  estimated cost, all in `LLMStats` (`since` gives one batch's share); `on_progress`
+  receives them every `progress_every` answers.
+
+Every stage builds its request with `chat_request` (a system prompt, one user message, the
+answer model) under a cache key of its own making.
 
 It speaks the Chat Completions protocol through the `openai` package, so any
 OpenAI-compatible server works (OpenAI, Azure, vLLM, Ollama, the tests' loopback server).
@@ -49,6 +54,7 @@ from datetime import datetime, timezone
 
 import polars as pl
 
+from .llm_responses import InvalidOutput, StructuredAnswer
 from .warehouse import Warehouse
 
 # Budgets per client (one client per asset materialization): ~20k VLM calls or $10 of
@@ -97,24 +103,41 @@ class LLMSettings:
 
 @dataclass(frozen=True)
 class LLMRequest:
-    """One structured-output request. `messages` may be a function that builds them: it is
-    called only when the request is actually sent (not for cached answers, not once a budget
-    is reached), in a worker thread; if it raises, the request ends with `stop_reason`
-    REQUEST_NOT_BUILT and the error."""
+    """One structured-output request: `answer` gives the schema sent and validates the reply.
+    `messages` may be a function that builds them: it is called only when the request is
+    actually sent (not for cached answers, not once a budget is reached), in a worker thread;
+    if it raises, the request ends with `stop_reason` REQUEST_NOT_BUILT and the error."""
 
     cache_key: str
     messages: list[dict] | Callable[[], list[dict]]
-    schema_name: str
-    json_schema: dict
+    answer: type[StructuredAnswer]
 
     def built_messages(self) -> list[dict]:
         return list(self.messages() if callable(self.messages) else self.messages)
 
 
+UserContent = str | list[dict]
+
+
+def chat_request(
+    answer: type[StructuredAnswer], cache_key: str, system: str, user: UserContent | Callable[[], UserContent]
+) -> LLMRequest:
+    """The request of every stage: its system prompt, then one user message (text, or parts
+    such as text and an image). `user` may be a function: it is called when the request is
+    sent, so costly content (an encoded image) is built only for a call."""
+    if callable(user):
+        return LLMRequest(cache_key, lambda: _chat(system, user()), answer)
+    return LLMRequest(cache_key, _chat(system, user), answer)
+
+
+def _chat(system: str, user: UserContent) -> list[dict]:
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
 @dataclass(frozen=True)
 class LLMResponse:
     cache_key: str
-    data: dict | None
+    data: StructuredAnswer | None  # an instance of the request's answer model
     error: str | None
     cached: bool
     prompt_tokens: int = 0
@@ -146,6 +169,15 @@ class LLMStats:
 
     def as_metadata(self, prefix: str = "") -> dict[str, int | float | str]:
         return {f"{prefix}{k}": (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+    def snapshot(self) -> "LLMStats":
+        return LLMStats(**asdict(self))
+
+    def since(self, before: "LLMStats") -> "LLMStats":
+        """What was counted after `before` (a `snapshot`): one batch of a shared client.
+        `budget_reached` is kept only when this batch had requests stopped by it."""
+        counted = {name: value - getattr(before, name) for name, value in asdict(self).items() if name != "budget_reached"}
+        return LLMStats(**counted, budget_reached=self.budget_reached if counted["budget_stopped"] else "")
 
 
 @dataclass(frozen=True)
@@ -179,10 +211,6 @@ class TransientError(RuntimeError):
     def __init__(self, message: str, retry_after_s: float | None = None):
         super().__init__(message)
         self.retry_after_s = retry_after_s
-
-
-class InvalidOutput(ValueError):
-    """The model answered, but not with JSON matching the schema."""
 
 
 class BudgetReached(RuntimeError):
@@ -242,7 +270,7 @@ class CachedLLMClient:
         for request in requests:
             unique.setdefault(request.cache_key, request)
         self.stats.requests += len(requests)
-        answers = self._cached(list(unique))
+        answers = self._cached(unique)
         self.stats.cache_hits += sum(1 for r in requests if r.cache_key in answers)
         pending = [r for key, r in unique.items() if key not in answers]
         progress = _ProgressReporter(self, len(unique))
@@ -265,23 +293,28 @@ class CachedLLMClient:
             return BudgetReached(COST_BUDGET_REACHED, detail)
         return None
 
-    def cached_keys(self, keys: Sequence[str]) -> set[str]:
-        return set(self._cached(list(keys)))
-
     # -- cache ----------------------------------------------------------------------------
 
-    def _cached(self, keys: list[str]) -> dict[str, LLMResponse]:
-        if not keys or not self.warehouse.has_table(self.cache_table):
+    def _cached(self, requests: dict[str, LLMRequest]) -> dict[str, LLMResponse]:
+        """The cached answers of `requests` (by cache key). A stored answer its model no
+        longer accepts (the model changed without a new prompt version) is not an answer:
+        it is asked again, and the new answer replaces it."""
+        if not requests or not self.warehouse.has_table(self.cache_table):
             return {}
         statuses = ["ok"] if self.settings.retry_cached_failures else ["ok", "failed"]
         rows = self.warehouse.read(
             f'SELECT * FROM "{self.cache_table}" WHERE cache_key IN (SELECT UNNEST(?::VARCHAR[])) '
             "AND model = ? AND status IN (SELECT UNNEST(?::VARCHAR[]))",
-            [keys, self.settings.model, statuses],
+            [list(requests), self.settings.model, statuses],
         )
         out = {}
         for row in rows.iter_rows(named=True):
-            data = json.loads(row["response_json"]) if row["status"] == "ok" else None
+            data = None
+            if row["status"] == "ok":
+                try:
+                    data = requests[row["cache_key"]].answer.from_reply(row["response_json"])
+                except InvalidOutput:
+                    continue
             out[row["cache_key"]] = LLMResponse(row["cache_key"], data, row["error"], True, row["prompt_tokens"], row["completion_tokens"])
         return out
 
@@ -289,9 +322,9 @@ class CachedLLMClient:
         row = {
             "cache_key": response.cache_key,
             "model": self.settings.model,
-            "schema_name": request.schema_name,
+            "schema_name": request.answer.schema_name,
             "status": "ok" if response.ok else "failed",
-            "response_json": json.dumps(response.data) if response.ok else None,
+            "response_json": json.dumps(response.data.model_dump()) if response.data is not None else None,
             "error": response.error,
             "prompt_tokens": response.prompt_tokens,
             "completion_tokens": response.completion_tokens,
@@ -344,7 +377,7 @@ class CachedLLMClient:
         try:
             attempt = self._call_with_retries(messages, request, tokens)
             try:
-                data = parse_json_answer(attempt, request.json_schema)
+                data = request.answer.from_reply(attempt.text, attempt.finish_reason)
             except InvalidOutput as first_error:
                 with self._lock:
                     self.stats.repairs += 1
@@ -353,7 +386,7 @@ class CachedLLMClient:
                     {"role": "user", "content": repair_instruction(str(first_error))},
                 ]
                 attempt = self._call_with_retries(messages, request, tokens)
-                data = parse_json_answer(attempt, request.json_schema)
+                data = request.answer.from_reply(attempt.text, attempt.finish_reason)
         except BudgetReached as exc:  # e.g. before a retry or the repair: not an answer, not cached
             return self._stopped(request, exc, tokens)
         except InvalidOutput as exc:
@@ -422,7 +455,7 @@ class CachedLLMClient:
             "messages": messages,
             "response_format": {
                 "type": "json_schema",
-                "json_schema": {"name": request.schema_name, "schema": request.json_schema, "strict": True},
+                "json_schema": {"name": request.answer.schema_name, "schema": request.answer.wire_schema(), "strict": True},
             },
         }
         if self.settings.temperature is not None:
@@ -484,7 +517,7 @@ class _ProgressReporter:
         self.reported_at = self.answered
         if self.client._on_progress is not None:
             with self.client._lock:
-                snapshot = LLMStats(**asdict(self.client.stats))
+                snapshot = self.client.stats.snapshot()
             self.client._on_progress(LLMProgress(self.answered, self.total, snapshot))
 
 
@@ -533,58 +566,3 @@ def repair_instruction(error: str) -> str:
         f"Your previous answer could not be used: {error}. "
         "Reply again with only one complete JSON object that matches the requested schema, and nothing else."
     )
-
-
-def parse_json_answer(attempt: _Attempt, schema: dict) -> dict:
-    if attempt.finish_reason == "length":
-        raise InvalidOutput("the answer was truncated (finish_reason=length)")
-    text = attempt.text.strip()
-    if text.startswith("```"):  # some servers wrap JSON in a fence despite the schema
-        text = text.strip("`").removeprefix("json").strip()
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidOutput(f"not valid JSON ({exc.msg} at char {exc.pos})") from None
-    problems = schema_problems(data, schema)
-    if problems:
-        raise InvalidOutput("does not match the schema: " + "; ".join(problems[:5]))
-    return data
-
-
-_TYPES: dict[str, tuple[type, ...]] = {
-    "object": (dict,),
-    "array": (list,),
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "null": (type(None),),
-}
-
-
-def schema_problems(value: object, schema: dict, path: str = "$") -> list[str]:
-    """Checks the JSON-schema subset used by structured outputs: type, properties, required,
-    additionalProperties, items, enum. (No dependency for a few dozen lines.)"""
-    problems: list[str] = []
-    types = schema.get("type")
-    if types is not None:
-        allowed = [types] if isinstance(types, str) else list(types)
-        ok = any(isinstance(value, _TYPES[t]) and not (t in ("integer", "number") and isinstance(value, bool)) for t in allowed)
-        if not ok:
-            return [f"{path}: expected {'/'.join(allowed)}, got {type(value).__name__}"]
-    if "enum" in schema and value not in schema["enum"]:
-        problems.append(f"{path}: {value!r} not one of {schema['enum']}")
-    if isinstance(value, dict):
-        properties = schema.get("properties", {})
-        for name in schema.get("required", []):
-            if name not in value:
-                problems.append(f"{path}: missing {name!r}")
-        for name, item in value.items():
-            if name in properties:
-                problems.extend(schema_problems(item, properties[name], f"{path}.{name}"))
-            elif schema.get("additionalProperties") is False:
-                problems.append(f"{path}: unexpected property {name!r}")
-    if isinstance(value, list) and "items" in schema:
-        for i, item in enumerate(value):
-            problems.extend(schema_problems(item, schema["items"], f"{path}[{i}]"))
-    return problems

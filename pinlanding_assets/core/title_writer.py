@@ -42,7 +42,8 @@ from .collections import (
     title_tokens,
     validate_and_score,
 )
-from .llm_client import CachedLLMClient, LLMRequest, LLMResponse, frame_as_data, stable_key
+from .llm_client import CachedLLMClient, LLMRequest, LLMResponse, chat_request, frame_as_data, stable_key
+from .llm_responses import CollectionTitle, CollectionTitleScore, CollectionValidation, StructuredAnswer
 
 PROMPT_VERSION = "collection-titles-v2"  # v2: attributes framed as data
 
@@ -73,24 +74,6 @@ awkward or of little search interest; 2 = unnatural; 1 = wrong or contradictory.
 {DATA_RULE}
 Answer with JSON: {{"score": <1-5>, "reason": "<short>"}}."""
 
-VALIDATION_SCHEMA = {
-    "type": "object",
-    "properties": {"valid": {"type": "boolean"}, "reason": {"type": "string"}},
-    "required": ["valid", "reason"],
-    "additionalProperties": False,
-}
-TITLE_SCHEMA = {
-    "type": "object",
-    "properties": {"title": {"type": "string"}},
-    "required": ["title"],
-    "additionalProperties": False,
-}
-SCORE_SCHEMA = {
-    "type": "object",
-    "properties": {"score": {"type": "integer", "enum": [1, 2, 3, 4, 5]}, "reason": {"type": "string"}},
-    "required": ["score", "reason"],
-    "additionalProperties": False,
-}
 GENDER_WORDS = {"men", "man", "mens", "women", "woman", "womens", "boy", "boys", "girl", "girls", "kid", "kids", "unisex"}
 EXTRA_ALLOWED = STOPWORDS | {"a", "an"}
 MAX_TITLE_CHARS = 80
@@ -135,14 +118,13 @@ def vocabulary_problem(title: str, attributes: Sequence[tuple[str, str]]) -> str
 
 @dataclass(frozen=True)
 class _Stage:
-    name: str
     system: str
-    schema: dict
+    answer: type[StructuredAnswer]  # its schema_name names the stage (in its cache key too)
 
 
-VALIDATE = _Stage("collection_validation", VALIDATION_PROMPT, VALIDATION_SCHEMA)
-SYNTHESIZE = _Stage("collection_title", TITLE_PROMPT, TITLE_SCHEMA)
-SCORE = _Stage("collection_title_score", SCORE_PROMPT, SCORE_SCHEMA)
+VALIDATE = _Stage(VALIDATION_PROMPT, CollectionValidation)
+SYNTHESIZE = _Stage(TITLE_PROMPT, CollectionTitle)
+SCORE = _Stage(SCORE_PROMPT, CollectionTitleScore)
 
 
 class LLMTitleWriter:
@@ -156,9 +138,8 @@ class LLMTitleWriter:
         self.offline = TemplateTitleWriter(title_characters)
 
     def _request(self, stage: _Stage, candidate: TitleCandidate, user_text: str) -> LLMRequest:
-        key = stable_key(PROMPT_VERSION, stage.name, sorted(candidate.attributes), user_text, self.client.settings.model)
-        messages = [{"role": "system", "content": stage.system}, {"role": "user", "content": user_text}]
-        return LLMRequest(cache_key=key, messages=messages, schema_name=stage.name, json_schema=stage.schema)
+        key = stable_key(PROMPT_VERSION, stage.answer.schema_name, sorted(candidate.attributes), user_text, self.client.settings.model)
+        return chat_request(stage.answer, key, stage.system, user_text)
 
     def _ask(self, stage: _Stage, items: list[tuple[TitleCandidate, str]]) -> list[LLMResponse]:
         if not items:
@@ -181,8 +162,8 @@ class LLMTitleWriter:
         for candidate, answer in zip(open_candidates, validations):
             if not answer.ok:
                 results[candidate.slug] = self._fallback(fallback[candidate.slug], f"validation call failed: {answer.error}")
-            elif not answer.data["valid"]:
-                reason = f"llm: invalid ({str(answer.data.get('reason', ''))[:160]})"
+            elif not answer.data.valid:
+                reason = f"llm: invalid ({answer.data.reason[:160]})"
                 results[candidate.slug] = TitledCollection(candidate.slug, fallback[candidate.slug].title, 1, reason, self.name)
             else:
                 to_title.append(candidate)
@@ -193,7 +174,7 @@ class LLMTitleWriter:
             if not answer.ok:
                 results[candidate.slug] = self._fallback(fallback[candidate.slug], f"title call failed: {answer.error}")
                 continue
-            title = " ".join(str(answer.data["title"]).split())
+            title = " ".join(answer.data.title.split())
             problem = vocabulary_problem(title, candidate.attributes) or character_problem(title, self.title_characters)
             if problem is None:
                 titled.append((candidate, title, self.name))
@@ -207,7 +188,7 @@ class LLMTitleWriter:
                 continue
             rule = validate_and_score(candidate.attributes, title, self.title_characters)
             reason = rule.reason  # the rules still veto (e.g. characters outside the allow-list)
-            results[candidate.slug] = TitledCollection(candidate.slug, title, int(answer.data["score"]), reason, writer)
+            results[candidate.slug] = TitledCollection(candidate.slug, title, answer.data.score, reason, writer)
         return [results[c.slug] for c in candidates]
 
     def _fallback(self, offline: TitledCollection, why: str) -> TitledCollection:

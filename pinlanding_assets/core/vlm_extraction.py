@@ -3,7 +3,7 @@
 For each sampled product the model sees its image (as a data URL) and the text the teacher
 may read (`catalog.TeacherInputs.view`: title, description, the merchant's category and any
 columns a user names, never the catalog's labels by default), framed as data, and answers
-with JSON constrained to `RESPONSE_SCHEMA`: a list of `{key, value}` pairs (open vocabulary;
+with JSON constrained to `llm_responses.ProductAttributes`: a list of `{key, value}` pairs (open vocabulary;
 suggested keys configurable). The system prompt names the catalog's domain, derived from
 its categories unless configured. Calls go through `CachedLLMClient`, so the answer is
 cached under product id + image hash + text hash + prompt (version and text) + model: a
@@ -41,7 +41,8 @@ from PIL import Image, ImageOps
 
 from .catalog import TEACHER_CONTENT_COLUMNS, TeacherInputs, cut_text
 from .extraction import ATTRIBUTE_SCHEMA, QUARANTINE_COLUMNS, ExtractionResult
-from .llm_client import CALL_BUDGET_REACHED, COST_BUDGET_REACHED, REQUEST_NOT_BUILT, CachedLLMClient, LLMRequest, LLMResponse, frame_as_data, stable_key
+from .llm_client import CALL_BUDGET_REACHED, COST_BUDGET_REACHED, REQUEST_NOT_BUILT, CachedLLMClient, LLMRequest, LLMResponse, chat_request, frame_as_data, stable_key
+from .llm_responses import ProductAttributes
 from .vocabulary import normalize_key
 
 PROMPT_VERSION = "vlm-attributes-v2"
@@ -83,25 +84,6 @@ def describe_domain(products: pl.DataFrame, max_names: int = 5) -> str:
 
 def system_prompt(domain: str, suggested_keys: Sequence[str]) -> str:
     return SYSTEM_PROMPT_TEMPLATE.format(domain=domain, keys=", ".join(suggested_keys))
-
-
-RESPONSE_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "attributes": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"key": {"type": "string"}, "value": {"type": "string"}},
-                "required": ["key", "value"],
-                "additionalProperties": False,
-            },
-        }
-    },
-    "required": ["attributes"],
-    "additionalProperties": False,
-}
-SCHEMA_NAME = "product_attributes"
 
 
 @dataclass(frozen=True)
@@ -224,20 +206,14 @@ class VLMExtractor:
             return PreparedProduct(pid, None, f"{type(exc).__name__}: {exc}"[:300], fields_cut)
         key = stable_key(pid, image_hash, text_hash, PROMPT_VERSION, self.system_prompt, self.client.settings.model)
 
-        def messages() -> list[dict]:
+        def text_and_image() -> list[dict]:
             url, _ = image_data_url(path, self.config.max_image_side)
             return [
-                {"role": "system", "content": self.system_prompt},
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "text", "text": frame_as_data("product", text)},
-                        {"type": "image_url", "image_url": {"url": url, "detail": "low"}},
-                    ],
-                },
+                {"type": "text", "text": frame_as_data("product", text)},
+                {"type": "image_url", "image_url": {"url": url, "detail": "low"}},
             ]
 
-        return PreparedProduct(pid, LLMRequest(key, messages, SCHEMA_NAME, RESPONSE_SCHEMA), None, fields_cut)
+        return PreparedProduct(pid, chat_request(ProductAttributes, key, self.system_prompt, text_and_image), None, fields_cut)
 
     def extract(self, products: pl.DataFrame) -> ExtractionResult:
         prepared = [self.prepare(p) for p in self.config.inputs.view(products).iter_rows(named=True)]
@@ -247,31 +223,30 @@ class VLMExtractor:
             if p.request is None
         ]
         callable_products = [p for p in prepared if p.request is not None]
-        before = _snapshot(self.client)
+        before = self.client.stats.snapshot()
         responses = self.client.complete_json([p.request for p in callable_products])  # type: ignore[misc]
-        answered: list[tuple[str, list[tuple[str, str]], dict]] = []
+        answered: list[tuple[str, list[tuple[str, str]], ProductAttributes]] = []
         dropped_pairs = 0
         for product, response in zip(callable_products, responses):
             if not response.ok:
                 quarantine.append({"product_id": product.product_id, "reason": _failure_reason(response), "detail": (response.error or "")[:300]})
                 continue
-            pairs, dropped = self.clean_pairs(response.data or {})
+            pairs, dropped = self.clean_pairs(response.data)
             dropped_pairs += dropped
-            answered.append((product.product_id, pairs, response.data or {}))
+            answered.append((product.product_id, pairs, response.data))
         shared = self.shared_keys([pairs for _, pairs, _ in answered])
         rows: list[dict] = []
         unshared_pairs: Counter[str] = Counter()
-        for product_id, pairs, data in answered:
+        for product_id, pairs, answer in answered:
             kept = [(k, v) for k, v in pairs if k in shared]
             unshared_pairs.update(k for k, _ in pairs if k not in shared)
             if not kept:
-                detail = json.dumps(data)[:300]
+                detail = json.dumps(answer.model_dump())[:300]
                 quarantine.append({"product_id": product_id, "reason": "vlm returned no usable attribute", "detail": detail})
                 continue
             rows.extend({"product_id": product_id, "key": k, "value": v, "source": "vlm", "prompt_version": PROMPT_VERSION} for k, v in kept)
         stats = {"extractor": self.name, "model": self.client.settings.model, "prompt_version": PROMPT_VERSION, "teacher_reads": self.config.inputs.describe(), "domain": self.config.domain}
-        stats |= _delta(before, self.client)
-        stats["budget_reached"] = self.client.stats.budget_reached if stats["budget_stopped"] else ""
+        stats |= self.client.stats.since(before).as_metadata()
         stats["invalid_pairs_dropped"] = dropped_pairs
         stats["text_fields_cut"] = sum(p.fields_cut for p in prepared)
         stats["unshared_key_pairs_dropped"] = sum(unshared_pairs.values())
@@ -282,20 +257,20 @@ class VLMExtractor:
             stats=stats,
         )
 
-    def clean_pairs(self, data: dict) -> tuple[list[tuple[str, str]], int]:
+    def clean_pairs(self, answer: ProductAttributes) -> tuple[list[tuple[str, str]], int]:
         """Normalized, deduplicated (key, value) pairs; too long or empty ones are dropped
         (and counted: they are shown in metadata, not silently lost)."""
         seen: dict[tuple[str, str], None] = {}
         dropped = 0
-        for item in data.get("attributes", [])[: self.config.max_attributes]:
-            key = normalize_key(str(item.get("key", "")))
-            value = re.sub(r"\s+", " ", str(item.get("value", "")).lower()).strip(" .,;:")
+        for item in answer.attributes[: self.config.max_attributes]:
+            key = normalize_key(item.key)
+            value = re.sub(r"\s+", " ", item.value.lower()).strip(" .,;:")
             too_long = len(value) > self.config.max_value_chars or len(value.split()) > self.config.max_value_words
             if not key or not value or too_long:
                 dropped += 1
                 continue
             seen.setdefault((key, value), None)
-        dropped += max(0, len(data.get("attributes", [])) - self.config.max_attributes)
+        dropped += max(0, len(answer.attributes) - self.config.max_attributes)
         return list(seen), dropped
 
     def shared_keys(self, answers: Sequence[Sequence[tuple[str, str]]]) -> set[str]:
@@ -319,18 +294,3 @@ def _failure_reason(response: LLMResponse) -> str:
     if error.startswith("invalid output"):
         return "vlm output invalid after repair"
     return "vlm call failed"
-
-
-_COUNTERS = ("calls_made", "cache_hits", "retries", "repairs", "failures", "budget_stopped", "prompt_tokens", "completion_tokens", "estimated_cost_usd")
-
-
-def _snapshot(client: CachedLLMClient) -> dict[str, float]:
-    return {name: getattr(client.stats, name) for name in _COUNTERS}
-
-
-def _delta(before: dict[str, float], client: CachedLLMClient) -> dict[str, float | int]:
-    out: dict[str, float | int] = {}
-    for name in _COUNTERS:
-        value = getattr(client.stats, name) - before[name]
-        out[name] = round(value, 6) if isinstance(value, float) else value
-    return out

@@ -16,7 +16,8 @@ from pinlanding_assets.core.catalog import CatalogError, TeacherInputs, load_cat
 from pinlanding_assets.core.extraction import ATTRIBUTE_SCHEMA, OFFLINE_VERSION, PIXEL_COLOR, PIXEL_WEIGHT, OfflineExtractor, PixelColors, content_index, dominant_color, text_attributes
 from pinlanding_assets.core.type_discovery import discover_product_types
 from pinlanding_assets.core.llm_client import CachedLLMClient, LLMSettings
-from pinlanding_assets.core.vlm_extraction import PROMPT_VERSION, RESPONSE_SCHEMA, VLMExtractionConfig, VLMExtractor, image_data_url
+from pinlanding_assets.core.llm_responses import ProductAttributes
+from pinlanding_assets.core.vlm_extraction import PROMPT_VERSION, VLMExtractionConfig, VLMExtractor, image_data_url
 from pinlanding_assets.core.warehouse import Warehouse
 from pinlanding_tests.fake_openai_server import Fault, fake_openai, first_user_text, image_urls, last_user_text  # noqa: F401 (fixture)
 
@@ -194,7 +195,7 @@ def test_vlm_requests_carry_image_text_and_schema(fake_openai, sample_products, 
 
     assert fake_openai.request_count() == sample_products.height
     body = fake_openai.requests[0].body
-    assert body["response_format"]["json_schema"]["schema"] == RESPONSE_SCHEMA
+    assert body["response_format"]["json_schema"]["schema"] == ProductAttributes.wire_schema()
     user = body["messages"][-1]["content"]
     image = next(part for part in user if part["type"] == "image_url")["image_url"]["url"]
     assert image.startswith("data:image/jpeg;base64,")
