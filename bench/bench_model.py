@@ -46,6 +46,8 @@ from pinlanding_assets.core.scoring import score_products  # noqa: E402
 from pinlanding_assets.core.settings import SHARED_DATASET  # noqa: E402
 from pinlanding_assets.core.training import TrainingConfig  # noqa: E402
 from pinlanding_assets.core.vocabulary import CurationConfig, curate_vocabulary, minilm_encoder  # noqa: E402
+from pinlanding_assets.defs.extraction_assets import ExtractionConfig  # noqa: E402
+from pinlanding_assets.defs.model_assets import ModelConfig  # noqa: E402
 
 REPORTED_KEYS = {"product_type": "articleType", "color": "baseColour", "gender": "gender", "occasion": "usage", "season": "season"}
 TEACHERS = {
@@ -53,6 +55,11 @@ TEACHERS = {
     "content-only": TeacherInputs(()),  # title, description, image
     "labels": TeacherInputs(("category", *(f"label_{k}" for k in REPORTED_KEYS))),  # upper bound
 }
+
+
+def given(args: argparse.Namespace, config: type) -> dict:
+    """The options set on the command line that are fields of `config`."""
+    return {name: value for name, value in vars(args).items() if value is not None and name in config.model_fields}
 
 
 def load() -> str:
@@ -71,7 +78,7 @@ def matmul_flops_per_second(threads: int, size: int = 2048, repeats: int = 5) ->
     return 2 * size**3 / best
 
 
-def teach_shards(products: pl.DataFrame, share: float, seed: int, inputs: TeacherInputs) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+def teach_shards(products: pl.DataFrame, sample_spec: SampleSpec, inputs: TeacherInputs) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(products, sample, teacher attributes), per shard as raw_attributes does: the shard's
     offline teacher (product types discovered from its titles, pixel colours calibrated on
     its titled products), every product's pixel colour where its text names none, the
@@ -80,7 +87,7 @@ def teach_shards(products: pl.DataFrame, share: float, seed: int, inputs: Teache
     for shard in products.get_column("shard").unique().sort():
         teacher = OfflineExtractor.for_shard(products.filter(pl.col("shard") == shard), inputs)
         shard_products = teacher.with_pixel_colors(products.filter(pl.col("shard") == shard))
-        sample = select_sample(shard_products, SampleSpec(share=share, min_count=50, seed=seed))
+        sample = select_sample(shard_products, sample_spec)
         taught.append(shard_products)
         samples.append(sample)
         answers.append(teacher.extract(sample).attributes)
@@ -107,22 +114,26 @@ def scoring_flops(encoder, products: pl.DataFrame, n_attributes_phrases: pl.Data
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--catalog", default=str(SHARED_DATASET))
-    parser.add_argument("--share", type=float, default=0.2, help="labeled sample share per shard")
-    parser.add_argument("--epochs", type=int, default=TrainingConfig.epochs)
-    parser.add_argument("--batch-size", type=int, default=TrainingConfig.batch_size)
-    parser.add_argument("--learning-rate", type=float, default=TrainingConfig.learning_rate)
-    parser.add_argument("--patience", type=int, default=TrainingConfig.patience)
-    parser.add_argument("--min-steps", type=int, default=TrainingConfig.min_steps)
-    parser.add_argument("--no-augment", action="store_true")
-    parser.add_argument("--title-dropout", type=float, default=TrainingConfig.title_dropout)
-    parser.add_argument("--no-title", action="store_true", help="image-only product tower")
-    parser.add_argument("--seed", type=int, default=0)
+    # Unset options keep the pipeline's run-config defaults (the core's): the benchmark
+    # builds its settings through the same ModelConfig/ExtractionConfig as the assets.
+    parser.add_argument("--share", type=float, dest="sample_share", help="labeled sample share per shard (raw_attributes' sample_share)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--patience", type=int)
+    parser.add_argument("--min-steps", type=int)
+    parser.add_argument("--no-augment", action="store_const", const=False, dest="augment")
+    parser.add_argument("--title-dropout", type=float)
+    parser.add_argument("--no-title", action="store_const", const=False, dest="fuse_title", help="image-only product tower")
+    parser.add_argument("--seed", type=int)
     parser.add_argument("--teacher", choices=sorted(TEACHERS), default="content", help="what the offline teacher reads (labels = the upper bound)")
-    parser.add_argument("--silver-share", type=float, default=0.0, help="share of the sample held out as silver truth")
+    parser.add_argument("--silver-share", type=float, help="share of the sample held out as silver truth (default: clip_model's rule, none when the catalog has labels)")
     parser.add_argument("--limit", type=int, help="only the first N products of the catalog (a slice)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
+    model_config = ModelConfig(**given(args, ModelConfig), baseline_max_products=5000)
+    extraction_config = ExtractionConfig(**given(args, ExtractionConfig))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")  # epoch progress
     torch.set_num_threads(args.threads)
     figures: dict = {"command": " ".join(["bench/bench_model.py", *(argv if argv is not None else sys.argv[1:])]), "threads": args.threads}
@@ -134,17 +145,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[catalog] {products.height} valid products, {catalog.quarantine.height} quarantined, {time.perf_counter() - started:.0f}s; {load()}", flush=True)
 
     teacher = TEACHERS[args.teacher]
-    products, sample, raw = teach_shards(products, args.share, args.seed, teacher)
+    products, sample, raw = teach_shards(products, extraction_config.to_core(SampleSpec), teacher)
     vocabulary = curate_vocabulary(raw, CurationConfig(), encoder=minilm_encoder())
     inputs = training_inputs(sample, raw, vocabulary, products.join(sample.select("product_id"), on="product_id", how="anti"))
     labeled, heldout, attributes = inputs.labeled, inputs.heldout, inputs.attributes
     print(f"[sample] teacher reads {teacher.describe()}; labeled {labeled.height}, held-out {heldout.height}, vocabulary {attributes.height} attributes", flush=True)
     figures |= {"teacher_reads": teacher.describe(), "teacher": args.teacher}
 
-    training = TrainingConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience, min_steps=args.min_steps, seed=args.seed, augment=not args.no_augment, title_dropout=args.title_dropout, test_share=args.silver_share)
-    spec = ModelSpec(fuse_title=not args.no_title)
+    test_share = args.silver_share if args.silver_share is not None else model_config.test_share(products)
+    training = model_config.to_core(TrainingConfig, test_share=test_share)
     with tempfile.TemporaryDirectory() as tmp:
-        fitted = fit_dual_encoder(inputs, spec, training, AssignmentConfig(), Path(tmp) / "model", baseline_max_products=5000, teacher_inputs=teacher)
+        fitted = fit_dual_encoder(
+            inputs, model_config.to_core(ModelSpec), training, model_config.to_core(AssignmentConfig), Path(tmp) / "model",
+            baseline_max_products=model_config.baseline_max_products, teacher_inputs=teacher,
+        )
         print(f"[trained] {fitted.training.seconds:.0f}s, {fitted.training.epochs_run} epochs (best {fitted.training.best_epoch}); {load()}", flush=True)
         for row in fitted.training.history:
             print(f"    epoch {row['epoch']}: loss {row['loss']:.4f} validation top-1 {row['validation_accuracy']:.4f}")

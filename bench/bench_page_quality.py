@@ -37,6 +37,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -105,11 +106,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--home", default="/tmp/plfull", help="the data home of a full-catalog run")
     parser.add_argument("--use-run-tables", action="store_true", help="evaluate the run's own collection_queries/landing_pages")
-    parser.add_argument("--min-support", type=int, default=10)
-    parser.add_argument("--quality-cutoff", type=int, default=4)
-    parser.add_argument("--min-relevance", type=float, default=0.5)
-    parser.add_argument("--min-page-size", type=int, default=10)
-    parser.add_argument("--max-page-size", type=int, default=60)
+    # Defaults: the pipeline's (collection_queries' MiningConfig, landing_pages' MatchingConfig).
+    parser.add_argument("--min-support", type=int, default=MiningConfig.min_support)
+    parser.add_argument("--quality-cutoff", type=int, default=MiningConfig.quality_cutoff)
+    parser.add_argument("--min-relevance", type=float, default=MatchingConfig.min_relevance)
+    parser.add_argument("--min-page-size", type=int, default=MatchingConfig.min_page_size)
+    parser.add_argument("--max-page-size", type=int, default=MatchingConfig.max_page_size)
     parser.add_argument("--sweep", type=float, nargs="*", default=[0.5, 0.6, 0.7, 0.8, 0.9])
     args = parser.parse_args()
 
@@ -129,7 +131,7 @@ def main() -> None:
     print(f"catalog: {products.height} products, {held_out.height} held out of the extraction sample; {assigned.height} assigned attributes", flush=True)
 
     mining = MiningConfig(min_support=args.min_support, quality_cutoff=args.quality_cutoff)
-    matching = MatchingConfig(args.min_relevance, args.min_page_size, args.max_page_size)
+    matching = MatchingConfig(min_relevance=args.min_relevance, min_page_size=args.min_page_size, max_page_size=args.max_page_size)
     if args.use_run_tables:
         collections = warehouse.read_table("collection_queries")
         pages = warehouse.read_table("landing_pages")
@@ -174,7 +176,7 @@ def main() -> None:
         print("\nminimum relevance sweep (coverage vs precision, all products, lenient rule):")
         print("min_relevance  pages  P@10 ours")
         for threshold in args.sweep:
-            swept = match_pages_duckdb(assigned, collection_attrs, MatchingConfig(threshold, args.min_page_size, args.max_page_size))
+            swept = match_pages_duckdb(assigned, collection_attrs, replace(matching, min_relevance=threshold))
             precision = collection_precision_at_k(swept, collection_attrs, truths["lenient"][0], K, labeled_keys)
             print(f"{threshold:>13} {swept.get_column('slug').n_unique():>6} {precision:>10.4f}", flush=True)
     print(f"\ndone in {time.perf_counter() - started:.0f}s; load average at end: {load_average()}")

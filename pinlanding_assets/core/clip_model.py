@@ -40,11 +40,11 @@ class ModelSpec:
     (downloaded from the hub, so only when one is reachable) or a checkpoint file
     (.safetensors / .pt); None trains from scratch."""
 
-    name: str = "pinlanding-tiny"
-    pretrained: str | None = None
+    name: str = "pinlanding-tiny"  # open_clip model name, "local-dir:<path>" or pinlanding-tiny
+    pretrained: str | None = None  # open_clip tag (needs a hub) or checkpoint file; None: from scratch
     image_size: tuple[int, int] = (64, 48)  # (height, width): the catalog's images are 3:4
     context_length: int = 24  # 99% of the catalog's titles fit in 16 BPE tokens
-    fuse_title: bool = True
+    fuse_title: bool = True  # product tower = image + title embedding (False: image only)
 
 
 TINY_CONFIG = {

@@ -84,12 +84,12 @@ Attributes = tuple[tuple[str, str], ...]
 
 @dataclass(frozen=True)
 class MiningConfig:
-    min_support: int = 10
-    min_attributes: int = 2
+    min_support: int = 10  # products a combination needs to be a page
+    min_attributes: int = 2  # attributes per combination, the anchor included
     max_attributes: int = 4
-    max_collections: int = 5000
-    quality_cutoff: int = 4
-    title_characters: str = TITLE_CHARACTERS
+    max_collections: int = 5000  # kept collections; the rest get template titles and are rejected
+    quality_cutoff: int = 4  # a title scored below it (1-5) is rejected
+    title_characters: str = TITLE_CHARACTERS  # a regex character class (no brackets); other characters veto a title
 
     def __post_init__(self) -> None:
         title_character_pattern(self.title_characters)  # a clear error now, not mid-run

@@ -43,10 +43,10 @@ OFFLINE_VERSION = "offline-v4"  # stored like a prompt version: which rules prod
 class SampleSpec:
     """How many products of a shard the (expensive) extractor labels."""
 
-    share: float = 0.2
-    min_count: int = 50
-    max_count: int | None = None
-    seed: int = 0
+    share: float = 0.2  # of the shard's products sent to the (paid) extractor
+    min_count: int = 50  # ... but at least this many (all of a smaller shard)
+    max_count: int | None = None  # a hard cap on calls per shard
+    seed: int = 0  # which products: ranked by a seeded hash of their id
 
     def size_for(self, n_products: int) -> int:
         size = max(round(n_products * self.share), self.min_count)

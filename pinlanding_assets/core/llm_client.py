@@ -61,6 +61,7 @@ from .warehouse import Warehouse
 # estimated spend, whichever comes first; `None` means no bound.
 DEFAULT_MAX_CALLS = 20_000
 DEFAULT_MAX_COST_USD = 10.0
+DEFAULT_MODEL = "gpt-4o-mini"
 CALL_BUDGET_REACHED = "call budget reached"
 COST_BUDGET_REACHED = "cost budget reached"
 REQUEST_NOT_BUILT = "request could not be built"
@@ -83,18 +84,20 @@ class LLMSettings:
     """Where the endpoint is and how hard to push it. `api_key=None` lets the `openai`
     client read OPENAI_API_KEY itself; `base_url=None` means OPENAI_BASE_URL or OpenAI."""
 
-    model: str
-    base_url: str | None = None
+    model: str = DEFAULT_MODEL
+    base_url: str | None = None  # None: OPENAI_BASE_URL, else api.openai.com
     api_key: str | None = None
-    timeout_s: float = 60.0
-    max_retries: int = 5
-    max_concurrency: int = 4
-    backoff_base_s: float = 1.0
-    max_backoff_s: float = 60.0
-    temperature: float | None = 0.0
-    max_output_tokens: int | None = 1024
-    price_per_1k_input: float = 0.0  # USD, for the cost estimate only
-    price_per_1k_output: float = 0.0
+    timeout_s: float = 60.0  # per request
+    max_retries: int = 5  # on 429, 5xx, timeouts and connection errors
+    max_concurrency: int = 4  # requests in flight
+    backoff_base_s: float = 1.0  # the first retry's wait, doubled after each (plus jitter)
+    max_backoff_s: float = 60.0  # each wait at most, Retry-After included
+    temperature: float | None = 0.0  # None: the server's default
+    max_output_tokens: int | None = 1024  # per answer; None: the server's limit
+    # USD, for the cost estimate and max_cost_usd only: the default model's list prices,
+    # set them for yours.
+    price_per_1k_input: float = 0.00015
+    price_per_1k_output: float = 0.0006
     retry_cached_failures: bool = False
     max_calls: int | None = DEFAULT_MAX_CALLS  # HTTP requests, retries and repairs included
     max_cost_usd: float | None = DEFAULT_MAX_COST_USD  # from the prices above; calls in flight may pass it

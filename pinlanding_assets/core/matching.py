@@ -33,9 +33,9 @@ MATCHING_ENGINES = ("spark", "duckdb")  # `landing_pages`' engine option: Spark 
 
 @dataclass(frozen=True)
 class MatchingConfig:
-    min_relevance: float = 0.5
-    min_page_size: int = 10
-    max_page_size: int = 60
+    min_relevance: float = 0.5  # a product's joint probability of the page's attributes, at least
+    min_page_size: int = 10  # a page with fewer eligible products is dropped
+    max_page_size: int = 60  # products per page, the most relevant first
 
 
 # The engines see integer codes, not strings: joining millions of (collection, product)

@@ -38,7 +38,9 @@ class TrainingConfig:
     test_share: float = 0.0
     patience: int = 2
     seed: int = 0
-    min_steps: int = 200  # small samples get more epochs, so the towers see enough updates
+    # Small samples get more epochs, so the towers see enough updates; 100 keeps the sample
+    # catalog's training step short (a full catalog's labeled sample passes it in 2 epochs).
+    min_steps: int = 100
     augment: bool = True  # random horizontal flips of the training images
     patience_min_steps: int = 50  # tiny samples (1 step/epoch) are not stopped before this
     # Share of training products whose title is dropped from the product tower in a step.

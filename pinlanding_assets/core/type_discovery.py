@@ -36,12 +36,14 @@ FUNCTION_WORDS = {"and", "with", "for", "of", "the", "in", "set", "pack", "pair"
 
 @dataclass(frozen=True)
 class DiscoveryConfig:
-    min_count: int = 3
-    min_share: float = 0.001
-    min_head_share: float = 0.4
-    max_leading_share: float = 0.5
-    min_compound_brands: int = 3
-    min_attachment: float = 0.5
+    """The thresholds of the mining rules in the module's docstring."""
+
+    min_count: int = 3  # titles a word (or compound) must head to be a product type ...
+    min_share: float = 0.001  # ... and this share of the shard's titles
+    min_head_share: float = 0.4  # of the titles that contain the word, the share it heads
+    max_leading_share: float = 0.5  # of them, the most it may open (brand names do)
+    min_compound_brands: int = 3  # different first words (brands) a compound "x y" needs
+    min_attachment: float = 0.5  # of x's uses, the share standing before y
 
 
 @dataclass(frozen=True)

@@ -89,9 +89,9 @@ def system_prompt(domain: str, suggested_keys: Sequence[str]) -> str:
 @dataclass(frozen=True)
 class VLMExtractionConfig:
     max_image_side: int = 512  # every image is re-encoded; larger ones are downscaled (tokens cost money)
-    max_value_words: int = 4
+    max_value_words: int = 4  # a longer value is dropped from the answer
     max_value_chars: int = 40
-    max_attributes: int = 30
+    max_attributes: int = 30  # per product; more in an answer are cut
     max_field_chars: int = 1000  # each text field is cut here before it enters the prompt
     # A key the prompt did not suggest is kept when at least min(min_key_products,
     # min_key_share of the answered products) products share it (never fewer than 2): one
@@ -99,7 +99,7 @@ class VLMExtractionConfig:
     min_key_products: int = 10
     min_key_share: float = 0.05
     domain: str = DEFAULT_DOMAIN  # what the catalog sells, in the system prompt
-    suggested_keys: tuple[str, ...] = SUGGESTED_KEYS
+    suggested_keys: tuple[str, ...] = SUGGESTED_KEYS  # keys the prompt suggests (others need min_key_products)
     inputs: TeacherInputs = field(default_factory=TeacherInputs)
 
     def __post_init__(self) -> None:

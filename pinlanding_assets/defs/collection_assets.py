@@ -19,10 +19,11 @@ import polars as pl
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, multi_asset
 
 from ..core.catalog import list_shards
-from ..core.collections import COLLECTION_SCHEMA, TITLE_CHARACTERS, MiningConfig, TemplateTitleWriter, TitleWriter, mine_combinations, write_collections
+from ..core.collections import COLLECTION_SCHEMA, MiningConfig, TemplateTitleWriter, TitleWriter, mine_combinations, write_collections
 from ..core.llm_client import CachedLLMClient, LLMProgress
 from ..core.retirement import retire_removed
 from ..core.title_writer import LLMTitleWriter
+from .config_from_core import CoreSettings, with_core_settings
 from .llm_resources import LLMResource
 from .resources import CatalogResource, DataHomeResource
 from .automation import PUBLISH_AFTER_SHARD_UPDATES
@@ -33,14 +34,9 @@ CODE_VERSION = "1"  # bump when this step's logic (here or in core/collections.p
 TITLE_WRITERS = ("auto", "llm", "template")
 
 
-class CollectionConfig(Config):
-    min_support: int = 10
-    max_attributes: int = 4
-    max_collections: int = 5000
-    quality_cutoff: int = 4
-    title_writer: str = "auto"
+class CollectionConfig(with_core_settings(Config, CoreSettings(MiningConfig))):
+    title_writer: str = "auto"  # auto (llm when the llm resource has an API key) | llm | template
     title_model: str | None = None  # default: the llm resource's model
-    title_characters: str = TITLE_CHARACTERS  # a regex character class (no brackets); other characters veto a title
 
 
 def choose_title_writer(
@@ -83,10 +79,7 @@ def collection_queries(context: AssetExecutionContext, config: CollectionConfig,
     if retirement.shards or retirement.rows_deleted:
         context.log.info("retired shards %s; rows deleted %s", retirement.shards, retirement.rows_deleted)
     assignments = warehouse.read("SELECT product_id, key, value FROM product_attribute_scores WHERE assigned")
-    mining = MiningConfig(
-        min_support=config.min_support, max_attributes=config.max_attributes, max_collections=config.max_collections,
-        quality_cutoff=config.quality_cutoff, title_characters=config.title_characters,
-    )
+    mining = config.to_core(MiningConfig)
     combos = mine_combinations(assignments, mining)
     writer, client = choose_title_writer(config, llm, data_home, on_progress=lambda p: context.log.info(p.describe()))
     collections = write_collections(combos, mining, writer)

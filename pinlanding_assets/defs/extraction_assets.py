@@ -26,8 +26,10 @@ from ..core.extraction import (
 )
 from ..core.ingest_state import INGESTS_SCHEMA, INGESTS_TABLE, record_ingest
 from ..core.llm_client import LLMProgress
-from ..core.vlm_extraction import SUGGESTED_KEYS, VLMExtractionConfig, VLMExtractor, describe_domain
+from ..core.type_discovery import DiscoveryConfig
+from ..core.vlm_extraction import VLMExtractionConfig, VLMExtractor, describe_domain
 from ..core.warehouse import Warehouse
+from .config_from_core import CoreSettings, with_core_settings
 from .llm_resources import LLMResource
 from .partitions import shard_check, shard_partitions
 from .resources import CatalogResource, DataHomeResource
@@ -70,17 +72,19 @@ RAW_ATTRIBUTES_SPECS = [
 ]
 
 
-class ExtractionConfig(Config):
-    sample_share: float = 0.2  # of the shard's products sent to the (paid) extractor
-    sample_min: int = 50
-    sample_max: int | None = None  # a hard cap on calls per shard
-    seed: int = 0
-    max_image_side: int = VLMExtractionConfig.max_image_side  # VLM: images are re-encoded, larger ones downscaled
-    max_field_chars: int = VLMExtractionConfig.max_field_chars  # VLM: each text field is cut here in the prompt
+# The settings the step hands to the core, defined there (defaults and docs).
+EXTRACTION_SETTINGS = (
+    CoreSettings(SampleSpec, rename={"share": "sample_share", "min_count": "sample_min", "max_count": "sample_max"}),
+    CoreSettings(
+        VLMExtractionConfig,
+        set_by_dagster={"domain": "run config `domain`, else described from the shard's categories", "inputs": "the catalog resource's teacher_columns"},
+    ),
+    CoreSettings(DiscoveryConfig, prefix="type_"),  # the offline teacher's product types
+)
+
+
+class ExtractionConfig(with_core_settings(Config, *EXTRACTION_SETTINGS)):
     domain: str | None = None  # VLM: what the catalog sells, e.g. "home furnishing"; default: from its categories
-    suggested_keys: list[str] = list(SUGGESTED_KEYS)  # VLM: keys the prompt suggests
-    min_key_products: int = VLMExtractionConfig.min_key_products  # VLM: an unsuggested key needs this many products...
-    min_key_share: float = VLMExtractionConfig.min_key_share  # ...or this share of the answered ones, if fewer (at least 2)
     min_coverage: float = 0.9  # check: share of sampled products that got attributes
     max_quarantine_share: float = 0.05  # check: share of the shard's rows quarantined
 
@@ -106,10 +110,10 @@ def raw_attributes(context: AssetExecutionContext, config: ExtractionConfig, cat
     context.log.info("shard %s: %d valid products, %d quarantined", shard, products.height, loaded.quarantine.height)
     if loaded.cut_counts:  # the text every later stage reads is the cut one: say so where a person looks
         context.log.info("shard %s: text cut to the ingest limits in %d products: %s", shard, loaded.cut_products, loaded.cut_counts)
-    sample = select_sample(products, SampleSpec(config.sample_share, config.sample_min, config.sample_max, config.seed))
+    sample = select_sample(products, config.to_core(SampleSpec))
     # The offline teacher's eye costs nothing: every product whose text names no colour gets
     # its pixel colour and what that is worth, stored with the product (scoring reads them).
-    offline = OfflineExtractor.for_shard(products, catalog.teacher_inputs())
+    offline = OfflineExtractor.for_shard(products, catalog.teacher_inputs(), config.to_core(DiscoveryConfig))
     products = offline.with_pixel_colors(products)
     sample = sample.join(products.select("product_id", PIXEL_COLOR, PIXEL_WEIGHT), on="product_id", how="left")
     extractor = choose_extractor(llm, warehouse, config, offline, products, on_progress=lambda p: context.log.info(p.describe()))
@@ -206,10 +210,6 @@ def choose_extractor(
     teacher of this shard (`products`: all of the shard's validated products).
     `on_progress` receives the VLM client's progress (the run log)."""
     if llm.resolved_extractor() == "openai":
-        vlm = VLMExtractionConfig(
-            max_image_side=config.max_image_side, max_field_chars=config.max_field_chars,
-            min_key_products=config.min_key_products, min_key_share=config.min_key_share,
-            domain=config.domain or describe_domain(products), suggested_keys=tuple(config.suggested_keys), inputs=offline.inputs,
-        )
+        vlm = config.to_core(VLMExtractionConfig, domain=config.domain or describe_domain(products), inputs=offline.inputs)
         return VLMExtractor(llm.client(warehouse, on_progress), vlm)
     return offline

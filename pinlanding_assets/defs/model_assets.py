@@ -13,36 +13,31 @@ from ..core.model_fitting import ENCODER_ONLY, PUBLISHED, AssignmentConfig, Fitt
 from ..core.model_registry import REGISTRY_SCHEMA, REGISTRY_TABLE, ModelRegistry
 from ..core.plots import confusion_png, markdown_image, precision_recall_png
 from ..core.training import TrainingConfig
+from .config_from_core import CoreSettings, with_core_settings
 from .resources import CatalogResource, DataHomeResource
 from .tables import table_spec, written_table_metadata
 
 CODE_VERSION = "1"  # bump when this step's logic (here or in core/clip_model.py, training.py, model_fitting.py, gates.py) changes the model
 
 
-class ModelConfig(Config):
-    model_name: str = "pinlanding-tiny"  # open_clip name, "local-dir:<path>" or pinlanding-tiny
-    pretrained: str | None = None  # open_clip tag (needs a hub) or checkpoint file
-    fuse_title: bool = True
-    epochs: int = 8
-    batch_size: int = 128
-    learning_rate: float = 2e-3
-    validation_share: float = 0.15
+# The settings the step hands to the core, defined there (defaults and docs): run config
+# takes each field by its core name (`ModelSpec.name` as `model_name`).
+MODEL_SETTINGS = (
+    CoreSettings(ModelSpec, rename={"name": "model_name"}),
+    CoreSettings(TrainingConfig, set_by_dagster={"test_share": "silver_share when the catalog lacks labels of the gated keys, else 0"}),
+    CoreSettings(AssignmentConfig),
+    CoreSettings(GateConfig),
+)
+
+
+class ModelConfig(with_core_settings(Config, *MODEL_SETTINGS)):
     silver_share: float = 0.15  # of the labeled sample, held out as silver truth when the catalog lacks labels
-    patience: int = 2
-    min_steps: int = 100  # small samples: at least this many updates (sample catalog: 100 steps of 128)
-    augment: bool = True  # random horizontal flips while training
-    title_dropout: float = 0.3  # share of products trained image-only in each step
-    seed: int = 0
-    target_precision: float = 0.95
-    max_values_per_key: int = 1
     eval_max_products: int = 3000
     baseline_max_products: int = 3000  # the untrained-model baseline re-encodes products
-    min_recall_at_1: float = GateConfig.min_recall_at_1  # blocking check: the encoder alone, held out
-    min_lift_over_prior: float = GateConfig.min_lift_over_prior  # ... above the frequency prior's R@1
-    min_key_top1: float = GateConfig.min_key_top1  # blocking check: held-out top-1 of each gated key
-    min_key_precision: float = GateConfig.min_key_precision  # blocking check: held-out assignment precision of each gated key
-    gated_keys: list[str] = list(GateConfig.gated_keys)
-    min_checked: int = GateConfig.min_checked  # fewer held-out products or assignments: the check warns instead of judging
+
+    def test_share(self, products) -> float:
+        """The silver test share of `training`: none when the catalog has labels of the gated keys."""
+        return 0.0 if has_labels_for(products, self.gated_keys) else self.silver_share
 
 
 @multi_asset(
@@ -75,27 +70,14 @@ def clip_model(context: AssetExecutionContext, config: ModelConfig, data_home: D
     raw = warehouse.read_table("raw_attributes")
     products = warehouse.read_table("catalog_products")
     inputs = training_inputs(products, raw, vocabulary, heldout_candidates(products, config.eval_max_products, config.seed))
-    silver = 0.0 if has_labels_for(products, config.gated_keys) else config.silver_share
+    silver = config.test_share(products)
     context.log.info("labeled %d products, held-out with catalog labels %d, vocabulary %d; silver test share %.2f", inputs.labeled.height, inputs.heldout.height, inputs.attributes.height, silver)
-
-    spec = ModelSpec(name=config.model_name, pretrained=config.pretrained, fuse_title=config.fuse_title)
-    training = TrainingConfig(
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        validation_share=config.validation_share,
-        test_share=silver,
-        patience=config.patience,
-        seed=config.seed,
-        min_steps=config.min_steps,
-        augment=config.augment,
-        title_dropout=config.title_dropout,
-    )
+    training = config.to_core(TrainingConfig, test_share=silver)
     registry = ModelRegistry(warehouse, data_home.paths.models)
     # Epoch-by-epoch progress reaches the run log through the instance's python_logs
     # (managed_python_loggers in the shipped dagster.yaml).
-    fitted = fit_dual_encoder(inputs, spec, training, AssignmentConfig(config.target_precision, config.max_values_per_key), registry.staging_dir(), config.baseline_max_products, catalog.teacher_inputs())
-    gates = model_gates(fitted, GateConfig(config.min_recall_at_1, config.min_lift_over_prior, config.min_key_top1, config.min_key_precision, tuple(config.gated_keys), config.min_checked))
+    fitted = fit_dual_encoder(inputs, config.to_core(ModelSpec), training, config.to_core(AssignmentConfig), registry.staging_dir(), config.baseline_max_products, catalog.teacher_inputs())
+    gates = model_gates(fitted, config.to_core(GateConfig))
     evaluation = {truth: {m: vars(e) for m, e in methods.items()} for truth, methods in fitted.evaluations.items()}
     blocking = [g for g in gates if g.blocks]
     # A candidate that failed a blocking gate is never scored with: only promoted models are.

@@ -37,6 +37,7 @@ from ..core.matching import MATCHING_ENGINES, PAGE_SCHEMA, MatchingConfig, join_
 from ..core.page_refresh import CHANGE_SCHEMA, PUBLISHED_SCHEMA, RETIRED_SCHEMA, diff_pages, published_pages, update_retired
 from ..core.site import SiteBuild, SiteConfig
 from .automation import PUBLISH_AFTER_SHARD_UPDATES
+from .config_from_core import CoreSettings, with_core_settings
 from .resources import CatalogResource, DataHomeResource
 from .tables import table_spec, written_table_metadata
 
@@ -71,17 +72,15 @@ LANDING_PAGES_SPECS = [
 ]
 
 
-class PagesConfig(Config):
-    min_relevance: float = 0.5
-    min_page_size: int = 10
-    max_page_size: int = 60
+# The settings the step hands to the core, defined there (defaults and docs).
+PAGES_SETTINGS = (CoreSettings(MatchingConfig), CoreSettings(SiteConfig, rename={"keep_builds": "keep_site_builds"}))
+
+
+class PagesConfig(with_core_settings(Config, *PAGES_SETTINGS)):
     min_pages: int = 1  # check
     min_precision_at_10: float = 0.8  # check, against catalog labels where there are some
-    base_url: str = "https://example.com/pinlanding"
     engine: str = "spark"  # "spark": the spark resource (local, cluster or Spark Connect); "duckdb": embedded, no Java; identical pages
     spark_input_dir: str | None = None  # a path or URI every executor can read (s3a://..., a shared mount): inputs go there as Parquet, in a subfolder per run; unset: <home>/spark-input for a local master, else Arrow data through the session
-    max_image_bytes: int = SiteConfig.max_image_bytes  # a larger image is refused (quarantined), not published
-    keep_site_builds: int = SiteConfig.keep_builds  # site versions kept under <home>/site-builds, the live one included
     publish_lock_timeout_s: float = 1800.0  # how long a publish waits for another one to finish before failing
 
 
@@ -144,11 +143,11 @@ def publish(context: AssetExecutionContext, config: PagesConfig, data_home: Data
     product_attributes = warehouse.read("SELECT product_id, key, value, probability FROM product_attribute_scores WHERE assigned")
     collections = warehouse.read_table("collection_queries")
     collection_attrs = collection_attribute_rows(collections)
-    matching = MatchingConfig(config.min_relevance, config.min_page_size, config.max_page_size)
+    matching = config.to_core(MatchingConfig)
     pages = match_pages(context, config, spark, product_attributes, collection_attrs, matching, data_home.paths.spark_inputs)
 
     products = warehouse.read_table("catalog_products")
-    site_config = SiteConfig(base_url=config.base_url, max_image_bytes=config.max_image_bytes, keep_builds=config.keep_site_builds)
+    site_config = config.to_core(SiteConfig)
     with SiteBuild(paths.site, context.run_id, site_config) as build:  # switched in when the block ends without an error
         # Images first: a product whose image fails its checks leaves the pages everywhere.
         on_pages = pages.select("product_id").unique().join(products, on="product_id", how="left")

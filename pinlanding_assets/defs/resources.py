@@ -7,7 +7,6 @@ session starts (core/java_runtime.py).
 """
 
 
-import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from ..core.catalog import CatalogTable, IngestLimits, TeacherInputs, locate_cat
 from ..core.java_runtime import use_java_runtime
 from ..core.settings import DataHome, default_catalog, default_home, default_shard_column
 from ..core.warehouse import Warehouse
+from .config_from_core import CoreSettings, with_core_settings
 from .llm_resources import LLMResource
 
 
@@ -36,7 +36,11 @@ class DataHomeResource(ConfigurableResource):
         return Warehouse(self.paths.warehouse)
 
 
-class CatalogResource(ConfigurableResource):
+# What the catalog resource hands to the core, defined there (defaults and docs).
+CATALOG_SETTINGS = (CoreSettings(IngestLimits), CoreSettings(TeacherInputs, rename={"columns": "teacher_columns"}))
+
+
+class CatalogResource(with_core_settings(ConfigurableResource, *CATALOG_SETTINGS)):
     """The catalog: a directory (Kaggle `styles.csv`, or `products.csv`/`products.parquet`)
     or a table file. `shard_column` defaults to masterCategory (Kaggle) or `shard`.
 
@@ -52,24 +56,15 @@ class CatalogResource(ConfigurableResource):
 
     location: str
     shard_column: str | None = None
-    teacher_columns: list[str] = list(TeacherInputs.columns)
-    max_image_bytes: int = IngestLimits.max_image_bytes
-    max_image_pixels: int = IngestLimits.max_image_pixels
-    image_formats: list[str] = list(IngestLimits.image_formats)
-    max_title_chars: int = IngestLimits.max_title_chars
-    max_description_chars: int = IngestLimits.max_description_chars
-    max_field_chars: int = IngestLimits.max_field_chars
 
     def table(self) -> CatalogTable:
         return locate_catalog(self.location, self.shard_column)
 
     def teacher_inputs(self) -> TeacherInputs:
-        return TeacherInputs(tuple(self.teacher_columns))
+        return self.to_core(TeacherInputs)
 
     def ingest_limits(self) -> IngestLimits:
-        """Every `IngestLimits` field from this resource's field of the same name (a limit
-        added there without a field here fails loudly, it is not silently defaulted)."""
-        return IngestLimits(**{f.name: getattr(self, f.name) for f in dataclasses.fields(IngestLimits)})
+        return self.to_core(IngestLimits)
 
 
 class SparkResource(LazyPySparkResource):

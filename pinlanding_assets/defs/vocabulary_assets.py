@@ -18,6 +18,7 @@ from ..core.vocabulary import (
     minilm_encoder,
 )
 from ..core.vocabulary import curate_vocabulary as curate
+from .config_from_core import CoreSettings, with_core_settings
 from .llm_resources import LLMResource
 from .resources import DataHomeResource
 from .tables import table_spec, written_table_metadata
@@ -25,15 +26,10 @@ from .tables import table_spec, written_table_metadata
 CODE_VERSION = "1"  # bump when this step's logic (here or in core/vocabulary.py) changes the table
 
 
-class VocabularyConfig(Config):
-    min_count: int = 5
-    min_share: float = 0.001
-    merge: bool = True
+class VocabularyConfig(with_core_settings(Config, CoreSettings(CurationConfig))):
     merge_encoder: str = "minilm"  # minilm | none (spelling alone)
-    merge_min_cosine: float = 0.92
     judge: str = "auto"  # auto (llm when the llm resource resolves to openai) | llm | rules
     overrides_path: str = str(VOCABULARY_OVERRIDES)
-    extra_denylist: list[str] = []
     min_values_per_key: int = 2  # check: a key with fewer kept values cannot tell products apart
     max_values_per_key: int = 500  # check: more means normalization or the extractor went wrong
 
@@ -62,10 +58,7 @@ def curated_vocabulary(context: AssetExecutionContext, config: VocabularyConfig,
         raise ValueError("raw_attributes is empty: materialize raw_attributes for at least one shard first")
     started = time.perf_counter()
     encoder = minilm_encoder() if config.merge and config.merge_encoder == "minilm" else None
-    curation = CurationConfig(
-        min_count=config.min_count, min_share=config.min_share, merge=config.merge,
-        merge_min_cosine=config.merge_min_cosine, extra_denylist=tuple(config.extra_denylist),
-    )
+    curation = config.to_core(CurationConfig)
     judge_choice = config.judge if config.judge != "auto" else ("llm" if llm.resolved_extractor() == "openai" else "rules")
     client = llm.client(warehouse, on_progress=lambda p: context.log.info(p.describe())) if judge_choice == "llm" else None
     judge = LLMJudge(client) if client is not None else RuleJudge(curation.max_value_words, curation.max_value_chars)
