@@ -24,3 +24,9 @@ def test_top_products_ranks_by_bm25() -> None:
     assert top.filter(top["slug"] == "watches").get_column("product_id")[0] == "p4"
     assert "nothing" not in top.get_column("slug").to_list()
     assert top.get_column("rank").max() <= 2
+
+
+def test_tokenize_pins_the_words_of_tricky_titles() -> None:
+    assert tokenize(["Slim Fit Shirt", "Black Tees for Men", "Navy Ties", "Alvaro Men Black Tie", "Women Kurtis", "Biba Women Kurti", "Woollen Scarves", "Sweat Shirt", "Men's Watches"]) == [
+        ["slim", "fitshirt"], ["black", "tee", "men"], ["navy", "ty"], ["alvaro", "men", "black", "tie"], ["women", "kurtis"],
+        ["biba", "women", "kurti"], ["woollen", "scarve"], ["sweatshirt"], ["men", "watch"]]

@@ -65,3 +65,96 @@ def test_lenient_applies_to_product_types_only() -> None:
     assert not values_match("navy blue", "blue", "color", "lenient")
     assert values_match("navy blue", "navy blue", "color", "lenient")
     assert spelling_variant("sharpner", "sharpener") and not spelling_variant("tshirt", "shirt")
+
+
+# Inflection of the catalog's tricky nouns, pinned before the rules were gathered in one
+# module (they lived in vocabulary.py, collections.py and bench/keyword_baseline.py): the
+# singular a value is stored in, the plural a title shows, and the words a title is compared
+# by. A change in any column is a decision, not an accident: stored values and titles make
+# slugs and pages.
+INFLECTIONS = [
+    # phrase, stored singular, title plural, title words
+    ("shoes", "shoe", "shoes", "shoe"),
+    ("casual shoes", "casual shoe", "casual shoes", "casual shoe"),
+    ("scarves", "scarves", "scarves", "scarve"),
+    ("kurtis", "kurtis", "kurtis", "kurti"),
+    ("kurtas", "kurtas", "kurtas", "kurta"),
+    ("dresses", "dress", "dresses", "dresse"),
+    ("dress", "dress", "dresses", "dress"),
+    ("watches", "watch", "watches", "watche"),
+    ("watch", "watch", "watches", "watch"),
+    ("jeans", "jeans", "jeans", "jean"),
+    ("glasses", "glass", "glasses", "glasse"),
+    ("sunglasses", "sunglasses", "sunglasses", "sunglasse"),
+    ("briefs", "briefs", "briefs", "brief"),
+    ("shorts", "shorts", "shorts", "short"),
+    ("trousers", "trousers", "trousers", "trouser"),
+    ("track pants", "track pants", "track pants", "track pant"),
+    ("perfume and body mist", "perfume and body mist", "perfume and body mist", "perfume and body mist"),
+    ("necklace and chain", "necklace and chain", "necklaces and chains", "necklace and chain"),
+    ("t-shirts", "t-shirt", "t-shirts", "t shirt"),
+    ("tshirts", "tshirt", "tshirts", "tshirt"),
+    ("bags", "bag", "bags", "bag"),
+    ("heels", "heels", "heels", "heel"),
+    ("flats", "flats", "flats", "flat"),
+    ("flip flops", "flip flops", "flip flops", "flip flop"),
+    ("capris", "capris", "capris", "capri"),
+    ("leggings", "leggings", "leggings", "legging"),
+    ("boxers", "boxers", "boxers", "boxer"),
+    ("ties", "tie", "ties", "tie"),
+    ("accessories", "accessories", "accessories", "accessorie"),
+    ("wallets", "wallets", "wallets", "wallet"),
+    ("canvas", "canvas", "canvas", "canva"),
+    ("sports", "sports", "sports", "sport"),
+    ("boys", "boys", "boys", "boy"),
+    ("innerwear vests", "innerwear vests", "innerwear vests", "innerwear vest"),
+    ("nightwear", "nightwear", "nightwear", "nightwear"),
+    ("footwear", "footwear", "footwear", "footwear"),
+    ("lipstick", "lipstick", "lipstick", "lipstick"),
+    ("nail polish", "nail polish", "nail polish", "nail polish"),
+    ("lip gloss", "lip gloss", "lip gloss", "lip gloss"),
+    ("dupatta", "dupatta", "dupatta", "dupatta"),
+    ("salwar", "salwar", "salwar", "salwar"),
+    ("sarees", "saree", "sarees", "saree"),
+    ("belts", "belt", "belts", "belt"),
+    ("boxes", "box", "boxes", "boxe"),
+    ("brushes", "brush", "brushes", "brushe"),
+    ("jewellery", "jewellery", "jewellery", "jewellery"),
+    ("sleeves", "sleeve", "sleeves", "sleeve"),
+    ("stripes", "stripe", "stripes", "stripe"),
+]
+
+
+@pytest.mark.parametrize(("phrase", "stored", "plural", "title_words"), INFLECTIONS)
+def test_inflection_of_catalog_nouns(phrase: str, stored: str, plural: str, title_words: str) -> None:
+    from pinlanding_assets.core.collections import pluralize, title_tokens
+    from pinlanding_assets.core.vocabulary import singular
+
+    assert singular(phrase) == stored
+    assert pluralize(phrase) == plural
+    assert title_tokens(phrase) == title_words.split()
+
+
+def test_value_normalization_and_display() -> None:
+    from pinlanding_assets.core.collections import display_words, pluralize
+    from pinlanding_assets.core.vocabulary import normalize_key, normalize_value
+
+    assert [normalize_value("product_type", v) for v in ("Tshirts", "T Shirt", "Tees", "Kurtis", "Casual Shoes", "Jeans")] == [
+        "t-shirt", "t-shirt", "t-shirt", "kurtis", "casual shoe", "jeans"]
+    assert [normalize_value("color", v) for v in ("Gray", "Navy", "Multi Color", "Off-White", "Blacks")] == ["grey", "navy blue", "multi", "off white", "blacks"]
+    assert [normalize_value("material", v) for v in ("Canvas", "Cotton_Blend", "Leathers")] == ["canvas", "cotton blend", "leather"]
+    assert normalize_value("sleeve", "Full Sleeves") == "full sleeve" and normalize_value("pattern", "Stripes") == "striped"
+    assert normalize_value("product_type", "  Ties & Cufflinks!! ") == "ties & cufflinks"
+    assert normalize_key("Product Type") == "product_type" and normalize_key("label-Color ") == "label_color"
+    assert [display_words(pluralize(v)) for v in ("t-shirt", "perfume and body mist", "casual shoe", "watch")] == [
+        "T-Shirts", "Perfume and Body Mist", "Casual Shoes", "Watches"]
+    assert display_words("multi") == "Multicolour" and display_words("navy blue") == "Navy Blue"
+
+
+def test_title_tokens_and_fingerprints() -> None:
+    from pinlanding_assets.core.collections import title_fingerprint, title_tokens
+
+    assert title_tokens("T-Shirts for Men") == ["t", "shirt", "for", "men"]
+    assert title_tokens("Men's Black Tees") == ["men", "s", "black", "tee"]
+    assert title_fingerprint("T-Shirts for Men") == title_fingerprint("Men Tshirt") == "men tshirt"
+    assert title_fingerprint("Black Watches for Men") != title_fingerprint("Men Black Watch")
