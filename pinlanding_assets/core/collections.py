@@ -25,28 +25,15 @@ from typing import Protocol
 
 import polars as pl
 
-ANCHOR_KEY = "product_type"
+from .text_rules import PRODUCT_TYPE_KEY, display_plural, display_words
+
+ANCHOR_KEY = PRODUCT_TYPE_KEY  # every mined combination includes the product type
 # Title order: when/where adjectives, colour, pattern, purpose, cut, material, then the
 # product type as the head noun; gender becomes "for Men" (or a "Unisex" prefix).
 TITLE_KEY_ORDER = ["season", "color", "pattern", "occasion", "style", "fit", "sleeve", "neckline", "length", "material", ANCHOR_KEY, "gender"]
 # Slug order is frozen separately: a later change of title grammar must never move a URL.
 SLUG_KEY_ORDER = ("season", "color", "pattern", "material", "style", "fit", "sleeve", "neckline", "length", "occasion", ANCHOR_KEY, "gender")
 GENDER_PHRASES = {"men": "for Men", "women": "for Women", "boys": "for Boys", "girls": "for Girls", "kids": "for Kids", "unisex": "Unisex"}
-# Display forms of single words (after pluralization); everything else is title-cased.
-DISPLAY = {"tshirt": "T-Shirt", "tshirts": "T-Shirts", "t-shirt": "T-Shirt", "t-shirts": "T-Shirts", "and": "and", "multi": "Multicolour", "of": "of", "with": "with"}
-# Nouns whose plural is their own form, or which are uncountable: never get an "s".
-NO_PLURAL = {
-    "jeans", "trousers", "shorts", "leggings", "sunglasses", "pants", "briefs", "boxers", "capris", "tights",
-    "jeggings", "innerwear vests", "flip flops", "sandals", "heels", "flats", "socks", "trunks", "dupatta",
-    "nightwear", "swimwear", "shapewear", "loungewear", "sleepwear", "footwear", "eyewear", "kurtas", "kurtis",
-    "deodorant", "lipstick", "nail polish", "mascara", "concealer", "sunscreen", "eyeshadow", "compact",
-    "lip gloss", "lip liner", "lip care", "lip plumper", "hair colour", "toner", "makeup remover", "patiala",
-    "salwar", "churidar", "stoles", "mufflers", "scarves", "gloves", "cufflinks", "suspenders", "earrings",
-    "wallets", "lehenga choli", "clothing", "jewellery", "eye cream", "body lotion",
-}
-# "X and Y" catalog phrases read as a category name ("Perfume and Body Mist"); a few want
-# both nouns in the plural.
-PLURAL_PHRASES = {"necklace and chain": "necklaces and chains", "tie and cufflink": "ties and cufflinks", "ties and cufflinks": "ties and cufflinks"}
 # Product types a season says nothing about (the catalog's season is a release season; on a
 # watch or a lipstick it is noise, not a shopping intent).
 NON_SEASONAL_TYPES = {
@@ -144,38 +131,6 @@ def parse_combo(combo: str) -> Attributes:
 # -- the template title ---------------------------------------------------------------
 
 
-def pluralize(noun: str) -> str:
-    """Plural of a product-type phrase: its last word, unless the phrase is invariant."""
-    if noun in PLURAL_PHRASES:
-        return PLURAL_PHRASES[noun]
-    if noun in NO_PLURAL or " and " in noun:
-        return noun
-    head, _, last = noun.rpartition(" ")
-    if last in NO_PLURAL or last.endswith("wear"):
-        return noun
-    if last.endswith("s") and not last.endswith(("ss", "us")):
-        return noun  # already plural ("kurtas", "sports sandals")
-    if last.endswith("y") and last[-2:-1] not in "aeiou":
-        last = last[:-1] + "ies"
-    elif last.endswith(("ch", "sh", "ss", "x")):
-        last += "es"
-    else:
-        last += "s"
-    return f"{head} {last}".strip()
-
-
-def display_words(text: str) -> str:
-    """Title case per word and per hyphenated part ("t-shirts" -> "T-Shirts"), small words
-    lower case ("Perfume and Body Mist")."""
-    words = []
-    for word in text.split(" "):
-        if word in DISPLAY:
-            words.append(DISPLAY[word])
-        else:
-            words.append("-".join(part[:1].upper() + part[1:] for part in word.split("-")))
-    return " ".join(words)
-
-
 def template_title(attributes: Sequence[tuple[str, str]]) -> str:
     """"Navy Blue Casual Shirts for Men" from {color: navy blue, occasion: casual, ...}."""
     by_key = dict(attributes)
@@ -188,7 +143,7 @@ def template_title(attributes: Sequence[tuple[str, str]]) -> str:
             continue
         value = by_key[key]
         if key == ANCHOR_KEY:
-            words.append(display_words(pluralize(value)))
+            words.append(display_words(display_plural(value)))
         elif key == "gender":
             phrase = GENDER_PHRASES.get(value, f"for {display_words(value)}")
             if phrase.startswith("for "):

@@ -37,13 +37,13 @@ from .collections import (
     TitleCandidate,
     TitledCollection,
     character_problem,
-    pluralize,
     template_title,
     title_tokens,
     validate_and_score,
 )
 from .llm_client import CachedLLMClient, LLMRequest, LLMResponse, chat_request, frame_as_data, stable_key
 from .llm_responses import CollectionTitle, CollectionTitleScore, CollectionValidation, StructuredAnswer
+from .text_rules import display_plural
 
 PROMPT_VERSION = "collection-titles-v2"  # v2: attributes framed as data
 
@@ -101,7 +101,7 @@ def vocabulary_problem(title: str, attributes: Sequence[tuple[str, str]]) -> str
     for key, value in attributes:
         allowed |= set(title_tokens(value))
         if key == ANCHOR_KEY:
-            allowed |= set(title_tokens(pluralize(value)))
+            allowed |= set(title_tokens(display_plural(value)))
         if key == "gender":
             allowed |= GENDER_WORDS & (set(title_tokens(value)) | set(title_tokens(GENDER_PHRASES.get(value, value))))
     extra = sorted(words - allowed)
@@ -110,7 +110,7 @@ def vocabulary_problem(title: str, attributes: Sequence[tuple[str, str]]) -> str
     for key, value in attributes:
         spellings = [set(title_tokens(value)), set(title_tokens(template_title([(key, value)])))]
         if key == ANCHOR_KEY:
-            spellings.append(set(title_tokens(pluralize(value))))
+            spellings.append(set(title_tokens(display_plural(value))))
         if not any(s and s <= words for s in spellings):
             return f"does not name {key} '{value}'"
     return None

@@ -37,73 +37,7 @@ import numpy as np
 import polars as pl
 
 from .lexicon import DISTINCT_VALUES
-
-# Words whose plural is their only form, or whose "s" is not a plural.
-INVARIANT = {
-    "jeans", "trousers", "shorts", "leggings", "sunglasses", "pants", "briefs", "boxers", "capris",
-    "tights", "track pants", "jeggings", "dress", "glass", "canvas", "lotus", "chinos", "joggers",
-    "flip flops", "sandals", "heels", "flats", "socks", "trunks", "innerwear vests", "swimwear",
-    "nightwear", "loungewear", "sleepwear", "dungarees", "salwar", "churidar", "accessories",
-    "gloves", "cufflinks", "suspenders", "earrings", "mufflers", "stoles", "scarves", "headphones",
-    "dupatta", "kurtas", "casual", "sports", "unisex", "boys", "girls", "men", "women", "wallets",
-}
-SYNONYMS = {
-    ("color", "gray"): "grey",
-    ("color", "navy"): "navy blue",
-    ("color", "off-white"): "off white",
-    ("gender", "male"): "men",
-    ("gender", "female"): "women",
-    ("gender", "man"): "men",
-    ("gender", "woman"): "women",
-    ("product_type", "tshirt"): "t-shirt",
-    ("product_type", "tee"): "t-shirt",
-    ("product_type", "t shirt"): "t-shirt",
-    ("season", "autumn"): "fall",
-    ("color", "multicolor"): "multi",
-    ("color", "multicolored"): "multi",
-    ("color", "multi color"): "multi",
-    ("pattern", "stripe"): "striped",
-    ("pattern", "check"): "checked",
-    ("pattern", "print"): "printed",
-    ("neckline", "v-neck"): "v neck",
-    ("sleeve", "full sleeves"): "full sleeve",
-    ("sleeve", "half sleeves"): "half sleeve",
-    ("sleeve", "short sleeves"): "short sleeve",
-    ("sleeve", "long sleeves"): "long sleeve",
-}
-
-
-def singular(word_phrase: str) -> str:
-    """Singular form of the last word of a phrase ("casual shoes" -> "casual shoe")."""
-    if word_phrase in INVARIANT:
-        return word_phrase
-    head, _, last = word_phrase.rpartition(" ")
-    if last in INVARIANT or len(last) <= 3:
-        return word_phrase
-    if last.endswith("ies") and len(last) > 4:
-        last = last[:-3] + "y"
-    elif last.endswith(("ches", "shes", "sses", "xes")):
-        last = last[:-2]
-    elif last.endswith("s") and not last.endswith(("ss", "us", "is")):
-        last = last[:-1]
-    return f"{head} {last}".strip()
-
-
-def normalize_value(key: str, value: str) -> str:
-    """Canonical form of one attribute value."""
-    text = value.lower().strip()
-    text = re.sub(r"[_/]+", " ", text)
-    text = re.sub(r"[^a-z0-9&\- ]+", "", text)
-    text = re.sub(r"\s+", " ", text).strip(" -")
-    text = SYNONYMS.get((key, text), text)
-    if key in ("product_type", "material", "pattern"):
-        text = singular(text)
-    return SYNONYMS.get((key, text), text)
-
-
-def normalize_key(key: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", key.lower()).strip("_")
-
+from .text_rules import normalize_key, normalize_value, singular_value
 
 @dataclass(frozen=True)
 class CurationConfig:
@@ -531,7 +465,7 @@ def _decide(row: dict, overrides: pl.DataFrame) -> dict:
         reason = f"{reason} (merged into {canonical!r}, cosine {row['similarity']:.2f})"
     for override in overrides.filter((pl.col("key") == key) & pl.col("action").is_in(["allow", "deny"])).iter_rows(named=True):
         # a human writes "best sellers" or "best seller": match either number
-        if singular(override["value"]) in (singular(normalized), singular(canonical)):
+        if singular_value(override["value"]) in (singular_value(normalized), singular_value(canonical)):
             note = f" ({override['note']})" if override["note"] else ""
             if override["action"] == "deny":
                 status, step, reason = "dropped", "override", f"override: deny{note}"

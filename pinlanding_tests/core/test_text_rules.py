@@ -5,7 +5,20 @@ from __future__ import annotations
 
 import pytest
 
-from pinlanding_assets.core.text_rules import BrandPrefixes, PhraseIndex, fold_word, is_wordlike, spelling_variant, text_words, values_match
+from pinlanding_assets.core.text_rules import (
+    BrandPrefixes,
+    PhraseIndex,
+    display_plural,
+    display_words,
+    fold_word,
+    is_wordlike,
+    normalize_key,
+    normalize_value,
+    singular_value,
+    spelling_variant,
+    text_words,
+    values_match,
+)
 
 
 def test_folding_makes_plurals_and_spellings_comparable() -> None:
@@ -127,18 +140,14 @@ INFLECTIONS = [
 
 @pytest.mark.parametrize(("phrase", "stored", "plural", "title_words"), INFLECTIONS)
 def test_inflection_of_catalog_nouns(phrase: str, stored: str, plural: str, title_words: str) -> None:
-    from pinlanding_assets.core.collections import pluralize, title_tokens
-    from pinlanding_assets.core.vocabulary import singular
+    from pinlanding_assets.core.collections import title_tokens
 
-    assert singular(phrase) == stored
-    assert pluralize(phrase) == plural
+    assert singular_value(phrase) == stored
+    assert display_plural(phrase) == plural
     assert title_tokens(phrase) == title_words.split()
 
 
 def test_value_normalization_and_display() -> None:
-    from pinlanding_assets.core.collections import display_words, pluralize
-    from pinlanding_assets.core.vocabulary import normalize_key, normalize_value
-
     assert [normalize_value("product_type", v) for v in ("Tshirts", "T Shirt", "Tees", "Kurtis", "Casual Shoes", "Jeans")] == [
         "t-shirt", "t-shirt", "t-shirt", "kurtis", "casual shoe", "jeans"]
     assert [normalize_value("color", v) for v in ("Gray", "Navy", "Multi Color", "Off-White", "Blacks")] == ["grey", "navy blue", "multi", "off white", "blacks"]
@@ -146,7 +155,7 @@ def test_value_normalization_and_display() -> None:
     assert normalize_value("sleeve", "Full Sleeves") == "full sleeve" and normalize_value("pattern", "Stripes") == "striped"
     assert normalize_value("product_type", "  Ties & Cufflinks!! ") == "ties & cufflinks"
     assert normalize_key("Product Type") == "product_type" and normalize_key("label-Color ") == "label_color"
-    assert [display_words(pluralize(v)) for v in ("t-shirt", "perfume and body mist", "casual shoe", "watch")] == [
+    assert [display_words(display_plural(v)) for v in ("t-shirt", "perfume and body mist", "casual shoe", "watch")] == [
         "T-Shirts", "Perfume and Body Mist", "Casual Shoes", "Watches"]
     assert display_words("multi") == "Multicolour" and display_words("navy blue") == "Navy Blue"
 

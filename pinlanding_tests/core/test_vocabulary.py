@@ -3,6 +3,7 @@
 import polars as pl
 import pytest
 
+from pinlanding_assets.core.text_rules import normalize_value
 from pinlanding_assets.core.vocabulary import (
     VOCABULARY_SCHEMA,
     CurationConfig,
@@ -15,7 +16,6 @@ from pinlanding_assets.core.vocabulary import (
     load_overrides,
     merge_near_duplicates,
     minilm_encoder,
-    normalize_value,
 )
 
 
