@@ -25,7 +25,7 @@ from typing import Protocol
 
 import polars as pl
 
-from .text_rules import PRODUCT_TYPE_KEY, display_plural, display_words
+from .text_rules import PRODUCT_TYPE_KEY, display_plural, display_words, text_words
 
 ANCHOR_KEY = PRODUCT_TYPE_KEY  # every mined combination includes the product type
 # Title order: when/where adjectives, colour, pattern, purpose, cut, material, then the
@@ -158,15 +158,6 @@ def template_title(attributes: Sequence[tuple[str, str]]) -> str:
 # -- rule-based validation and score --------------------------------------------------
 
 
-def _stem(word: str) -> str:
-    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
-
-
-def title_tokens(text: str) -> list[str]:
-    """Lower-case word stems ("T-Shirts for Men" -> t, shirt, for, men)."""
-    return [_stem(w) for w in re.findall(r"[a-z0-9]+", text.lower())]
-
-
 @dataclass(frozen=True)
 class Judgement:
     """A validation verdict and a 1-5 quality score for one titled combination."""
@@ -207,9 +198,9 @@ def validate_and_score(attributes: Sequence[tuple[str, str]], title: str, allowe
         return Judgement(1, "repeated value")
     by_key = dict(attributes)
     anchor = by_key.get(ANCHOR_KEY, "")
-    anchor_tokens = set(title_tokens(anchor))
+    anchor_words = set(text_words(anchor))
     for key, value in attributes:
-        if key != ANCHOR_KEY and set(title_tokens(value)) <= anchor_tokens:
+        if key != ANCHOR_KEY and set(text_words(value)) <= anchor_words:
             return Judgement(2, f"{key} '{value}' repeats the product type")
     if by_key.get("gender") in {"men", "boys"} and anchor in WOMENSWEAR_TYPES:
         return Judgement(1, f"'{anchor}' is not sold for {by_key['gender']}")
@@ -235,10 +226,9 @@ def collection_slug(attributes: Sequence[tuple[str, str]]) -> str:
 
 
 def title_fingerprint(title: str) -> str:
-    """Near-duplicate key: lower-case word stems, sorted, without small words
-    ("Shirts for Men" ~ "Men Shirt", "T-Shirts" ~ "Tshirt")."""
-    text = title.lower().replace("t-shirt", "tshirt")
-    return " ".join(sorted(w for w in title_tokens(text) if w not in STOPWORDS))
+    """Near-duplicate key: the title's folded words (`text_rules.text_words`), sorted,
+    without small words ("Shirts for Men" ~ "Men Shirt", "T-Shirts" ~ "Tshirt")."""
+    return " ".join(sorted(w for w in text_words(title) if w not in STOPWORDS))
 
 
 # -- writers --------------------------------------------------------------------------

@@ -38,12 +38,11 @@ from .collections import (
     TitledCollection,
     character_problem,
     template_title,
-    title_tokens,
     validate_and_score,
 )
 from .llm_client import CachedLLMClient, LLMRequest, LLMResponse, chat_request, frame_as_data, stable_key
 from .llm_responses import CollectionTitle, CollectionTitleScore, CollectionValidation, StructuredAnswer
-from .text_rules import display_plural
+from .text_rules import display_plural, text_words
 
 PROMPT_VERSION = "collection-titles-v2"  # v2: attributes framed as data
 
@@ -96,21 +95,21 @@ def vocabulary_problem(title: str, attributes: Sequence[tuple[str, str]]) -> str
         return "empty title"
     if len(title) > MAX_TITLE_CHARS:
         return f"longer than {MAX_TITLE_CHARS} characters"
-    words = set(title_tokens(title))
-    allowed = set(EXTRA_ALLOWED) | set(title_tokens(template_title(attributes)))
+    words = set(text_words(title))
+    allowed = set(EXTRA_ALLOWED) | set(text_words(template_title(attributes)))
     for key, value in attributes:
-        allowed |= set(title_tokens(value))
+        allowed |= set(text_words(value))
         if key == ANCHOR_KEY:
-            allowed |= set(title_tokens(display_plural(value)))
+            allowed |= set(text_words(display_plural(value)))
         if key == "gender":
-            allowed |= GENDER_WORDS & (set(title_tokens(value)) | set(title_tokens(GENDER_PHRASES.get(value, value))))
+            allowed |= GENDER_WORDS & (set(text_words(value)) | set(text_words(GENDER_PHRASES.get(value, value))))
     extra = sorted(words - allowed)
     if extra:
         return f"words outside the collection's attributes: {', '.join(extra)}"
     for key, value in attributes:
-        spellings = [set(title_tokens(value)), set(title_tokens(template_title([(key, value)])))]
+        spellings = [set(text_words(value)), set(text_words(template_title([(key, value)])))]
         if key == ANCHOR_KEY:
-            spellings.append(set(title_tokens(display_plural(value))))
+            spellings.append(set(text_words(display_plural(value))))
         if not any(s and s <= words for s in spellings):
             return f"does not name {key} '{value}'"
     return None

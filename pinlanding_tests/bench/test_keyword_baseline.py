@@ -26,7 +26,11 @@ def test_top_products_ranks_by_bm25() -> None:
     assert top.get_column("rank").max() <= 2
 
 
-def test_tokenize_pins_the_words_of_tricky_titles() -> None:
+def test_tokenize_reads_tricky_titles_like_the_pipeline() -> None:
+    # With a normalizer and stemmer of its own the baseline read "Slim Fit Shirt" as "slim
+    # fitshirt", kept "tee" apart from "tshirt", and "ty" (Ties), "kurtis", "scarve" apart
+    # from "tie", "kurti", "scarf"; it now reads titles with text_rules like the pipeline (and
+    # its accidental "sweat shirt" -> "sweatshirt" goes too).
     assert tokenize(["Slim Fit Shirt", "Black Tees for Men", "Navy Ties", "Alvaro Men Black Tie", "Women Kurtis", "Biba Women Kurti", "Woollen Scarves", "Sweat Shirt", "Men's Watches"]) == [
-        ["slim", "fitshirt"], ["black", "tee", "men"], ["navy", "ty"], ["alvaro", "men", "black", "tie"], ["women", "kurtis"],
-        ["biba", "women", "kurti"], ["woollen", "scarve"], ["sweatshirt"], ["men", "watch"]]
+        ["slim", "fit", "shirt"], ["black", "tshirt", "men"], ["navy", "tie"], ["alvaro", "men", "black", "tie"], ["women", "kurti"],
+        ["biba", "women", "kurti"], ["woollen", "scarf"], ["sweat", "shirt"], ["men", "watch"]]
