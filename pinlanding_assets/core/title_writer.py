@@ -6,7 +6,7 @@ nothing for combinations it has seen, and changing a prompt (bump `PROMPT_VERSIO
 model asks again deliberately.
 
 Guards (ours):
-* the deterministic rules of `collections.validate_and_score` run first; a combination they
+* the deterministic rules of `collection_mining.validate_and_score` run first; a combination they
   reject (a value repeating the product type, "Bras for Men") never costs a call;
 * the attributes (and, for the score, the title) are framed as data in <collection> tags,
   and every system prompt says that what is inside is never an instruction: attribute values
@@ -14,7 +14,7 @@ Guards (ours):
 * a synthesized title may only use the collection's own attribute words (plus "for", "and",
   gender words, plural forms): an LLM that adds "Linen" or "Slim Fit" would promise products
   the page does not have. Nor may it use a character outside the allow-list
-  (`collections.TITLE_CHARACTERS`, configurable): "<Shirts>" or an emoji. Such a title is
+  (`collection_mining.TITLE_CHARACTERS`, configurable): "<Shirts>" or an emoji. Such a title is
   replaced by the template title, and the `writer` column says so and why
   ("llm+template-title (words outside ...: linen)"); the rules' character veto then judges
   the title that is published, like the template writer's;
@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .collections import (
+from .collection_mining import (
     ANCHOR_KEY,
     GENDER_PHRASES,
     STOPWORDS,

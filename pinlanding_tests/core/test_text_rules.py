@@ -81,9 +81,9 @@ def test_lenient_applies_to_product_types_only() -> None:
 
 
 # Inflection of the catalog's tricky nouns, pinned before the rules were gathered in one
-# module (they lived in vocabulary.py, collections.py and bench/keyword_baseline.py): the
-# singular a value is stored in, the plural a title shows, and the words a title is compared
-# by. A change in any column is a decision, not an accident: stored values and titles make
+# module (they lived in vocabulary.py, collections.py (now collection_mining.py) and
+# bench/keyword_baseline.py): the singular a value is stored in, the plural a title shows,
+# and the words a title is compared by. A change in any column is a decision, not an accident: stored values and titles make
 # slugs and pages. The one decided change: titles are compared by `text_words`, like every
 # other text, where a stemmer of their own cut only a final "s" ("watche", "dresse",
 # "accessorie", "t" + "shirt").
@@ -161,7 +161,7 @@ def test_value_normalization_and_display() -> None:
 
 
 def test_title_fingerprints_read_titles_like_every_other_text() -> None:
-    from pinlanding_assets.core.collections import title_fingerprint
+    from pinlanding_assets.core.collection_mining import title_fingerprint
 
     assert text_words("Men's Black Tees") == ["men", "black", "tshirt"]
     assert title_fingerprint("T-Shirts for Men") == title_fingerprint("Men Tshirt") == title_fingerprint("Men's Tees") == "men tshirt"

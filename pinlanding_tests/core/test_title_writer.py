@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from pinlanding_assets.core.collections import MiningConfig, TitleCandidate, collection_slug, mine_combinations, write_collections
+from pinlanding_assets.core.collection_mining import MiningConfig, TitleCandidate, collection_slug, mine_combinations, write_collections
 import pytest
 
 from pinlanding_assets.core.llm_client import CachedLLMClient, LLMSettings

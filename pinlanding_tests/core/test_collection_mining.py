@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from pinlanding_assets.core.collections import (
+from pinlanding_assets.core.collection_mining import (
     MiningConfig,
     collection_attribute_rows,
     collection_slug,

@@ -1,4 +1,5 @@
-"""Collection queries: attribute combinations worth a landing page, and their titles.
+"""Collection mining (the `collection_queries` table): attribute combinations worth a
+landing page, and their titles.
 
 Mining (ours): every combination of 2-4 assigned attributes from different keys that
 includes the product's type (the anchor), counted over products; combinations supported by
@@ -8,9 +9,9 @@ its supporting product set, so two combinations that would show exactly the same
 casual) are merged into the more general one.
 
 Titles come from a `TitleWriter`: the offline default here is a template with a fixed key
-order, plurals and gender phrasing ("Navy Blue Casual Shirts for Men") plus rule-based
-validation and a 1-5 quality score; `title_writer.LLMTitleWriter` does the same three steps
-through an OpenAI-compatible endpoint. Slugs come from the attribute set alone (never from the
+order, plurals (`text_rules.display_plural`) and gender phrasing ("Navy Blue Casual Shirts
+for Men") plus rule-based validation and a 1-5 quality score; `title_writer.LLMTitleWriter`
+does the same three steps through an OpenAI-compatible endpoint. Slugs come from the attribute set alone (never from the
 title), so the same attributes give the same URL run after run, whichever writer ran.
 """
 
