@@ -36,8 +36,8 @@ from typing import Protocol
 import numpy as np
 import polars as pl
 
-from .lexicon import DISTINCT_VALUES
-from .text_rules import normalize_key, normalize_value, singular_value
+from ..lexicon import DISTINCT_VALUES
+from ..text_rules import normalize_key, normalize_value, singular_value
 
 @dataclass(frozen=True)
 class CurationConfig:
@@ -266,8 +266,8 @@ class LLMJudge:
     name: str = "llm"
 
     def requests(self, candidates: list[tuple[str, str]]) -> list[tuple["LLMRequest", list[tuple[str, str]]]]:  # noqa: F821
-        from .llm_client import chat_request, frame_as_data, stable_key
-        from .llm_responses import AttributeVerdicts
+        from ..llm_client import chat_request, frame_as_data, stable_key
+        from ..llm_responses import AttributeVerdicts
 
         out = []
         by_key: dict[str, list[str]] = {}

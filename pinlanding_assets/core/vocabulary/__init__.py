@@ -1,0 +1,43 @@
+"""Vocabulary curation (a package; `curate.py` holds it all until it is split by step)."""
+
+from .curate import (
+    DEFAULT_DENYLIST,
+    OVERRIDES_SCHEMA,
+    STEPS,
+    VOCABULARY_SCHEMA,
+    CurationConfig,
+    Judge,
+    LLMJudge,
+    OverridesError,
+    RuleJudge,
+    TextEncoder,
+    Verdict,
+    canonical_labels,
+    curate_vocabulary,
+    curation_funnel,
+    kept_attributes,
+    load_overrides,
+    merge_near_duplicates,
+    minilm_encoder,
+)
+
+__all__ = [
+    "DEFAULT_DENYLIST",
+    "OVERRIDES_SCHEMA",
+    "STEPS",
+    "VOCABULARY_SCHEMA",
+    "CurationConfig",
+    "Judge",
+    "LLMJudge",
+    "OverridesError",
+    "RuleJudge",
+    "TextEncoder",
+    "Verdict",
+    "canonical_labels",
+    "curate_vocabulary",
+    "curation_funnel",
+    "kept_attributes",
+    "load_overrides",
+    "merge_near_duplicates",
+    "minilm_encoder",
+]
