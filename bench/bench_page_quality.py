@@ -11,7 +11,7 @@ Command sequence (the model stage must have scored the whole catalog first):
 What it measures (definitions in ../shared/notes/pinlanding-method.md):
 
 * our pages: collections mined from the warehouse's assigned attributes and titled by the
-  current `core.collections` code (template writer, rule-based quality; `--use-run-tables`
+  current `core.collection_mining` code (template writer, rule-based quality; `--use-run-tables`
   reads the run's `collection_queries`/`landing_pages` instead), matched by the DuckDB
   reference (identical to Spark: pinlanding_tests/core/test_matching_spark.py);
 * the baseline: for every page's title, the top 10 products by BM25 over product titles
@@ -45,7 +45,7 @@ import polars as pl
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pinlanding_assets.core.collections import MiningConfig, collection_attribute_rows, mine_combinations, write_collections  # noqa: E402
+from pinlanding_assets.core.collection_mining import MiningConfig, collection_attribute_rows, mine_combinations, write_collections  # noqa: E402
 from pinlanding_assets.core.evaluation import (  # noqa: E402
     MATCH_RULES,
     catalog_label_attributes,

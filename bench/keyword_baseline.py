@@ -2,40 +2,29 @@
 
 For a collection title ("Navy Blue Casual Shirts for Men") the baseline page is the top-k
 products whose titles match it best by BM25 (the `bm25s` library; DuckDB's `fts`
-extension cannot be downloaded here). Both sides get the same light normalization so the
-baseline is not handicapped by spelling: lower case, English stop words, "t-shirt" ->
-"tshirt", and a plural stemmer (the catalog says "Shirt", a title says "Shirts").
+extension cannot be downloaded here). Both sides read words as the pipeline does
+(`text_rules.raw_words` then `fold_word`: lower case, "t-shirt"/"tee" -> "tshirt", plurals
+folded: the catalog says "Shirt", a title says "Shirts"), less BM25's English stop words,
+so the baseline is not handicapped by spelling.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import bm25s
 import numpy as np
 import polars as pl
 
+from pinlanding_assets.core.text_rules import fold_word, raw_words
+
 KEYWORD_PAGE_SCHEMA = {"slug": pl.String, "product_id": pl.String, "rank": pl.Int64, "score": pl.Float64}
 
 
-def _normalize(text: str) -> str:
-    return re.sub(r"t[\s-]?shirt", "tshirt", (text or "").lower())
-
-
-def _stem(word: str) -> str:
-    if len(word) > 3 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 3 and word.endswith(("ches", "shes", "sses", "xes")):
-        return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    return word
-
-
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
-    tokens = bm25s.tokenize([_normalize(t) for t in texts], stopwords="en", return_ids=False, show_progress=False)
-    return [[_stem(w) for w in doc] for doc in tokens]
+    """Folded words of each text; stop words go before folding (bm25s's English list)."""
+    tokens = bm25s.tokenize([" ".join(raw_words(t)) for t in texts], stopwords="en", return_ids=False, show_progress=False)
+    return [[fold_word(w) for w in doc] for doc in tokens]
 
 
 class KeywordBaseline:

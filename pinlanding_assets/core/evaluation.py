@@ -29,8 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from .text_rules import PRODUCT_TYPE_KEY, values_match
-from .vocabulary import normalize_key, normalize_value
+from .text_rules import PRODUCT_TYPE_KEY, normalize_key, normalize_value, values_match
 
 MATCH_RULES = ("strict", "lenient", "mapped")
 CATALOG_LABELS = "catalog labels"

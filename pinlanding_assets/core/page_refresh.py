@@ -23,7 +23,7 @@ from datetime import datetime
 
 import polars as pl
 
-from .collections import ANCHOR_KEY
+from .collection_mining import ANCHOR_KEY
 
 PUBLISHED_SCHEMA = {
     "slug": pl.String,

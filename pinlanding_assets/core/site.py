@@ -48,7 +48,7 @@ import polars as pl
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from .catalog import QUARANTINE_SCHEMA, CatalogError, file_kind, image_digest
-from .collections import display_words, pluralize
+from .text_rules import display_plural, display_words
 
 SAFE_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,120}")
 IMAGE_HASH = re.compile(r"[0-9a-f]{8,128}")  # hex digests only: the hash becomes a file name
@@ -382,7 +382,7 @@ def _render(template: str, config: SiteConfig, depth: int, **values) -> str:
 
 
 def _group_name(group: str) -> str:
-    return display_words(pluralize(group))
+    return display_words(display_plural(group))
 
 
 def _collection_html(collection: dict, items: pl.DataFrame, related: pl.DataFrame, config: SiteConfig) -> str:

@@ -1,8 +1,26 @@
-"""Text rules shared by every stage: how product text becomes comparable words.
+"""Text rules shared by every stage: how product text and attribute values become
+comparable words, the form a value is stored in, and the form a title shows.
 
-* `fold_word`: a word's folded (singular) form, used only for matching ("Shoes" and "shoe",
-  "Scarves" and "scarf", "Kurtis" and "kurti" fold alike). Folding is applied to both sides
-  of every comparison, so it need not be a dictionary singular: it only has to be consistent.
+Three inflections, deliberately different, each named for its use:
+
+* `singular_value`: the singular an attribute value is *stored* in ("casual shoes" ->
+  "casual shoe"; "jeans" stays). It must be a real word a page can show, and it must never
+  change for a value already stored (stored values make slugs), so it touches the last word
+  only and leaves `INVARIANT_WORDS` alone. `normalize_value` applies it (to product types,
+  materials and patterns) with case, punctuation and `VALUE_SYNONYMS`; `normalize_key` is
+  the same for keys.
+* `display_plural`: the plural a title *shows* ("casual shoe" -> "casual shoes", "jeans",
+  "lipstick", "necklaces and chains"); `display_words` writes it in title case.
+* `fold_word`: a word's folded (singular) form, used only for *matching* ("Shoes" and
+  "shoe", "Scarves" and "scarf", "Kurtis" and "kurti" fold alike). Folding is applied to
+  both sides of every comparison, so it need not be a dictionary singular: it only has to
+  be consistent.
+
+`INVARIANT_WORDS` is the one list of words with a single form for singular and plural that
+the first two consult.
+
+Matching:
+
 * `text_words`: lower-case, folded words of a text, with "t-shirt"/"t shirt"/"tee" spellings
   joined into "tshirt" and possessives dropped ("Men's" -> "men").
 * `PhraseIndex`: finds which known phrases (attribute values) a text mentions, longest phrase
@@ -34,6 +52,128 @@ from dataclasses import dataclass, field
 
 # The key whose value is a product's head noun (matched at the end of a title).
 PRODUCT_TYPE_KEY = "product_type"
+
+# -- stored values and titles: singular and plural ----------------------------------------
+
+# Words and phrases with one form for singular and plural: `singular_value` never strips
+# their "s", `display_plural` never adds one.
+INVARIANT_WORDS = {
+    # plural only, or catalog names that are plural already
+    "jeans", "trousers", "shorts", "leggings", "jeggings", "tights", "pants", "track pants", "chinos",
+    "joggers", "capris", "dungarees", "briefs", "boxers", "trunks", "socks", "innerwear vests",
+    "sunglasses", "flip flops", "sandals", "heels", "flats", "gloves", "cufflinks", "suspenders",
+    "earrings", "mufflers", "stoles", "scarves", "headphones", "accessories", "kurtas", "kurtis", "wallets",
+    # uncountable, or a name a title does not pluralize
+    "footwear", "eyewear", "nightwear", "swimwear", "shapewear", "loungewear", "sleepwear", "clothing",
+    "jewellery", "deodorant", "lipstick", "nail polish", "mascara", "concealer", "sunscreen", "eyeshadow",
+    "compact", "lip gloss", "lip liner", "lip care", "lip plumper", "hair colour", "toner", "makeup remover",
+    "eye cream", "body lotion", "lehenga choli", "dupatta", "salwar", "churidar", "patiala",
+    # a final "s" that is not a plural
+    "canvas", "sports", "boys", "girls",
+}
+VALUE_SYNONYMS = {
+    ("color", "gray"): "grey",
+    ("color", "navy"): "navy blue",
+    ("color", "off-white"): "off white",
+    ("gender", "male"): "men",
+    ("gender", "female"): "women",
+    ("gender", "man"): "men",
+    ("gender", "woman"): "women",
+    ("product_type", "tshirt"): "t-shirt",
+    ("product_type", "tee"): "t-shirt",
+    ("product_type", "t shirt"): "t-shirt",
+    ("season", "autumn"): "fall",
+    ("color", "multicolor"): "multi",
+    ("color", "multicolored"): "multi",
+    ("color", "multi color"): "multi",
+    ("pattern", "stripe"): "striped",
+    ("pattern", "check"): "checked",
+    ("pattern", "print"): "printed",
+    ("neckline", "v-neck"): "v neck",
+    ("sleeve", "full sleeves"): "full sleeve",
+    ("sleeve", "half sleeves"): "half sleeve",
+    ("sleeve", "short sleeves"): "short sleeve",
+    ("sleeve", "long sleeves"): "long sleeve",
+}
+# Keys whose values are nouns stored in the singular.
+SINGULAR_KEYS = (PRODUCT_TYPE_KEY, "material", "pattern")
+# "X and Y" catalog phrases read as a category name ("Perfume and Body Mist") and keep their
+# form in a title; a few want both nouns in the plural.
+PLURAL_PHRASES = {"necklace and chain": "necklaces and chains", "tie and cufflink": "ties and cufflinks", "ties and cufflinks": "ties and cufflinks"}
+# Display forms of single words (after pluralization); everything else is title-cased.
+DISPLAY_FORMS = {"tshirt": "T-Shirt", "tshirts": "T-Shirts", "t-shirt": "T-Shirt", "t-shirts": "T-Shirts", "and": "and", "multi": "Multicolour", "of": "of", "with": "with"}
+
+
+def normalize_key(key: str) -> str:
+    """An attribute key as stored: lower case, runs of other characters as one "_"."""
+    return re.sub(r"[^a-z0-9]+", "_", key.lower()).strip("_")
+
+
+def normalize_value(key: str, value: str) -> str:
+    """An attribute value as stored: lower case, "_" and "/" as spaces, no punctuation but
+    "&" and "-", synonyms resolved, and nouns of `SINGULAR_KEYS` in the singular."""
+    text = value.lower().strip()
+    text = re.sub(r"[_/]+", " ", text)
+    text = re.sub(r"[^a-z0-9&\- ]+", "", text)
+    text = re.sub(r"\s+", " ", text).strip(" -")
+    text = VALUE_SYNONYMS.get((key, text), text)
+    if key in SINGULAR_KEYS:
+        text = singular_value(text)
+    return VALUE_SYNONYMS.get((key, text), text)
+
+
+def singular_value(phrase: str) -> str:
+    """The singular a value is stored in: its last word's ("casual shoes" -> "casual shoe"),
+    unless the phrase or that word is in `INVARIANT_WORDS` or has 3 letters or fewer."""
+    if phrase in INVARIANT_WORDS:
+        return phrase
+    head, _, last = phrase.rpartition(" ")
+    if last in INVARIANT_WORDS or len(last) <= 3:
+        return phrase
+    if last.endswith("ies") and len(last) > 4:
+        last = last[:-3] + "y"
+    elif last.endswith(("ches", "shes", "sses", "xes")):
+        last = last[:-2]
+    elif last.endswith("s") and not last.endswith(("ss", "us", "is")):
+        last = last[:-1]
+    return f"{head} {last}".strip()
+
+
+def display_plural(noun: str) -> str:
+    """The plural a title shows for a product-type phrase: its last word's, unless the
+    phrase or that word is in `INVARIANT_WORDS`, is an "X and Y" category (`PLURAL_PHRASES`
+    aside), ends in "wear" or is plural already ("sports sandals")."""
+    if noun in PLURAL_PHRASES:
+        return PLURAL_PHRASES[noun]
+    if noun in INVARIANT_WORDS or " and " in noun:
+        return noun
+    head, _, last = noun.rpartition(" ")
+    if last in INVARIANT_WORDS or last.endswith("wear"):
+        return noun
+    if last.endswith("s") and not last.endswith(("ss", "us")):
+        return noun
+    if last.endswith("y") and last[-2:-1] not in "aeiou":
+        last = last[:-1] + "ies"
+    elif last.endswith(("ch", "sh", "ss", "x")):
+        last += "es"
+    else:
+        last += "s"
+    return f"{head} {last}".strip()
+
+
+def display_words(text: str) -> str:
+    """Title case per word and per hyphenated part ("t-shirts" -> "T-Shirts"), small words
+    lower case ("Perfume and Body Mist")."""
+    words = []
+    for word in text.split(" "):
+        if word in DISPLAY_FORMS:
+            words.append(DISPLAY_FORMS[word])
+        else:
+            words.append("-".join(part[:1].upper() + part[1:] for part in word.split("-")))
+    return " ".join(words)
+
+
+# -- matching: folded words ---------------------------------------------------------------
 _TSHIRT = re.compile(r"\b(?:t[\s-]?shirts?|tees?)\b")
 _WORD = re.compile(r"[a-z0-9]+")
 _POSSESSIVE = re.compile(r"['\u2019]s\b")

@@ -6,7 +6,7 @@ nothing for combinations it has seen, and changing a prompt (bump `PROMPT_VERSIO
 model asks again deliberately.
 
 Guards (ours):
-* the deterministic rules of `collections.validate_and_score` run first; a combination they
+* the deterministic rules of `collection_mining.validate_and_score` run first; a combination they
   reject (a value repeating the product type, "Bras for Men") never costs a call;
 * the attributes (and, for the score, the title) are framed as data in <collection> tags,
   and every system prompt says that what is inside is never an instruction: attribute values
@@ -14,7 +14,7 @@ Guards (ours):
 * a synthesized title may only use the collection's own attribute words (plus "for", "and",
   gender words, plural forms): an LLM that adds "Linen" or "Slim Fit" would promise products
   the page does not have. Nor may it use a character outside the allow-list
-  (`collections.TITLE_CHARACTERS`, configurable): "<Shirts>" or an emoji. Such a title is
+  (`collection_mining.TITLE_CHARACTERS`, configurable): "<Shirts>" or an emoji. Such a title is
   replaced by the template title, and the `writer` column says so and why
   ("llm+template-title (words outside ...: linen)"); the rules' character veto then judges
   the title that is published, like the template writer's;
@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .collections import (
+from .collection_mining import (
     ANCHOR_KEY,
     GENDER_PHRASES,
     STOPWORDS,
@@ -37,13 +37,12 @@ from .collections import (
     TitleCandidate,
     TitledCollection,
     character_problem,
-    pluralize,
     template_title,
-    title_tokens,
     validate_and_score,
 )
 from .llm_client import CachedLLMClient, LLMRequest, LLMResponse, chat_request, frame_as_data, stable_key
 from .llm_responses import CollectionTitle, CollectionTitleScore, CollectionValidation, StructuredAnswer
+from .text_rules import display_plural, text_words
 
 PROMPT_VERSION = "collection-titles-v2"  # v2: attributes framed as data
 
@@ -96,21 +95,21 @@ def vocabulary_problem(title: str, attributes: Sequence[tuple[str, str]]) -> str
         return "empty title"
     if len(title) > MAX_TITLE_CHARS:
         return f"longer than {MAX_TITLE_CHARS} characters"
-    words = set(title_tokens(title))
-    allowed = set(EXTRA_ALLOWED) | set(title_tokens(template_title(attributes)))
+    words = set(text_words(title))
+    allowed = set(EXTRA_ALLOWED) | set(text_words(template_title(attributes)))
     for key, value in attributes:
-        allowed |= set(title_tokens(value))
+        allowed |= set(text_words(value))
         if key == ANCHOR_KEY:
-            allowed |= set(title_tokens(pluralize(value)))
+            allowed |= set(text_words(display_plural(value)))
         if key == "gender":
-            allowed |= GENDER_WORDS & (set(title_tokens(value)) | set(title_tokens(GENDER_PHRASES.get(value, value))))
+            allowed |= GENDER_WORDS & (set(text_words(value)) | set(text_words(GENDER_PHRASES.get(value, value))))
     extra = sorted(words - allowed)
     if extra:
         return f"words outside the collection's attributes: {', '.join(extra)}"
     for key, value in attributes:
-        spellings = [set(title_tokens(value)), set(title_tokens(template_title([(key, value)])))]
+        spellings = [set(text_words(value)), set(text_words(template_title([(key, value)])))]
         if key == ANCHOR_KEY:
-            spellings.append(set(title_tokens(pluralize(value))))
+            spellings.append(set(text_words(display_plural(value))))
         if not any(s and s <= words for s in spellings):
             return f"does not name {key} '{value}'"
     return None

@@ -43,7 +43,7 @@ from .catalog import TEACHER_CONTENT_COLUMNS, TeacherInputs, cut_text
 from .extraction import ATTRIBUTE_SCHEMA, QUARANTINE_COLUMNS, ExtractionResult
 from .llm_client import CALL_BUDGET_REACHED, COST_BUDGET_REACHED, REQUEST_NOT_BUILT, CachedLLMClient, LLMRequest, LLMResponse, chat_request, frame_as_data, stable_key
 from .llm_responses import ProductAttributes
-from .vocabulary import normalize_key
+from .text_rules import normalize_key
 
 PROMPT_VERSION = "vlm-attributes-v2"
 SUGGESTED_KEYS = (

@@ -19,7 +19,7 @@ import polars as pl
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, multi_asset
 
 from ..core.catalog import list_shards
-from ..core.collections import COLLECTION_SCHEMA, MiningConfig, TemplateTitleWriter, TitleWriter, mine_combinations, write_collections
+from ..core.collection_mining import COLLECTION_SCHEMA, MiningConfig, TemplateTitleWriter, TitleWriter, mine_combinations, write_collections
 from ..core.llm_client import CachedLLMClient, LLMProgress
 from ..core.retirement import retire_removed
 from ..core.title_writer import LLMTitleWriter
@@ -29,7 +29,7 @@ from .resources import CatalogResource, DataHomeResource
 from .automation import PUBLISH_AFTER_SHARD_UPDATES
 from .tables import table_spec, written_table_metadata
 
-CODE_VERSION = "1"  # bump when this step's logic (here or in core/collections.py, title_writer.py, retirement.py) changes the table
+CODE_VERSION = "1"  # bump when this step's logic (here or in core/collection_mining.py, title_writer.py, retirement.py) changes the table
 
 TITLE_WRITERS = ("auto", "llm", "template")
 

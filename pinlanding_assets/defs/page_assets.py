@@ -30,7 +30,7 @@ import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue, multi_asset
 from dagster_pyspark import LazyPySparkResource
 
-from ..core.collections import collection_attribute_rows
+from ..core.collection_mining import collection_attribute_rows
 from ..core.evaluation import catalog_label_attributes, collection_precision_at_k, comparable_values, expand_to_vocabulary
 from ..core.file_lock import exclusive_lock
 from ..core.matching import MATCHING_ENGINES, PAGE_SCHEMA, MatchingConfig, join_uri, match_pages_duckdb, match_pages_spark, remove_staged_inputs, spark_input_location, withhold_products

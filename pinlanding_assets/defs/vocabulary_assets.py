@@ -23,7 +23,7 @@ from .llm_resources import LLMResource
 from .resources import DataHomeResource
 from .tables import table_spec, written_table_metadata
 
-CODE_VERSION = "1"  # bump when this step's logic (here or in core/vocabulary.py) changes the table
+CODE_VERSION = "1"  # bump when this step's logic (here or in core/vocabulary/) changes the table
 
 
 class VocabularyConfig(with_core_settings(Config, CoreSettings(CurationConfig))):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pinlanding_assets.core.collections import TitleCandidate
+from pinlanding_assets.core.collection_mining import TitleCandidate
 from pinlanding_assets.core.llm_client import CachedLLMClient, LLMRequest, LLMSettings
 from pinlanding_assets.core.llm_responses import (
     AttributeVerdicts,

@@ -5,7 +5,20 @@ from __future__ import annotations
 
 import pytest
 
-from pinlanding_assets.core.text_rules import BrandPrefixes, PhraseIndex, fold_word, is_wordlike, spelling_variant, text_words, values_match
+from pinlanding_assets.core.text_rules import (
+    BrandPrefixes,
+    PhraseIndex,
+    display_plural,
+    display_words,
+    fold_word,
+    is_wordlike,
+    normalize_key,
+    normalize_value,
+    singular_value,
+    spelling_variant,
+    text_words,
+    values_match,
+)
 
 
 def test_folding_makes_plurals_and_spellings_comparable() -> None:
@@ -65,3 +78,92 @@ def test_lenient_applies_to_product_types_only() -> None:
     assert not values_match("navy blue", "blue", "color", "lenient")
     assert values_match("navy blue", "navy blue", "color", "lenient")
     assert spelling_variant("sharpner", "sharpener") and not spelling_variant("tshirt", "shirt")
+
+
+# Inflection of the catalog's tricky nouns, pinned before the rules were gathered in one
+# module (they lived in vocabulary.py, collections.py (now collection_mining.py) and
+# bench/keyword_baseline.py): the singular a value is stored in, the plural a title shows,
+# and the words a title is compared by. A change in any column is a decision, not an accident: stored values and titles make
+# slugs and pages. The one decided change: titles are compared by `text_words`, like every
+# other text, where a stemmer of their own cut only a final "s" ("watche", "dresse",
+# "accessorie", "t" + "shirt").
+INFLECTIONS = [
+    # phrase, stored singular, title plural, title words
+    ("shoes", "shoe", "shoes", "shoe"),
+    ("casual shoes", "casual shoe", "casual shoes", "casual shoe"),
+    ("scarves", "scarves", "scarves", "scarf"),
+    ("kurtis", "kurtis", "kurtis", "kurti"),
+    ("kurtas", "kurtas", "kurtas", "kurta"),
+    ("dresses", "dress", "dresses", "dress"),
+    ("dress", "dress", "dresses", "dress"),
+    ("watches", "watch", "watches", "watch"),
+    ("watch", "watch", "watches", "watch"),
+    ("jeans", "jeans", "jeans", "jean"),
+    ("glasses", "glass", "glasses", "glass"),
+    ("sunglasses", "sunglasses", "sunglasses", "sunglass"),
+    ("briefs", "briefs", "briefs", "brief"),
+    ("shorts", "shorts", "shorts", "short"),
+    ("trousers", "trousers", "trousers", "trouser"),
+    ("track pants", "track pants", "track pants", "track pant"),
+    ("perfume and body mist", "perfume and body mist", "perfume and body mist", "perfume and body mist"),
+    ("necklace and chain", "necklace and chain", "necklaces and chains", "necklace and chain"),
+    ("t-shirts", "t-shirt", "t-shirts", "tshirt"),
+    ("tshirts", "tshirt", "tshirts", "tshirt"),
+    ("bags", "bag", "bags", "bag"),
+    ("heels", "heels", "heels", "heel"),
+    ("flats", "flats", "flats", "flat"),
+    ("flip flops", "flip flops", "flip flops", "flip flop"),
+    ("capris", "capris", "capris", "capri"),
+    ("leggings", "leggings", "leggings", "legging"),
+    ("boxers", "boxers", "boxers", "boxer"),
+    ("ties", "tie", "ties", "tie"),
+    ("accessories", "accessories", "accessories", "accessory"),
+    ("wallets", "wallets", "wallets", "wallet"),
+    ("canvas", "canvas", "canvas", "canva"),
+    ("sports", "sports", "sports", "sport"),
+    ("boys", "boys", "boys", "boy"),
+    ("innerwear vests", "innerwear vests", "innerwear vests", "innerwear vest"),
+    ("nightwear", "nightwear", "nightwear", "nightwear"),
+    ("footwear", "footwear", "footwear", "footwear"),
+    ("lipstick", "lipstick", "lipstick", "lipstick"),
+    ("nail polish", "nail polish", "nail polish", "nail polish"),
+    ("lip gloss", "lip gloss", "lip gloss", "lip gloss"),
+    ("dupatta", "dupatta", "dupatta", "dupatta"),
+    ("salwar", "salwar", "salwar", "salwar"),
+    ("sarees", "saree", "sarees", "saree"),
+    ("belts", "belt", "belts", "belt"),
+    ("boxes", "box", "boxes", "box"),
+    ("brushes", "brush", "brushes", "brush"),
+    ("jewellery", "jewellery", "jewellery", "jewellery"),
+    ("sleeves", "sleeve", "sleeves", "sleeve"),
+    ("stripes", "stripe", "stripes", "stripe"),
+]
+
+
+@pytest.mark.parametrize(("phrase", "stored", "plural", "title_words"), INFLECTIONS)
+def test_inflection_of_catalog_nouns(phrase: str, stored: str, plural: str, title_words: str) -> None:
+    assert singular_value(phrase) == stored
+    assert display_plural(phrase) == plural
+    assert text_words(phrase) == title_words.split()
+
+
+def test_value_normalization_and_display() -> None:
+    assert [normalize_value("product_type", v) for v in ("Tshirts", "T Shirt", "Tees", "Kurtis", "Casual Shoes", "Jeans")] == [
+        "t-shirt", "t-shirt", "t-shirt", "kurtis", "casual shoe", "jeans"]
+    assert [normalize_value("color", v) for v in ("Gray", "Navy", "Multi Color", "Off-White", "Blacks")] == ["grey", "navy blue", "multi", "off white", "blacks"]
+    assert [normalize_value("material", v) for v in ("Canvas", "Cotton_Blend", "Leathers")] == ["canvas", "cotton blend", "leather"]
+    assert normalize_value("sleeve", "Full Sleeves") == "full sleeve" and normalize_value("pattern", "Stripes") == "striped"
+    assert normalize_value("product_type", "  Ties & Cufflinks!! ") == "ties & cufflinks"
+    assert normalize_key("Product Type") == "product_type" and normalize_key("label-Color ") == "label_color"
+    assert [display_words(display_plural(v)) for v in ("t-shirt", "perfume and body mist", "casual shoe", "watch")] == [
+        "T-Shirts", "Perfume and Body Mist", "Casual Shoes", "Watches"]
+    assert display_words("multi") == "Multicolour" and display_words("navy blue") == "Navy Blue"
+
+
+def test_title_fingerprints_read_titles_like_every_other_text() -> None:
+    from pinlanding_assets.core.collection_mining import title_fingerprint
+
+    assert text_words("Men's Black Tees") == ["men", "black", "tshirt"]
+    assert title_fingerprint("T-Shirts for Men") == title_fingerprint("Men Tshirt") == title_fingerprint("Men's Tees") == "men tshirt"
+    # the title stemmer before text_words kept "watche" apart from "watch"
+    assert title_fingerprint("Black Watches for Men") == title_fingerprint("Men Black Watch")

@@ -3,6 +3,7 @@
 import polars as pl
 import pytest
 
+from pinlanding_assets.core.text_rules import normalize_value
 from pinlanding_assets.core.vocabulary import (
     VOCABULARY_SCHEMA,
     CurationConfig,
@@ -15,7 +16,6 @@ from pinlanding_assets.core.vocabulary import (
     load_overrides,
     merge_near_duplicates,
     minilm_encoder,
-    normalize_value,
 )
 
 
@@ -118,6 +118,13 @@ def test_overrides_allow_deny_rename_always_win(tmp_path):
     melange = rows[("color", "grey melange")]
     assert melange["canonical"] == "grey" and melange["frequency"] == 7 and melange["step"] == "override"
 
+
+
+def test_the_last_matching_allow_or_deny_line_wins(tmp_path):
+    path = tmp_path / "overrides.csv"
+    path.write_text("key,value,action,canonical,note\nproduct_type,Watch,deny,,first\nproduct_type,watches,allow,,second\n")
+    rows = by_value(curate_vocabulary(raw([("product_type", "watches", 5)]), CONFIG, overrides=load_overrides(path)))
+    assert rows[("product_type", "watches")]["status"] == "kept" and rows[("product_type", "watches")]["reason"] == "override: allow (second)"
 
 def test_malformed_overrides_are_a_clear_error(tmp_path):
     path = tmp_path / "overrides.csv"

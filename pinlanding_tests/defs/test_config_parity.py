@@ -12,7 +12,7 @@ from dagster import Config, validate_run_config
 
 from pinlanding_assets.core.catalog import IngestLimits, TeacherInputs
 from pinlanding_assets.core.clip_model import ModelSpec
-from pinlanding_assets.core.collections import MiningConfig
+from pinlanding_assets.core.collection_mining import MiningConfig
 from pinlanding_assets.core.extraction import SampleSpec
 from pinlanding_assets.core.gates import GateConfig
 from pinlanding_assets.core.llm_client import LLMSettings

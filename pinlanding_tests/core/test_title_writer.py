@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from pinlanding_assets.core.collections import MiningConfig, TitleCandidate, collection_slug, mine_combinations, write_collections
+from pinlanding_assets.core.collection_mining import MiningConfig, TitleCandidate, collection_slug, mine_combinations, write_collections
 import pytest
 
 from pinlanding_assets.core.llm_client import CachedLLMClient, LLMSettings
@@ -89,6 +89,9 @@ def test_vocabulary_guard() -> None:
     tees = (("product_type", "t-shirt"), ("gender", "unisex"), ("color", "multi"))
     assert vocabulary_problem("Unisex Multicolour T-Shirts", tees) is None
     assert vocabulary_problem("Unisex Multi T-Shirt", tees) is None
+    assert vocabulary_problem("Unisex Multicolour Tees", tees) is None  # titles read with text_rules: a tee is a t-shirt
+    watches = (("product_type", "watch"), ("color", "black"))
+    assert vocabulary_problem("Black Watch", watches) is None and vocabulary_problem("Black Watches", watches) is None
 
 
 def test_failed_calls_fall_back_to_the_offline_writer(fake_openai, tmp_path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from pinlanding_assets.core.collections import (
+from pinlanding_assets.core.collection_mining import (
     MiningConfig,
     collection_attribute_rows,
     collection_slug,
@@ -15,7 +15,7 @@ from pinlanding_assets.core.collections import (
     validate_and_score,
     write_collections,
 )
-from pinlanding_assets.core.vocabulary import normalize_value
+from pinlanding_assets.core.text_rules import normalize_value
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""Collection queries: attribute combinations worth a landing page, and their titles.
+"""Collection mining (the `collection_queries` table): attribute combinations worth a
+landing page, and their titles.
 
 Mining (ours): every combination of 2-4 assigned attributes from different keys that
 includes the product's type (the anchor), counted over products; combinations supported by
@@ -8,9 +9,9 @@ its supporting product set, so two combinations that would show exactly the same
 casual) are merged into the more general one.
 
 Titles come from a `TitleWriter`: the offline default here is a template with a fixed key
-order, plurals and gender phrasing ("Navy Blue Casual Shirts for Men") plus rule-based
-validation and a 1-5 quality score; `title_writer.LLMTitleWriter` does the same three steps
-through an OpenAI-compatible endpoint. Slugs come from the attribute set alone (never from the
+order, plurals (`text_rules.display_plural`) and gender phrasing ("Navy Blue Casual Shirts
+for Men") plus rule-based validation and a 1-5 quality score; `title_writer.LLMTitleWriter`
+does the same three steps through an OpenAI-compatible endpoint. Slugs come from the attribute set alone (never from the
 title), so the same attributes give the same URL run after run, whichever writer ran.
 """
 
@@ -25,28 +26,15 @@ from typing import Protocol
 
 import polars as pl
 
-ANCHOR_KEY = "product_type"
+from .text_rules import PRODUCT_TYPE_KEY, display_plural, display_words, text_words
+
+ANCHOR_KEY = PRODUCT_TYPE_KEY  # every mined combination includes the product type
 # Title order: when/where adjectives, colour, pattern, purpose, cut, material, then the
 # product type as the head noun; gender becomes "for Men" (or a "Unisex" prefix).
 TITLE_KEY_ORDER = ["season", "color", "pattern", "occasion", "style", "fit", "sleeve", "neckline", "length", "material", ANCHOR_KEY, "gender"]
 # Slug order is frozen separately: a later change of title grammar must never move a URL.
 SLUG_KEY_ORDER = ("season", "color", "pattern", "material", "style", "fit", "sleeve", "neckline", "length", "occasion", ANCHOR_KEY, "gender")
 GENDER_PHRASES = {"men": "for Men", "women": "for Women", "boys": "for Boys", "girls": "for Girls", "kids": "for Kids", "unisex": "Unisex"}
-# Display forms of single words (after pluralization); everything else is title-cased.
-DISPLAY = {"tshirt": "T-Shirt", "tshirts": "T-Shirts", "t-shirt": "T-Shirt", "t-shirts": "T-Shirts", "and": "and", "multi": "Multicolour", "of": "of", "with": "with"}
-# Nouns whose plural is their own form, or which are uncountable: never get an "s".
-NO_PLURAL = {
-    "jeans", "trousers", "shorts", "leggings", "sunglasses", "pants", "briefs", "boxers", "capris", "tights",
-    "jeggings", "innerwear vests", "flip flops", "sandals", "heels", "flats", "socks", "trunks", "dupatta",
-    "nightwear", "swimwear", "shapewear", "loungewear", "sleepwear", "footwear", "eyewear", "kurtas", "kurtis",
-    "deodorant", "lipstick", "nail polish", "mascara", "concealer", "sunscreen", "eyeshadow", "compact",
-    "lip gloss", "lip liner", "lip care", "lip plumper", "hair colour", "toner", "makeup remover", "patiala",
-    "salwar", "churidar", "stoles", "mufflers", "scarves", "gloves", "cufflinks", "suspenders", "earrings",
-    "wallets", "lehenga choli", "clothing", "jewellery", "eye cream", "body lotion",
-}
-# "X and Y" catalog phrases read as a category name ("Perfume and Body Mist"); a few want
-# both nouns in the plural.
-PLURAL_PHRASES = {"necklace and chain": "necklaces and chains", "tie and cufflink": "ties and cufflinks", "ties and cufflinks": "ties and cufflinks"}
 # Product types a season says nothing about (the catalog's season is a release season; on a
 # watch or a lipstick it is noise, not a shopping intent).
 NON_SEASONAL_TYPES = {
@@ -144,38 +132,6 @@ def parse_combo(combo: str) -> Attributes:
 # -- the template title ---------------------------------------------------------------
 
 
-def pluralize(noun: str) -> str:
-    """Plural of a product-type phrase: its last word, unless the phrase is invariant."""
-    if noun in PLURAL_PHRASES:
-        return PLURAL_PHRASES[noun]
-    if noun in NO_PLURAL or " and " in noun:
-        return noun
-    head, _, last = noun.rpartition(" ")
-    if last in NO_PLURAL or last.endswith("wear"):
-        return noun
-    if last.endswith("s") and not last.endswith(("ss", "us")):
-        return noun  # already plural ("kurtas", "sports sandals")
-    if last.endswith("y") and last[-2:-1] not in "aeiou":
-        last = last[:-1] + "ies"
-    elif last.endswith(("ch", "sh", "ss", "x")):
-        last += "es"
-    else:
-        last += "s"
-    return f"{head} {last}".strip()
-
-
-def display_words(text: str) -> str:
-    """Title case per word and per hyphenated part ("t-shirts" -> "T-Shirts"), small words
-    lower case ("Perfume and Body Mist")."""
-    words = []
-    for word in text.split(" "):
-        if word in DISPLAY:
-            words.append(DISPLAY[word])
-        else:
-            words.append("-".join(part[:1].upper() + part[1:] for part in word.split("-")))
-    return " ".join(words)
-
-
 def template_title(attributes: Sequence[tuple[str, str]]) -> str:
     """"Navy Blue Casual Shirts for Men" from {color: navy blue, occasion: casual, ...}."""
     by_key = dict(attributes)
@@ -188,7 +144,7 @@ def template_title(attributes: Sequence[tuple[str, str]]) -> str:
             continue
         value = by_key[key]
         if key == ANCHOR_KEY:
-            words.append(display_words(pluralize(value)))
+            words.append(display_words(display_plural(value)))
         elif key == "gender":
             phrase = GENDER_PHRASES.get(value, f"for {display_words(value)}")
             if phrase.startswith("for "):
@@ -201,15 +157,6 @@ def template_title(attributes: Sequence[tuple[str, str]]) -> str:
 
 
 # -- rule-based validation and score --------------------------------------------------
-
-
-def _stem(word: str) -> str:
-    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
-
-
-def title_tokens(text: str) -> list[str]:
-    """Lower-case word stems ("T-Shirts for Men" -> t, shirt, for, men)."""
-    return [_stem(w) for w in re.findall(r"[a-z0-9]+", text.lower())]
 
 
 @dataclass(frozen=True)
@@ -252,9 +199,9 @@ def validate_and_score(attributes: Sequence[tuple[str, str]], title: str, allowe
         return Judgement(1, "repeated value")
     by_key = dict(attributes)
     anchor = by_key.get(ANCHOR_KEY, "")
-    anchor_tokens = set(title_tokens(anchor))
+    anchor_words = set(text_words(anchor))
     for key, value in attributes:
-        if key != ANCHOR_KEY and set(title_tokens(value)) <= anchor_tokens:
+        if key != ANCHOR_KEY and set(text_words(value)) <= anchor_words:
             return Judgement(2, f"{key} '{value}' repeats the product type")
     if by_key.get("gender") in {"men", "boys"} and anchor in WOMENSWEAR_TYPES:
         return Judgement(1, f"'{anchor}' is not sold for {by_key['gender']}")
@@ -280,10 +227,9 @@ def collection_slug(attributes: Sequence[tuple[str, str]]) -> str:
 
 
 def title_fingerprint(title: str) -> str:
-    """Near-duplicate key: lower-case word stems, sorted, without small words
-    ("Shirts for Men" ~ "Men Shirt", "T-Shirts" ~ "Tshirt")."""
-    text = title.lower().replace("t-shirt", "tshirt")
-    return " ".join(sorted(w for w in title_tokens(text) if w not in STOPWORDS))
+    """Near-duplicate key: the title's folded words (`text_rules.text_words`), sorted,
+    without small words ("Shirts for Men" ~ "Men Shirt", "T-Shirts" ~ "Tshirt")."""
+    return " ".join(sorted(w for w in text_words(title) if w not in STOPWORDS))
 
 
 # -- writers --------------------------------------------------------------------------
