@@ -41,7 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pinlanding_assets.core.catalog import TeacherInputs, load_catalog, locate_catalog  # noqa: E402
 from pinlanding_assets.core.clip_model import ModelSpec, embed_attributes, load_encoder, load_images  # noqa: E402
 from pinlanding_assets.core.extraction import OfflineExtractor, SampleSpec, select_sample  # noqa: E402
-from pinlanding_assets.core.model_fitting import PUBLISHED, AssignmentConfig, fit_dual_encoder, training_inputs  # noqa: E402
+from pinlanding_assets.core.gates import GateConfig  # noqa: E402
+from pinlanding_assets.core.model_fitting import PUBLISHED, AssignmentConfig, HeldoutConfig, fit_dual_encoder, silver_test_share, training_inputs  # noqa: E402
 from pinlanding_assets.core.scoring import score_products  # noqa: E402
 from pinlanding_assets.core.settings import SHARED_DATASET  # noqa: E402
 from pinlanding_assets.core.training import TrainingConfig  # noqa: E402
@@ -152,12 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[sample] teacher reads {teacher.describe()}; labeled {labeled.height}, held-out {heldout.height}, vocabulary {attributes.height} attributes", flush=True)
     figures |= {"teacher_reads": teacher.describe(), "teacher": args.teacher}
 
-    test_share = args.silver_share if args.silver_share is not None else model_config.test_share(products)
+    heldout_config = model_config.to_core(HeldoutConfig)
+    test_share = args.silver_share if args.silver_share is not None else silver_test_share(products, model_config.to_core(GateConfig).gated_keys, heldout_config)
     training = model_config.to_core(TrainingConfig, test_share=test_share)
     with tempfile.TemporaryDirectory() as tmp:
         fitted = fit_dual_encoder(
             inputs, model_config.to_core(ModelSpec), training, model_config.to_core(AssignmentConfig), Path(tmp) / "model",
-            baseline_max_products=model_config.baseline_max_products, teacher_inputs=teacher,
+            baseline_max_products=heldout_config.baseline_max_products, teacher_inputs=teacher,
         )
         print(f"[trained] {fitted.training.seconds:.0f}s, {fitted.training.epochs_run} epochs (best {fitted.training.best_epoch}); {load()}", flush=True)
         for row in fitted.training.history:

@@ -286,6 +286,18 @@ def collection_precision_at_k(pages: pl.DataFrame, collection_attributes: pl.Dat
     return float(per_page.get_column("p_at_k").mean()) if per_page.height else float("nan")
 
 
+def precision_against_catalog_labels(pages: pl.DataFrame, collection_attributes: pl.DataFrame, products: pl.DataFrame, k: int = 10) -> float:
+    """`collection_precision_at_k` of published pages against the catalog's labels of
+    `products` (lenient mapping onto the pages' values). Only page attributes the labels can
+    name are checked (a "Deo" page is not wrong for the catalog calling them "Deodorant");
+    NaN when no page has a product with labels for its attributes (a label-free catalog)."""
+    labels = catalog_label_attributes(products)
+    page_values = collection_attributes.select("key", "value").unique()
+    truth = expand_to_vocabulary(labels, page_values, "lenient")
+    labeled_keys = set(labels.get_column("key").unique().to_list())
+    return collection_precision_at_k(pages, collection_attributes, truth, k, labeled_keys, comparable_values(labels, page_values))
+
+
 def teacher_agreement(attributes: pl.DataFrame, products: pl.DataFrame) -> dict[str, dict[str, float | int]]:
     """Per key of the teacher's answers on `products` (the labeled sample): coverage (share
     of products it gave a value) and, where the catalog has labels for the key, agreement

@@ -12,9 +12,9 @@ held-out products, and judges it only on enough evidence (`proportion_gate`):
 * otherwise it passes.
 
 A value that cannot be measured never passes or blocks silently: its gate warns with the
-reason. The Dagster layer turns a `GateResult` into an asset check (ERROR when it blocks,
-WARN otherwise) and promotes a model, or publishes a shard's scores, only when no gate
-blocks.
+reason. A `GateResult` is reported as a check (`as_check`: ERROR when it can block, WARN
+otherwise); a model is promoted (`model_release.py`), or a shard's scores published
+(`shard_scoring.py`), only when no gate blocks.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from .checks import ERROR, WARN, CheckOutcome
 from .evaluation import CATALOG_LABELS, SILVER_LABELS, catalog_label_attributes, catalog_label_domain, comparable_values, expand_to_vocabulary
 from .model_fitting import ENCODER_ONLY, PUBLISHED, FittedModel
 from .training import sample_role
@@ -56,6 +57,11 @@ class GateResult:
     @property
     def blocks(self) -> bool:
         return not self.passed and self.blocking
+
+    def as_check(self) -> CheckOutcome:
+        """The gate as a check: a failed blocking gate is an ERROR (it stops the steps
+        after it), a failed non-blocking one (not enough evidence) a WARN."""
+        return CheckOutcome(self.name, self.passed, ERROR if self.blocking else WARN, {"value": self.value, "threshold": self.threshold, **self.metadata}, self.description)
 
 
 def wilson_bounds(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -142,6 +148,14 @@ def _key_gate(fitted: FittedModel, config: GateConfig, name: str) -> GateResult:
 
 
 @dataclass(frozen=True)
+class ShardGateConfig:
+    """When a shard's scores may reach the pages."""
+
+    min_assignment_precision: float = 0.8  # check: on the shard's catalog labels, else its silver test products
+    min_checked: int = 20  # fewer checked assignments: the check warns instead of judging
+
+
+@dataclass(frozen=True)
 class AssignmentCheck:
     """How many of a shard's assigned attributes could be checked, and how many were right."""
 
@@ -151,8 +165,9 @@ class AssignmentCheck:
     not_comparable: int = 0  # assignments of values no label names, or of products whose label no value names
 
     @property
-    def precision(self) -> float:
-        return self.right / self.checked if self.checked else float("nan")
+    def precision(self) -> float | None:
+        """Right among checked; None when nothing could be checked."""
+        return self.right / self.checked if self.checked else None
 
     def gate(self, threshold: float, min_checked: int) -> GateResult:
         what = f"precision of assigned attributes against {self.source}"

@@ -108,6 +108,15 @@ class TrainingInputs:
     weak_labels: pl.DataFrame  # product_id, key: teacher answers read on the pixels (train the encoder, never vouch for a threshold)
 
 
+@dataclass(frozen=True)
+class HeldoutConfig:
+    """Which products a model is judged on."""
+
+    silver_share: float = 0.15  # of the labeled sample, held out as silver truth when the catalog lacks labels
+    eval_max_products: int = 3000  # catalog products outside the sample evaluated against their labels, at most
+    baseline_max_products: int = 3000  # the untrained-model baseline re-encodes products
+
+
 def heldout_candidates(products: pl.DataFrame, max_products: int | None, seed: int) -> pl.DataFrame:
     """Catalog products outside the labeled sample, at most `max_products`, drawn by a
     seeded hash (another seed than the sample's, so not the sample's neighbours)."""
@@ -118,6 +127,12 @@ def heldout_candidates(products: pl.DataFrame, max_products: int | None, seed: i
 def has_labels_for(products: pl.DataFrame, keys: tuple[str, ...] | list[str]) -> bool:
     """Whether the catalog carries a label for every one of `keys` (on some product)."""
     return all(f"label_{k}" in products.columns and products.get_column(f"label_{k}").drop_nulls().len() > 0 for k in keys)
+
+
+def silver_test_share(products: pl.DataFrame, gated_keys: tuple[str, ...] | list[str], config: HeldoutConfig) -> float:
+    """`TrainingConfig.test_share`: none when the catalog has labels of every gated key (the
+    model is judged on them), else `silver_share` of the labeled sample."""
+    return 0.0 if has_labels_for(products, gated_keys) else config.silver_share
 
 
 def training_inputs(products: pl.DataFrame, raw_attributes: pl.DataFrame, vocabulary: pl.DataFrame, heldout_candidates: pl.DataFrame) -> TrainingInputs:
@@ -174,6 +189,21 @@ class FittedModel:
         """The truth set quality is first judged on: lenient catalog labels when there are
         some, else silver labels."""
         return next(iter(self.evaluations))
+
+    def primary_evaluation(self, method: str) -> Evaluation | None:
+        """The figures of `method` on the primary truth set (None without held-out truth)."""
+        return self.evaluations[self.primary].get(method) if self.evaluations else None
+
+    def evaluation_record(self) -> dict:
+        """Every evaluation as plain values: truth set -> method -> figures."""
+        return {truth: {method: vars(e) for method, e in methods.items()} for truth, methods in self.evaluations.items()}
+
+    def comparison(self) -> dict:
+        """The methods side by side on each truth set: recall@k, mAP, top-1 per key, products."""
+        return {
+            truth: {m: {**e.recall, "map": e.mean_average_precision, **{f"top1/{k}": v for k, v in e.top1.items()}, "n": e.n_products} for m, e in methods.items()}
+            for truth, methods in self.evaluations.items()
+        }
 
 
 def evaluate_scores(probs: np.ndarray, truth: GroundTruth, space: AttributeSpace, assigned: np.ndarray | None = None) -> Evaluation:

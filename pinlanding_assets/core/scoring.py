@@ -259,6 +259,18 @@ def scores_frame(product_ids: list[str], attributes: pl.DataFrame, sim: np.ndarr
 
 # -- scoring a shard with the saved model ---------------------------------------------
 
+SCORING_ENGINES = ("local", "spark")
+
+
+@dataclass(frozen=True)
+class ScoringSettings:
+    """How a shard's products are encoded for scoring."""
+
+    batch_size: int = 512  # products per encoding batch (in process) or per Spark partition
+    engine: str = "local"  # "local": encode in this process; "spark": mapInPandas on the spark resource
+    spark_task_threads: int = 1  # torch threads per Spark task (Spark runs one task per core)
+
+
 EMBEDDING_SCHEMA = {
     "model_version": pl.String,
     "product_id": pl.String,
@@ -272,7 +284,7 @@ EMBEDDING_SCHEMA = {
 Embedder = Callable[[list[str], list[str], Callable[[int, int], None] | None], np.ndarray]
 
 
-def local_embedder(encoder: DualEncoder, batch_size: int = 512) -> Embedder:
+def local_embedder(encoder: DualEncoder, batch_size: int = ScoringSettings.batch_size) -> Embedder:
     def embed(image_paths: list[str], titles: list[str], progress=None) -> np.ndarray:
         return embed_products(encoder, image_paths, titles, batch_size, progress).numpy()
 
@@ -336,7 +348,7 @@ class ScoringModel:
         return sim, probs, assigned
 
 
-def score_products(encoder, model_extra: dict, model_version: str, products: pl.DataFrame, cached: pl.DataFrame, batch_size: int = 512, progress=None, embedder: Embedder | None = None) -> ShardScores:
+def score_products(encoder, model_extra: dict, model_version: str, products: pl.DataFrame, cached: pl.DataFrame, batch_size: int = ScoringSettings.batch_size, progress=None, embedder: Embedder | None = None) -> ShardScores:
     """Score every product against every attribute of the model's vocabulary, encoding only
     products whose (image, text) has no cached embedding for this model version.
     `embedder` defaults to in-process batched encoding with `encoder`."""

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .clip_model import CONFIG_NAME, WEIGHTS_NAME
-from .scoring import Embedder
+from .scoring import Embedder, ScoringSettings
 
 OUTPUT_SCHEMA = "row long, embedding array<float>"
 
@@ -94,7 +94,7 @@ def encode_partitions(version: str, payload: dict, batch_size: int, torch_thread
     return encode
 
 
-def spark_embedder(spark, checkpoint_dir: Path, version: str, batch_size: int = 512, torch_threads: int = 1) -> Embedder:
+def spark_embedder(spark, checkpoint_dir: Path, version: str, batch_size: int = ScoringSettings.batch_size, torch_threads: int = ScoringSettings.spark_task_threads) -> Embedder:
     """An `Embedder` that encodes on the Spark session's executors. `torch_threads` per
     task: Spark already runs one task per core, so 1 avoids oversubscribing cores. Works on
     a classic session and on Spark Connect alike (DataFrame calls only)."""

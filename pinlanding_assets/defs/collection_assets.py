@@ -13,7 +13,6 @@ per-shard tables (`core/retirement.py`), which the lineage graph cannot draw.
 
 
 from collections.abc import Callable
-from dataclasses import replace
 
 import polars as pl
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, multi_asset
@@ -49,10 +48,7 @@ def choose_title_writer(
         return TemplateTitleWriter(config.title_characters), None
     if llm.api_key() is None:
         raise ValueError(f"title_writer 'llm' needs an API key in ${llm.api_key_env} (or choose 'template')")
-    settings = llm.settings()
-    if config.title_model:
-        settings = replace(settings, model=config.title_model)
-    client = CachedLLMClient(settings, data_home.warehouse, on_progress=on_progress)
+    client = llm.client(data_home.warehouse, on_progress, model=config.title_model)
     return LLMTitleWriter(client, config.title_characters), client
 
 

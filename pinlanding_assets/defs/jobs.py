@@ -12,29 +12,22 @@ Jobs select steps, not single tables: a step writes all of its tables at once (o
 `@multi_asset` each, `defs/tables.py`), so selecting a step selects every table it writes.
 """
 
-from dagster import AssetSelection, AssetsDefinition, define_asset_job
-
-from .collection_assets import collection_queries
-from .extraction_assets import raw_attributes
-from .model_assets import clip_model
-from .page_assets import landing_pages
-from .scoring_assets import product_attribute_scores
-from .vocabulary_assets import curated_vocabulary
+from dagster import AssetSelection, define_asset_job
 
 
-def steps(*assets_defs: AssetsDefinition) -> AssetSelection:
-    """Every table the given steps write."""
-    return AssetSelection.assets(*assets_defs)
+def steps(*assets: str) -> AssetSelection:
+    """Every table the steps of the given assets write (a step is one multi-asset)."""
+    return AssetSelection.assets(*assets).required_multi_asset_neighbors()
 
 
 shard_refresh_job = define_asset_job(
     "shard_refresh",
-    selection=steps(raw_attributes, product_attribute_scores),
+    selection=steps("raw_attributes", "product_attribute_scores"),
     description="Refresh one shard with the current model: ingest and score it (pages follow once per batch of shard refreshes).",
 )
-shard_ingest_job = define_asset_job("shard_ingest", selection=steps(raw_attributes), description="Validate a shard and extract attributes of its sample.")
-train_model_job = define_asset_job("train_model", selection=steps(curated_vocabulary, clip_model), description="Curate the vocabulary and train the dual encoder on all shards.")
-shard_scoring_job = define_asset_job("shard_scoring", selection=steps(product_attribute_scores), description="Score every product of a shard.")
-publish_pages_job = define_asset_job("publish_pages", selection=steps(collection_queries, landing_pages), description="Mine collections, match pages on Spark, render the site.")
+shard_ingest_job = define_asset_job("shard_ingest", selection=steps("raw_attributes"), description="Validate a shard and extract attributes of its sample.")
+train_model_job = define_asset_job("train_model", selection=steps("curated_vocabulary", "clip_model"), description="Curate the vocabulary and train the dual encoder on all shards.")
+shard_scoring_job = define_asset_job("shard_scoring", selection=steps("product_attribute_scores"), description="Score every product of a shard.")
+publish_pages_job = define_asset_job("publish_pages", selection=steps("collection_queries", "landing_pages"), description="Mine collections, match pages on Spark, render the site.")
 
 ALL_JOBS = [shard_refresh_job, shard_ingest_job, train_model_job, shard_scoring_job, publish_pages_job]

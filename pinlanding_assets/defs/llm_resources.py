@@ -18,6 +18,7 @@ location loads):
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 
 from dagster import ConfigurableResource
 
@@ -60,5 +61,7 @@ class LLMResource(with_core_settings(ConfigurableResource, LLM_SETTINGS)):
     def settings(self) -> LLMSettings:
         return self.to_core(LLMSettings, api_key=self.api_key(), base_url=self.base_url or os.environ.get("OPENAI_BASE_URL") or None)
 
-    def client(self, warehouse: Warehouse, on_progress: Callable[[LLMProgress], None] | None = None) -> CachedLLMClient:
-        return CachedLLMClient(self.settings(), warehouse, on_progress=on_progress)
+    def client(self, warehouse: Warehouse, on_progress: Callable[[LLMProgress], None] | None = None, model: str | None = None) -> CachedLLMClient:
+        """A client of the endpoint, cached in the warehouse; `model` replaces the resource's."""
+        settings = self.settings()
+        return CachedLLMClient(replace(settings, model=model) if model else settings, warehouse, on_progress=on_progress)

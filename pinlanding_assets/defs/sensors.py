@@ -37,7 +37,7 @@ from dagster import (
 )
 
 from ..core.catalog import shard_fingerprints
-from ..core.ingest_state import ingested_fingerprints
+from ..core.ingest_state import catalog_changes, ingested_fingerprints
 from .jobs import publish_pages_job, shard_refresh_job, train_model_job
 from .partitions import shard_partitions
 from .resources import CatalogResource, DataHomeResource
@@ -47,19 +47,16 @@ from .resources import CatalogResource, DataHomeResource
 def catalog_refresh_sensor(context: SensorEvaluationContext, catalog: CatalogResource, data_home: DataHomeResource):
     """Adds partitions for new shards, removes those of shards that left the catalog, and
     requests a refresh of new or changed shards (a publish run for removed ones)."""
-    current = shard_fingerprints(catalog.table())
-    ingested = ingested_fingerprints(data_home.warehouse)
     requested = json.loads(context.cursor) if context.cursor else {}
     known = set(context.instance.get_dynamic_partitions(shard_partitions.name))
-    new = sorted(s for s in current if s not in known)
-    removed = sorted(s for s in known if s not in current)
-    changed = sorted(s for s, fp in current.items() if fp != ingested.get(s) and fp != requested.get(s))
-    if not new and not changed and not removed:
-        return SkipReason(f"catalog unchanged since its last ingest ({len(current)} shards)")
-    context.log.info("new shards %s; changed shards %s; removed shards %s", new, [s for s in changed if s not in new], removed)
+    changes = catalog_changes(shard_fingerprints(catalog.table()), ingested_fingerprints(data_home.warehouse), requested, known)
+    if changes.nothing:
+        return SkipReason(f"catalog unchanged since its last ingest ({len(changes.current)} shards)")
+    new, removed = changes.new, changes.removed
+    context.log.info("new shards %s; changed shards %s; removed shards %s", new, [s for s in changes.changed if s not in new], removed)
     runs = [
-        RunRequest(job_name=shard_refresh_job.name, partition_key=s, run_key=f"refresh-{s}-{current[s]}", tags={"pinlanding/reason": "new" if s in new else "changed"})
-        for s in changed
+        RunRequest(job_name=shard_refresh_job.name, partition_key=s, run_key=f"refresh-{s}-{changes.current[s]}", tags={"pinlanding/reason": "new" if s in new else "changed"})
+        for s in changes.changed
     ]
     if removed:
         digest = hashlib.sha1(json.dumps(removed).encode()).hexdigest()[:12]
@@ -67,7 +64,7 @@ def catalog_refresh_sensor(context: SensorEvaluationContext, catalog: CatalogRes
     return SensorResult(
         dynamic_partitions_requests=[r for r in (shard_partitions.build_add_request(new) if new else None, shard_partitions.build_delete_request(removed) if removed else None) if r],
         run_requests=runs,
-        cursor=json.dumps({s: current[s] for s in changed} | {s: fp for s, fp in requested.items() if s in current and s not in changed}, sort_keys=True),
+        cursor=json.dumps(changes.requested_after(requested), sort_keys=True),
     )
 
 

@@ -4,8 +4,9 @@
 import time
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue, multi_asset
+from dagster import AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue, multi_asset
 
+from ..core.checks import VocabularyCheckConfig, kept_values_per_key, vocabulary_checks
 from ..core.settings import VOCABULARY_OVERRIDES
 from ..core.vocabulary import (
     VOCABULARY_SCHEMA,
@@ -18,6 +19,7 @@ from ..core.vocabulary import (
     minilm_encoder,
 )
 from ..core.vocabulary import curate_vocabulary as curate
+from .checks import check_results
 from .config_from_core import CoreSettings, with_core_settings
 from .llm_resources import LLMResource
 from .resources import DataHomeResource
@@ -26,12 +28,10 @@ from .tables import table_spec, written_table_metadata
 CODE_VERSION = "1"  # bump when this step's logic (here or in core/vocabulary/) changes the table
 
 
-class VocabularyConfig(with_core_settings(Config, CoreSettings(CurationConfig))):
+class VocabularyConfig(with_core_settings(Config, CoreSettings(CurationConfig), CoreSettings(VocabularyCheckConfig))):
     merge_encoder: str = "minilm"  # minilm | none (spelling alone)
     judge: str = "auto"  # auto (llm when the llm resource resolves to openai) | llm | rules
     overrides_path: str = str(VOCABULARY_OVERRIDES)
-    min_values_per_key: int = 2  # check: a key with fewer kept values cannot tell products apart
-    max_values_per_key: int = 500  # check: more means normalization or the extractor went wrong
 
 
 @multi_asset(
@@ -67,10 +67,7 @@ def curated_vocabulary(context: AssetExecutionContext, config: VocabularyConfig,
     warehouse.replace_table("curated_vocabulary", vocabulary)
     kept = kept_attributes(vocabulary)
     funnel = curation_funnel(vocabulary)
-    per_key = dict(kept.group_by("key").len().sort("key").iter_rows())
-    unexplained = vocabulary.filter(
-        ((pl.col("status") == "dropped") | (pl.col("value") != pl.col("canonical"))) & (pl.col("reason").is_null() | (pl.col("reason") == "kept"))
-    )
+    per_key = kept_values_per_key(vocabulary)
     used = vocabulary.filter(pl.col("step") == "override").height
     context.log.info("vocabulary: %d kept attributes from %d raw values (judge: %s)", kept.height, vocabulary.height, judge_choice)
     metadata = {
@@ -95,22 +92,5 @@ def curated_vocabulary(context: AssetExecutionContext, config: VocabularyConfig,
     return MaterializeResult(
         asset_key="curated_vocabulary",
         metadata=metadata,
-        check_results=[
-            AssetCheckResult(
-                check_name="every_decision_explained",
-                passed=unexplained.is_empty() and kept.height > 0,
-                severity=AssetCheckSeverity.ERROR,
-                metadata={"unexplained": unexplained.height, "kept": kept.height},
-            ),
-            AssetCheckResult(
-                check_name="values_per_key_within_bounds",
-                passed=all(config.min_values_per_key <= n <= config.max_values_per_key for n in per_key.values()),
-                severity=AssetCheckSeverity.WARN,
-                metadata={
-                    "out_of_bounds": MetadataValue.json({k: n for k, n in per_key.items() if not config.min_values_per_key <= n <= config.max_values_per_key}),
-                    "min": config.min_values_per_key,
-                    "max": config.max_values_per_key,
-                },
-            ),
-        ],
+        check_results=check_results(vocabulary_checks(vocabulary, config.to_core(VocabularyCheckConfig))),
     )

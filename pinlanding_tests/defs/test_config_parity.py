@@ -11,13 +11,16 @@ import pytest
 from dagster import Config, validate_run_config
 
 from pinlanding_assets.core.catalog import IngestLimits, TeacherInputs
+from pinlanding_assets.core.checks import IngestCheckConfig, PageCheckConfig, VocabularyCheckConfig
 from pinlanding_assets.core.clip_model import ModelSpec
 from pinlanding_assets.core.collection_mining import MiningConfig
 from pinlanding_assets.core.extraction import SampleSpec
-from pinlanding_assets.core.gates import GateConfig
+from pinlanding_assets.core.gates import GateConfig, ShardGateConfig
 from pinlanding_assets.core.llm_client import LLMSettings
 from pinlanding_assets.core.matching import MatchingConfig
-from pinlanding_assets.core.model_fitting import AssignmentConfig
+from pinlanding_assets.core.model_fitting import AssignmentConfig, HeldoutConfig
+from pinlanding_assets.core.publishing import PublishConfig
+from pinlanding_assets.core.scoring import ScoringSettings
 from pinlanding_assets.core.site import SiteConfig
 from pinlanding_assets.core.training import TrainingConfig
 from pinlanding_assets.core.type_discovery import DiscoveryConfig
@@ -31,16 +34,18 @@ from pinlanding_assets.defs.llm_resources import LLMResource
 from pinlanding_assets.defs.model_assets import ModelConfig
 from pinlanding_assets.defs.page_assets import PagesConfig
 from pinlanding_assets.defs.resources import CatalogResource
+from pinlanding_assets.defs.scoring_assets import ScoringConfig
 from pinlanding_assets.defs.vocabulary_assets import VocabularyConfig
 
 # Each step's config (op config, or resource config under `resources`), the job that runs
 # it, and the core settings dataclasses it hands to the core.
 STAGES = {
-    "raw_attributes": (ExtractionConfig, "shard_ingest", {SampleSpec, VLMExtractionConfig, DiscoveryConfig}),
-    "curated_vocabulary": (VocabularyConfig, "train_model", {CurationConfig}),
-    "clip_model": (ModelConfig, "train_model", {ModelSpec, TrainingConfig, AssignmentConfig, GateConfig}),
+    "raw_attributes": (ExtractionConfig, "shard_ingest", {SampleSpec, VLMExtractionConfig, DiscoveryConfig, IngestCheckConfig}),
+    "curated_vocabulary": (VocabularyConfig, "train_model", {CurationConfig, VocabularyCheckConfig}),
+    "clip_model": (ModelConfig, "train_model", {ModelSpec, TrainingConfig, AssignmentConfig, GateConfig, HeldoutConfig}),
+    "product_attribute_scores": (ScoringConfig, "shard_scoring", {ScoringSettings, ShardGateConfig}),
     "collection_queries": (CollectionConfig, "publish_pages", {MiningConfig}),
-    "landing_pages": (PagesConfig, "publish_pages", {MatchingConfig, SiteConfig}),
+    "landing_pages": (PagesConfig, "publish_pages", {MatchingConfig, SiteConfig, PublishConfig, PageCheckConfig}),
 }
 RESOURCES = {
     "llm": (LLMResource, "shard_ingest", {LLMSettings}),

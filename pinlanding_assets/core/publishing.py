@@ -1,0 +1,187 @@
+"""Publishing the pages: the `landing_pages` step, from the assigned attributes to the live site.
+
+One publish at a time per data home: `publish` holds the data home's publish lock from its
+first read to the site switch, so publishes started together (a sensor refreshing three
+shards) queue instead of diffing against each other's half-written state and overwriting
+each other's files. In order:
+
+1. match the assigned attributes against the collections (`matching.py`: on Spark, or on
+   embedded DuckDB when there is no Java; the same pages);
+2. verify and copy the images of the products on the pages into a new site build
+   (`site.SiteBuild`): a product whose image fails is quarantined (stage `publish`) and
+   withheld from its pages, in the tables, the export and the site alike;
+3. compare with the previous publication and update the retired slugs (`page_refresh.py`);
+4. store `page_refresh_log`, `retired_slugs`, `landing_pages` and `published_pages`, and
+   export the pages as Parquet (replaced whole: a reader gets the old file or the new one);
+5. render the site and switch it in; if anything failed before, the live site stays as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import polars as pl
+
+from .checks import CheckOutcome, PageCheckConfig, page_checks
+from .collection_mining import collection_attribute_rows
+from .evaluation import precision_against_catalog_labels
+from .file_lock import exclusive_lock
+from .matching import MATCHING_ENGINES, MatchingConfig, join_uri, match_pages_duckdb, match_pages_spark, remove_staged_inputs, spark_input_location, withhold_products
+from .page_refresh import PUBLISHED_SCHEMA, RefreshSummary, diff_pages, published_pages, update_retired
+from .settings import DataHome
+from .site import SiteBuild, SiteConfig, SiteResult, StagedImages
+from .warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    """Where the pages are matched, and how long a publish waits for another."""
+
+    engine: str = "spark"  # "spark": the spark resource (local, cluster or Spark Connect); "duckdb": embedded, no Java; identical pages
+    spark_input_dir: str | None = None  # a path or URI every executor can read (s3a://..., a shared mount): inputs go there as Parquet, in a subfolder per run; unset: <home>/spark-input for a local master, else Arrow data through the session
+    publish_lock_timeout_s: float = 1800.0  # how long a publish waits for another one to finish before failing
+
+
+@dataclass(frozen=True)
+class SparkSource:
+    """The Spark session of the spark engine, created only when asked for (a JVM or a
+    connection), and the master it runs on (None for Spark Connect)."""
+
+    session: Callable[[], object]
+    master: str | None
+
+
+@dataclass(frozen=True)
+class Publication:
+    pages: pl.DataFrame  # PAGE_SCHEMA, as published (without withheld products)
+    matched_pages: int  # pages matched, before products were withheld
+    images: StagedImages
+    refresh: RefreshSummary
+    retired: pl.DataFrame  # RETIRED_SCHEMA
+    site: SiteResult
+    export: Path
+    precision_at_10: float  # against catalog labels; NaN where none can judge the pages
+
+    @property
+    def page_sizes(self) -> pl.DataFrame:
+        return self.pages.group_by("slug").len()
+
+    @property
+    def n_pages(self) -> int:
+        return self.page_sizes.height
+
+    def smallest_and_largest(self) -> tuple[int, int]:
+        """Products on the smallest and the largest page (0, 0 without pages)."""
+        sizes = self.page_sizes.get_column("len")
+        return (int(sizes.min() or 0), int(sizes.max() or 0)) if sizes.len() else (0, 0)
+
+    def checks(self, matching: MatchingConfig, config: PageCheckConfig) -> list[CheckOutcome]:
+        smallest, largest = self.smallest_and_largest()
+        return page_checks(self.n_pages, smallest, largest, self.precision_at_10, matching.min_page_size, matching.max_page_size, config)
+
+
+def publish(
+    warehouse: Warehouse,
+    paths: DataHome,
+    catalog_root: Path,
+    run_id: str,
+    matching: MatchingConfig,
+    site_config: SiteConfig,
+    config: PublishConfig,
+    spark: SparkSource | None = None,
+    log: logging.Logger = log,
+) -> Publication:
+    """Publish the pages of the stored scores and collections (see the module docstring);
+    `run_id` names this publish (refresh id, site build, staged inputs)."""
+
+    def say_waiting() -> None:
+        log.info("another publish holds %s; waiting for it to finish", paths.publish_lock)
+
+    with exclusive_lock(paths.publish_lock, config.publish_lock_timeout_s, on_wait=say_waiting):
+        return _publish(warehouse, paths, catalog_root, run_id, matching, site_config, config, spark, log)
+
+
+def _publish(
+    warehouse: Warehouse, paths: DataHome, catalog_root: Path, run_id: str, matching: MatchingConfig, site_config: SiteConfig, config: PublishConfig, spark: SparkSource | None, log: logging.Logger
+) -> Publication:
+    product_attributes = warehouse.read("SELECT product_id, key, value, probability FROM product_attribute_scores WHERE assigned")
+    collections = warehouse.read_table("collection_queries")
+    collection_attrs = collection_attribute_rows(collections)
+    pages = match_pages(product_attributes, collection_attrs, matching, config, spark, paths.spark_inputs, run_id, log)
+
+    products = warehouse.read_table("catalog_products")
+    with SiteBuild(paths.site, run_id, site_config) as build:  # switched in when the block ends without an error
+        # Images first: a product whose image fails its checks leaves the pages everywhere.
+        on_pages = pages.select("product_id").unique().join(products, on="product_id", how="left")
+        images = build.stage_images(on_pages, catalog_root)
+        matched_pages = pages.get_column("slug").n_unique()
+        pages = withhold_products(pages, images.refused_ids, matching)
+        warehouse.replace_rows("quarantine", images.refused, "stage", ["publish"])  # every publish checks afresh
+        if images.refused.height:
+            log.warning("%d products withheld from the pages, their images failed the publish checks: %s", images.refused.height, images.refused_reasons())
+
+        # Refresh semantics: compare with the previous publication before replacing it.
+        refreshed_at = datetime.now(timezone.utc)
+        previous = read_published(warehouse)
+        current = published_pages(collections, pages)
+        refresh = diff_pages(previous, current, run_id, refreshed_at)
+        retired = update_retired(warehouse.read_table("retired_slugs"), refresh, previous, current, run_id, refreshed_at)
+        if refresh.changes.height:
+            warehouse.upsert("page_refresh_log", refresh.changes, ["refresh_id", "slug"])
+        warehouse.replace_table("retired_slugs", retired)
+        warehouse.replace_table("landing_pages", pages)
+        warehouse.replace_table("published_pages", current)
+        export = export_pages(pages, paths.exports, run_id)
+        site = build.render(collections, pages, products, retired, images)
+    publication = Publication(pages, matched_pages, images, refresh, retired, site, export, precision_against_catalog_labels(pages, collection_attrs, products))
+    log.info(
+        "%d landing pages (%d added, %d removed, %d changed); site at %s", publication.n_pages, refresh.added, refresh.removed, refresh.changed, site.index
+    )
+    return publication
+
+
+def match_pages(
+    product_attributes: pl.DataFrame, collection_attrs: pl.DataFrame, matching: MatchingConfig, config: PublishConfig, spark: SparkSource | None, local_inputs: Path, run_id: str, log: logging.Logger = log
+) -> pl.DataFrame:
+    """The pages on the configured engine. DuckDB never asks for the Spark session, so no JVM
+    starts (and none is needed)."""
+    if config.engine not in MATCHING_ENGINES:
+        raise ValueError(f"landing_pages engine must be one of {', '.join(MATCHING_ENGINES)}, got {config.engine!r}")
+    n_collections = collection_attrs.get_column("slug").n_unique()
+    log.info("matching %d assigned attributes against %d collections on %s", product_attributes.height, n_collections, config.engine)
+    if config.engine == "duckdb":
+        return match_pages_duckdb(product_attributes, collection_attrs, matching)
+    if spark is None:
+        raise ValueError("engine 'spark' needs a Spark session")
+    session = spark.session()
+    location = spark_input_location(config.spark_input_dir, spark.master, local_inputs)
+    if location is None:
+        return match_pages_spark(session, product_attributes, collection_attrs, matching)
+    # A URI, never a Path: Path("s3a://bucket/in") is "s3a:/bucket/in".
+    run_input = join_uri(location, run_id)
+    try:
+        return match_pages_spark(session, product_attributes, collection_attrs, matching, input_uri=run_input)
+    finally:
+        remove_staged_inputs(run_input)
+
+
+def read_published(warehouse: Warehouse) -> pl.DataFrame:
+    """The previous publication (empty before the first)."""
+    previous = warehouse.read_table("published_pages")
+    return previous if not previous.is_empty() else pl.DataFrame(schema=PUBLISHED_SCHEMA)
+
+
+def export_pages(pages: pl.DataFrame, exports: Path, run_id: str) -> Path:
+    """`exports/landing_pages.parquet`, replaced whole: readers get the old file or the new one, never half."""
+    export = exports / "landing_pages.parquet"
+    written = export.with_name(f".{export.name}.{run_id}")
+    pages.write_parquet(written)
+    os.replace(written, export)
+    return export

@@ -1,0 +1,141 @@
+"""Ingesting one catalog shard: the `raw_attributes` step.
+
+The shard's rows are validated (a refused row is quarantined with its reason; text longer
+than the ingest limits is cut); the offline teacher of the shard reads the pixel colour of
+every product whose text names none (it costs nothing: scoring reads it as evidence); a
+deterministic sample is labeled by the teacher (the VLM, or the offline teacher itself);
+and the shard's products (with the sample flag), attributes, quarantine rows and content
+fingerprint are stored, each replacing the shard's earlier rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import polars as pl
+
+from .catalog import CatalogTable, IngestLimits, LoadedCatalog, TeacherInputs, load_catalog, shard_fingerprints
+from .checks import CheckOutcome, IngestCheckConfig, ingest_checks
+from .extraction import IN_SAMPLE, PIXEL_COLOR, PIXEL_WEIGHT, AttributeExtractor, ExtractionResult, OfflineExtractor, SampleSpec, select_sample
+from .ingest_state import record_ingest
+from .type_discovery import DiscoveryConfig
+from .warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+# The teacher of a shard, given its offline teacher and all of its validated products
+# (e.g. the VLM when an endpoint is configured); by default the offline teacher itself.
+ChooseTeacher = Callable[[OfflineExtractor, pl.DataFrame], AttributeExtractor]
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """What ingesting a shard is given: the sample, the offline teacher's type discovery,
+    and from the catalog, its ingest limits and what the teacher may read."""
+
+    sample: SampleSpec = SampleSpec()
+    discovery: DiscoveryConfig = DiscoveryConfig()
+    limits: IngestLimits = IngestLimits()
+    teacher_inputs: TeacherInputs = TeacherInputs()
+
+
+@dataclass(frozen=True)
+class ShardIngest:
+    shard: str
+    loaded: LoadedCatalog  # the validated rows and the catalog rows refused
+    products: pl.DataFrame  # as stored in catalog_products
+    sample: pl.DataFrame  # the products sent to the teacher
+    teacher: AttributeExtractor
+    extraction: ExtractionResult
+    attributes: pl.DataFrame  # as stored in raw_attributes
+    quarantine: pl.DataFrame  # as stored: refused catalog rows and sampled products the teacher could not label
+
+    @property
+    def catalog_rows(self) -> int:
+        return self.products.height + self.loaded.quarantine.height
+
+    @property
+    def labeled(self) -> int:
+        """Sampled products that got attributes."""
+        return self.attributes.get_column("product_id").n_unique()
+
+    @property
+    def attributes_per_product(self) -> float:
+        """Attribute rows per labeled product (0 when none was labeled)."""
+        return round(self.attributes.height / self.labeled, 2) if self.labeled else 0.0
+
+    def quarantine_reasons(self) -> dict[str, int]:
+        return dict(self.quarantine.group_by("reason").len().iter_rows())
+
+    @property
+    def coverage(self) -> float:
+        return self.labeled / self.sample.height if self.sample.height else 0.0
+
+    @property
+    def quarantine_share(self) -> float:
+        """Share of the shard's catalog rows refused by validation."""
+        return self.loaded.quarantine.height / self.catalog_rows if self.catalog_rows else 0.0
+
+    def lost_products(self) -> list[str]:
+        """Sampled products with neither attributes nor a quarantine reason."""
+        accounted = set(self.attributes.get_column("product_id").to_list()) | set(self.extraction.quarantine.get_column("product_id").to_list())
+        return sorted(set(self.sample.get_column("product_id").to_list()) - accounted)
+
+    @property
+    def budget_stop(self) -> str:
+        """Why the teacher stopped asking before the end of the sample ("" when it did not)."""
+        return str(self.extraction.stats.get("budget_reached") or "")
+
+    def checks(self, config: IngestCheckConfig) -> list[CheckOutcome]:
+        return ingest_checks(self.coverage, self.lost_products(), self.quarantine_share, config)
+
+
+def offline_teacher(offline: OfflineExtractor, products: pl.DataFrame) -> AttributeExtractor:
+    return offline
+
+
+def ingest_shard(
+    warehouse: Warehouse,
+    catalog: CatalogTable,
+    shard: str,
+    settings: IngestSettings,
+    choose_teacher: ChooseTeacher = offline_teacher,
+    log: logging.Logger = log,
+) -> ShardIngest:
+    """Validate, label and store one shard (see the module docstring)."""
+    fingerprint = shard_fingerprints(catalog).get(shard)  # before loading: a later edit is then seen as a change
+    loaded = load_catalog(catalog, shards=[shard], limits=settings.limits)
+    products = loaded.products
+    log.info("shard %s: %d valid products, %d quarantined", shard, products.height, loaded.quarantine.height)
+    if loaded.cut_counts:  # the text every later stage reads is the cut one: say so where a person looks
+        log.info("shard %s: text cut to the ingest limits in %d products: %s", shard, loaded.cut_products, loaded.cut_counts)
+    sample = select_sample(products, settings.sample)
+    # The offline teacher's eye costs nothing: every product whose text names no colour gets
+    # its pixel colour and what that is worth, stored with the product (scoring reads them).
+    offline = OfflineExtractor.for_shard(products, settings.teacher_inputs, settings.discovery)
+    products = offline.with_pixel_colors(products)
+    sample = sample.join(products.select("product_id", PIXEL_COLOR, PIXEL_WEIGHT), on="product_id", how="left")
+    teacher = choose_teacher(offline, products)
+    log.info("extractor: %s (%s); teacher reads %s", teacher.name, teacher.prompt_version, settings.teacher_inputs.describe())
+    extraction = teacher.extract(sample)
+    log.info("extractor %s labeled %d of %d sampled products", teacher.name, extraction.attributes.get_column("product_id").n_unique(), sample.height)
+    if extraction.stats.get("budget_reached"):
+        log.warning(
+            "%s: %d sampled products were not asked (quarantined, not cached: the next run asks them)", extraction.stats["budget_reached"], extraction.stats["budget_stopped"]
+        )
+
+    attributes = extraction.attributes.with_columns(pl.lit(shard).alias("shard"), pl.lit(teacher.name).alias("extractor"))
+    quarantine = pl.concat(
+        [
+            loaded.quarantine,
+            extraction.quarantine.with_columns(pl.lit(shard).alias("shard"), pl.lit("extraction").alias("stage")).select(loaded.quarantine.columns),
+        ]
+    )
+    products = products.with_columns(pl.col("product_id").is_in(sample.get_column("product_id").implode()).alias(IN_SAMPLE))
+    warehouse.replace_rows("catalog_products", products, "shard", [shard])
+    warehouse.replace_rows("raw_attributes", attributes, "shard", [shard])
+    warehouse.replace_rows("quarantine", quarantine, "shard", [shard])
+    record_ingest(warehouse, shard, fingerprint)
+    return ShardIngest(shard, loaded, products, sample, teacher, extraction, attributes, quarantine)
