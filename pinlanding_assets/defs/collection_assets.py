@@ -28,7 +28,7 @@ from .resources import CatalogResource, DataHomeResource
 from .automation import PUBLISH_AFTER_SHARD_UPDATES
 from .tables import table_spec, written_table_metadata
 
-CODE_VERSION = "1"  # bump when this step's logic (here or in core/collection_mining.py, title_writer.py, retirement.py) changes the table
+CODE_VERSION = "2"  # bump when this step's logic (here or in core/collection_mining.py, title_writer.py, retirement.py) changes the table
 
 TITLE_WRITERS = ("auto", "llm", "template")
 

@@ -28,7 +28,7 @@ from .partitions import shard_check, shard_partitions
 from .resources import CatalogResource, DataHomeResource
 from .tables import table_spec, written_table_metadata
 
-CODE_VERSION = "1"  # bump when this step's logic (here or in core/shard_ingest.py, catalog.py, extraction.py, vlm_extraction.py) changes its tables
+CODE_VERSION = "2"  # bump when this step's logic (here or in core/shard_ingest.py, catalog.py, extraction.py, vlm_extraction.py) changes its tables
 GROUP = "extraction"
 TABLES = ("raw_attributes", "catalog_products", "quarantine", INGESTS_TABLE)  # the asset first: its materialization comes first
 
