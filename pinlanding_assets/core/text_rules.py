@@ -222,6 +222,9 @@ def mention_position(key: str) -> str:
     return "last" if key == PRODUCT_TYPE_KEY else "first"
 
 
+MENTION_MEMO_SIZE = 200_000  # texts whose mentions a PhraseIndex remembers (a catalog's distinct titles)
+
+
 @dataclass
 class PhraseIndex:
     """Known phrases (key, folded words) -> value, searchable in texts.
@@ -232,13 +235,24 @@ class PhraseIndex:
 
     _phrases: dict[str, dict[tuple[str, ...], str]] = field(default_factory=dict)
     _max_len: int = 1
+    # Every key's phrases in one table, (folded words) -> [(key order, key, value)], so a text
+    # is read with one lookup per position and length instead of one per key as well; and
+    # the mentions of texts already read (catalog titles repeat: 31k distinct in 44k).
+    _by_words: dict[tuple[str, ...], list[tuple[int, str, str]]] = field(default_factory=dict, repr=False)
+    _memo: dict[tuple[str, ...], list[tuple[int, str, str]]] = field(default_factory=dict, repr=False)
 
     def add(self, key: str, phrase: str, value: str) -> None:
         words = phrase_key(phrase)
         if not words:
             return
-        self._phrases.setdefault(key, {}).setdefault(words, value)
+        phrases = self._phrases.setdefault(key, {})
+        if words in phrases:
+            return
+        phrases[words] = value
         self._max_len = max(self._max_len, len(words))
+        order = list(self._phrases).index(key)
+        self._by_words.setdefault(words, []).append((order, key, value))
+        self._memo.clear()
 
     def keys(self) -> list[str]:
         return list(self._phrases)
@@ -248,20 +262,29 @@ class PhraseIndex:
 
     def mentions(self, words: Sequence[str]) -> list[tuple[int, str, str]]:
         """(position, key, value) of every mention in the folded `words`, longest phrase
-        first at each position; a word belongs to one mention per key at most."""
-        found = []
-        for key, phrases in self._phrases.items():
-            i = 0
-            while i < len(words):
-                for length in range(min(self._max_len, len(words) - i), 0, -1):
-                    value = phrases.get(tuple(words[i : i + length]))
-                    if value is not None:
-                        found.append((i, key, value))
-                        i += length
-                        break
-                else:
-                    i += 1
-        return found
+        first at each position; a word belongs to one mention per key at most. Per key, the
+        text is read left to right and a mention skips the words it covers; mentions come
+        grouped by key (in the order keys were added), each key's in text order."""
+        words = tuple(words)
+        cached = self._memo.get(words)
+        if cached is not None:
+            return list(cached)
+        found: list[tuple[int, int, str, str]] = []
+        free_from: dict[str, int] = {}  # per key, the first word not inside one of its mentions
+        for i in range(len(words)):
+            matched_here: set[str] = set()
+            for length in range(min(self._max_len, len(words) - i), 0, -1):
+                for order, key, value in self._by_words.get(words[i : i + length], ()):
+                    if key in matched_here or free_from.get(key, 0) > i:
+                        continue
+                    matched_here.add(key)
+                    free_from[key] = i + length
+                    found.append((order, i, key, value))
+        result = [(i, key, value) for _, i, key, value in sorted(found)]
+        if len(self._memo) >= MENTION_MEMO_SIZE:
+            self._memo.clear()
+        self._memo[words] = result
+        return list(result)
 
     def find(self, text: str | None, keys: Iterable[str] | None = None, prose: bool = False, brands: "BrandPrefixes | None" = None) -> dict[str, str]:
         """One value per mentioned key (see `mention_position`). `prose` (a description,

@@ -167,3 +167,37 @@ def test_title_fingerprints_read_titles_like_every_other_text() -> None:
     assert title_fingerprint("T-Shirts for Men") == title_fingerprint("Men Tshirt") == title_fingerprint("Men's Tees") == "men tshirt"
     # the title stemmer before text_words kept "watche" apart from "watch"
     assert title_fingerprint("Black Watches for Men") == title_fingerprint("Men Black Watch")
+
+
+def _mentions_key_by_key(index: PhraseIndex, words: list[str]) -> list[tuple[int, str, str]]:
+    """The reading rule spelled out slowly: per key, left to right, the longest phrase at a
+    position wins and its words are skipped."""
+    found = []
+    longest = max((len(p) for phrases in index._phrases.values() for p in phrases), default=1)
+    for key, phrases in index._phrases.items():
+        i = 0
+        while i < len(words):
+            for length in range(min(longest, len(words) - i), 0, -1):
+                value = phrases.get(tuple(words[i : i + length]))
+                if value is not None:
+                    found.append((i, key, value))
+                    i += length
+                    break
+            else:
+                i += 1
+    return found
+
+
+def test_mentions_read_every_key_in_one_pass_as_key_by_key(shared_dataset) -> None:
+    import polars as pl
+
+    from pinlanding_assets.core.lexicon import attribute_index
+
+    index = attribute_index()
+    for key, phrase in (("product_type", "shoe"), ("product_type", "casual shoe"), ("product_type", "sport shoe"), ("product_type", "tshirt"), ("product_type", "watch")):
+        index.add(key, phrase, phrase)
+    titles = pl.read_csv(shared_dataset / "styles.csv", columns=["productDisplayName"]).get_column("productDisplayName").drop_nulls().head(3000).to_list()
+    for title in titles + ["Navy Blue Blue Navy", "red red red tape"]:
+        words = text_words(title)
+        assert index.mentions(words) == _mentions_key_by_key(index, words), title
+        assert index.mentions(words) == _mentions_key_by_key(index, words)  # remembered: the same
