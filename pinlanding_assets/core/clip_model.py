@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -47,13 +48,44 @@ class ModelSpec:
     fuse_title: bool = True  # product tower = image + title embedding (False: image only)
 
 
+# Two vision blocks and one text block: on the full catalog's sample (2026-12-02, 3,000
+# held-out products) the published top-1 equals that of 4 + 3 blocks (type 0.876 / colour
+# 0.894 against 0.873 / 0.895) in a fifth of the training time; the product's text already
+# names most attributes (text evidence), the towers fill in and rank.
 TINY_CONFIG = {
     "embed_dim": 128,
-    "vision_cfg": {"layers": 4, "width": 192, "head_width": 64, "patch_size": 16, "mlp_ratio": 2.0},
-    "text_cfg": {"vocab_size": 49408, "width": 192, "heads": 3, "layers": 3},
+    "vision_cfg": {"layers": 2, "width": 192, "head_width": 64, "patch_size": 16, "mlp_ratio": 2.0},
+    "text_cfg": {"vocab_size": 49408, "width": 192, "heads": 3, "layers": 1},
 }
 
 KEY_PHRASES = {"product_type": "product type", "occasion": "occasion"}
+
+# A from-scratch text tower learns embeddings only for the BPE tokens its training texts use
+# (a few thousand of open_clip's 49,408): the full table made half of a training step's cost
+# (its dense gradient and AdamW update), for rows no step ever reads. Tokens seen fewer than
+# `MIN_TOKEN_TEXTS` times share one "rare token" row, which training then also learns.
+MIN_TOKEN_TEXTS = 2
+PAD_ID, RARE_ID = 0, 1  # compact ids; the kept BPE tokens follow in their BPE order, so the
+# end-of-text token (the highest BPE id, whose position the text tower pools) stays the highest
+
+
+def compact_token_ids(tokenizer: SimpleTokenizer, texts: Sequence[str], min_texts: int = MIN_TOKEN_TEXTS) -> tuple[int, ...]:
+    """The BPE ids a compact text vocabulary keeps (sorted): those in at least `min_texts`
+    of `texts`, and the start and end tokens."""
+    counts: dict[int, int] = {}
+    for text in dict.fromkeys(texts):
+        for token in set(tokenizer.encode(text)):
+            counts[token] = counts.get(token, 0) + 1
+    specials = {tokenizer.sot_token_id, tokenizer.eot_token_id}
+    return tuple(sorted({t for t, n in counts.items() if n >= min_texts} | specials))
+
+
+def token_lookup(token_ids: Sequence[int], bpe_size: int) -> torch.Tensor:
+    """BPE id -> compact id: padding stays 0, kept tokens follow RARE_ID, others become it."""
+    lookup = torch.full((bpe_size,), RARE_ID, dtype=torch.long)
+    lookup[PAD_ID] = PAD_ID
+    lookup[torch.tensor(list(token_ids), dtype=torch.long)] = torch.arange(2, len(token_ids) + 2)
+    return lookup
 
 
 def attribute_phrase(key: str, value: str) -> str:
@@ -68,6 +100,10 @@ class DualEncoder:
     model_cfg: dict
     spec: ModelSpec
     tokenizer: SimpleTokenizer = field(repr=False)
+    token_ids: tuple[int, ...] | None = None  # the compact text vocabulary's BPE ids (None: all of them)
+
+    def __post_init__(self) -> None:
+        self._lookup = token_lookup(self.token_ids, self.tokenizer.vocab_size) if self.token_ids else None
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -75,7 +111,8 @@ class DualEncoder:
         return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
 
     def tokenize(self, texts: list[str]) -> torch.Tensor:
-        return self.tokenizer(texts)
+        tokens = self.tokenizer(texts)
+        return self._lookup[tokens] if self._lookup is not None else tokens
 
     def encode_images(self, images_u8: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.model.encode_image(normalize_images(images_u8)), dim=-1)
@@ -131,16 +168,22 @@ class ModelSourceError(ValueError):
     """The configured weights cannot be loaded (missing file, unreachable hub)."""
 
 
-def build_encoder(spec: ModelSpec, seed: int = 0) -> DualEncoder:
+def build_encoder(spec: ModelSpec, seed: int = 0, texts: Sequence[str] | None = None) -> DualEncoder:
     """The encoder to train: our tiny config from scratch (or from a checkpoint file), any
-    open_clip model (pretrained tag or file), or a `local-dir:` folder (fine-tuning)."""
+    open_clip model (pretrained tag or file), or a `local-dir:` folder (fine-tuning). Our
+    tiny config from scratch given its training `texts` gets a compact text vocabulary
+    (`compact_token_ids`)."""
     torch.manual_seed(seed)
     if spec.pretrained and _looks_like_path(spec.pretrained) and not Path(spec.pretrained).is_file():
         raise ModelSourceError(f"pretrained checkpoint file not found: {spec.pretrained}")
+    token_ids = None
     if spec.name == "pinlanding-tiny":
         cfg = json.loads(json.dumps(TINY_CONFIG))
         cfg["vision_cfg"]["image_size"] = list(spec.image_size)
         cfg["text_cfg"]["context_length"] = spec.context_length
+        if texts is not None and not spec.pretrained:
+            token_ids = compact_token_ids(SimpleTokenizer(context_length=spec.context_length), texts)
+            cfg["text_cfg"]["vocab_size"] = len(token_ids) + 2
         model = open_clip.model.CLIP(**cfg)
         if spec.pretrained:
             state = load_file(spec.pretrained) if spec.pretrained.endswith(".safetensors") else torch.load(spec.pretrained, map_location="cpu")
@@ -150,7 +193,9 @@ def build_encoder(spec: ModelSpec, seed: int = 0) -> DualEncoder:
         if not (directory / CONFIG_NAME).is_file():
             raise ModelSourceError(f"{directory} is not an open_clip local-dir checkpoint (no {CONFIG_NAME})")
         model = open_clip.create_model(spec.name)
-        cfg = json.loads((directory / CONFIG_NAME).read_text()).get("model_cfg", {})
+        config = json.loads((directory / CONFIG_NAME).read_text())
+        cfg = config.get("model_cfg", {})
+        token_ids = _saved_token_ids(config)
     else:
         try:
             model = open_clip.create_model(spec.name, pretrained=spec.pretrained)
@@ -161,7 +206,12 @@ def build_encoder(spec: ModelSpec, seed: int = 0) -> DualEncoder:
             ) from exc
         cfg = open_clip.get_model_config(spec.name) or {}
     context = cfg.get("text_cfg", {}).get("context_length", spec.context_length)
-    return DualEncoder(model=model, model_cfg=cfg, spec=spec, tokenizer=SimpleTokenizer(context_length=context))
+    return DualEncoder(model=model, model_cfg=cfg, spec=spec, tokenizer=SimpleTokenizer(context_length=context), token_ids=token_ids)
+
+
+def _saved_token_ids(config: dict) -> tuple[int, ...] | None:
+    ids = config.get("pinlanding", {}).get("token_ids")
+    return tuple(ids) if ids else None
 
 
 def _looks_like_path(text: str) -> bool:
@@ -204,7 +254,7 @@ def save_encoder(encoder: DualEncoder, directory: Path, extra: dict) -> SavedMod
     config = {
         "model_cfg": encoder.model_cfg,
         "preprocess_cfg": {"size": list(encoder.image_size), "mean": list(MEAN), "std": list(STD)},
-        "pinlanding": {"spec": asdict(encoder.spec), "version": digest, **extra},
+        "pinlanding": {"spec": asdict(encoder.spec), "version": digest, "token_ids": list(encoder.token_ids or []), **extra},
     }
     (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2))
     return SavedModel(directory, digest)
@@ -220,7 +270,7 @@ def load_encoder(directory: Path) -> tuple[DualEncoder, dict]:
     model = open_clip.create_model(f"local-dir:{directory}")
     model.eval()
     context = config["model_cfg"].get("text_cfg", {}).get("context_length", spec.context_length)
-    encoder = DualEncoder(model=model, model_cfg=config["model_cfg"], spec=spec, tokenizer=SimpleTokenizer(context_length=context))
+    encoder = DualEncoder(model=model, model_cfg=config["model_cfg"], spec=spec, tokenizer=SimpleTokenizer(context_length=context), token_ids=_saved_token_ids(config))
     return encoder, extra
 
 

@@ -251,7 +251,7 @@ def fit_dual_encoder(
     attributes, labels = add_absent_values(inputs.attributes, inputs.labels, inputs.labeled.get_column("product_id").to_list())
     space = AttributeSpace(attributes)
     torch.manual_seed(training.seed)
-    encoder = build_encoder(spec, seed=training.seed)
+    encoder = build_encoder(spec, seed=training.seed, texts=inputs.labeled.get_column("title").to_list() + attribute_table_phrases(space.attributes))
     untrained = copy.deepcopy(encoder)
     data = prepare_products(encoder, inputs.labeled, labels, space)
     train_idx, val_idx, test_idx = split_sample(data.product_ids, training.validation_share, training.seed, training.test_share)

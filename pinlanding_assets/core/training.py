@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    epochs: int = 8
+    epochs: int = 4  # the full catalog's validation top-1 gains < 0.005 after epoch 4 (8 epochs: same held-out top-1)
     batch_size: int = 128
     learning_rate: float = 2e-3
     weight_decay: float = 0.05

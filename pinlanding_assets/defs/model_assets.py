@@ -18,7 +18,7 @@ from .config_from_core import CoreSettings, with_core_settings
 from .resources import CatalogResource, DataHomeResource
 from .tables import table_spec, written_table_metadata
 
-CODE_VERSION = "2"  # bump when this step's logic (here or in core/model_release.py, clip_model.py, training.py, model_fitting.py, gates.py) changes the model
+CODE_VERSION = "3"  # bump when this step's logic (here or in core/model_release.py, clip_model.py, training.py, model_fitting.py, gates.py) changes the model
 
 
 # The settings the step hands to the core, defined there (defaults and docs): run config

@@ -13,6 +13,7 @@ from safetensors.torch import save_file
 from pinlanding_assets.core.catalog import load_catalog, locate_catalog
 from pinlanding_assets.core.clip_model import (
     ModelSourceError,
+    RARE_ID,
     ModelSpec,
     build_encoder,
     embed_products,
@@ -97,3 +98,20 @@ def test_unusable_model_sources_fail_clearly(tmp_path: Path) -> None:
         build_encoder(ModelSpec(pretrained=str(tmp_path / "missing.safetensors")))
     with pytest.raises(ModelSourceError, match="local-dir"):
         build_encoder(ModelSpec(name=f"local-dir:{tmp_path}"))
+
+
+def test_a_compact_text_vocabulary_keeps_the_training_texts_tokens_and_travels_with_the_checkpoint(tmp_path: Path, products: pl.DataFrame) -> None:
+    titles = products.get_column("title").to_list()
+    encoder = build_encoder(ModelSpec(), seed=0, texts=titles + ["color: navy blue", "color: navy blue"])
+    kept = len(encoder.token_ids)
+    assert encoder.model.token_embedding.weight.shape[0] == kept + 2 < 2000  # not open_clip's 49,408 rows
+    tokens = encoder.tokenize(["color: navy blue", "zzqx unseenword"])
+    assert tokens.max() < kept + 2 and int(tokens[0].argmax()) == int((tokens[0] != 0).sum()) - 1  # end token: the highest id, last
+    words = tokens[1][1 : int((tokens[1] != 0).sum()) - 1]  # between the start and end tokens
+    assert len(words) and (words == RARE_ID).all()  # words no training text used share one row
+    saved = save_encoder(encoder, tmp_path / "ckpt", {})
+    loaded, _ = load_encoder(saved.directory)
+    assert loaded.token_ids == encoder.token_ids
+    torch.testing.assert_close(loaded.tokenize(titles), encoder.tokenize(titles))
+    paths = products.get_column("image_path").to_list()
+    torch.testing.assert_close(embed_products(loaded, paths, titles), embed_products(encoder, paths, titles))
