@@ -57,6 +57,7 @@ from pinlanding_assets.core.evaluation import (  # noqa: E402
 )
 from bench.keyword_baseline import KeywordBaseline  # noqa: E402
 from pinlanding_assets.core.matching import MatchingConfig, match_pages_duckdb  # noqa: E402
+from pinlanding_assets.core.publishing import assigned_attributes  # noqa: E402
 from pinlanding_assets.core.vocabulary import canonical_labels  # noqa: E402
 from pinlanding_assets.core.warehouse import Warehouse  # noqa: E402
 
@@ -121,7 +122,7 @@ def main() -> None:
     products = warehouse.read_table("catalog_products")
     if products.is_empty():
         sys.exit(f"no catalog_products in {args.home}: run the pipeline first (see the docstring)")
-    assigned = warehouse.read("SELECT product_id, key, value, probability FROM product_attribute_scores WHERE assigned")
+    assigned = assigned_attributes(warehouse)
     labels = catalog_label_attributes(products)
     if "in_sample" in products.columns:
         sampled = products.filter(pl.col("in_sample")).get_column("product_id")

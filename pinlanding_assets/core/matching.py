@@ -1,10 +1,16 @@
 """Matching products to collections: the landing pages.
 
 A product joins a collection's page when it carries every attribute of the collection;
-its relevance is the product of the calibrated probabilities of those attributes (the
-chance that all of them are right, taking them as independent): a page is only right for
-a product when every attribute is, and the mean would rank a product with one doubtful
-attribute above one whose attributes are all fairly sure. Products below
+its relevance is the product, over those attributes, of the calibrated probability (the
+product's own text and pixels as evidence) times the encoder's probability (the towers
+alone, `scoring.SCORE_SCHEMA`): the chance that all of them are right, taking them as
+independent, weighted by how surely the image and title agree with what the text says. A
+page is only right for a product when every attribute is, and the mean would rank a product
+with one doubtful attribute above one whose attributes are all fairly sure; and where the
+text names an attribute the probability is near 1 for every product that names it, so the
+encoder's agreement is what puts the clearest examples first (on the full catalog's
+content-first run, 2026-12-02: page P@10 against catalog labels, mapped, 0.896 -> 0.920 at
+`min_relevance` 0.3). Products below
 `min_relevance` are left out, pages are ranked by relevance (ties by product id), cut at
 `max_page_size`, and pages below `min_page_size` are dropped.
 
@@ -33,7 +39,7 @@ MATCHING_ENGINES = ("spark", "duckdb")  # `landing_pages`' engine option: Spark 
 
 @dataclass(frozen=True)
 class MatchingConfig:
-    min_relevance: float = 0.5  # a product's joint probability of the page's attributes, at least
+    min_relevance: float = 0.3  # a product's relevance (joint probability x encoder agreement) for the page, at least
     min_page_size: int = 10  # a page with fewer eligible products is dropped
     max_page_size: int = 60  # products per page, the most relevant first
 
@@ -92,6 +98,7 @@ WHERE rank <= {int(config.max_page_size)} AND eligible_count >= {int(config.min_
 
 
 PRODUCT_INPUT_SCHEMA = {"product_id": pl.String, "key": pl.String, "value": pl.String, "probability": pl.Float32}
+ENCODER_PROBABILITY = "encoder_probability"  # optional input column; missing: the towers are taken to agree (1.0)
 COLLECTION_INPUT_SCHEMA = {"slug": pl.String, "key": pl.String, "value": pl.String, "n_attributes": pl.Int64}
 
 
@@ -123,7 +130,16 @@ class EncodedInputs:
 def encode_inputs(product_attributes: pl.DataFrame, collection_attributes: pl.DataFrame) -> EncodedInputs:
     """Typed, de-duplicated, integer-coded inputs. A repeated (product, key, value) row would
     count twice toward `matched` and let a product into a page it does not belong to."""
-    products = product_attributes.select(list(PRODUCT_INPUT_SCHEMA)).cast(PRODUCT_INPUT_SCHEMA).unique(["product_id", "key", "value"], keep="first")  # type: ignore[arg-type]
+    agreement = pl.col(ENCODER_PROBABILITY).cast(pl.Float64).fill_null(1.0) if ENCODER_PROBABILITY in product_attributes.columns else pl.lit(1.0)
+    products = (
+        product_attributes.with_columns(agreement.alias(ENCODER_PROBABILITY))
+        .select(*PRODUCT_INPUT_SCHEMA, ENCODER_PROBABILITY)
+        .cast(PRODUCT_INPUT_SCHEMA)  # type: ignore[arg-type]
+        .unique(["product_id", "key", "value"], keep="first")
+        # One DOUBLE per (product, attribute), multiplied here once: both engines read the
+        # same values, so their relevances stay bit-identical.
+        .with_columns((pl.col("probability").cast(pl.Float64) * pl.col(ENCODER_PROBABILITY)).alias("probability"))
+    )
     collections = collection_attributes.select(list(COLLECTION_INPUT_SCHEMA)).cast(COLLECTION_INPUT_SCHEMA).unique(["slug", "key", "value"], keep="first")  # type: ignore[arg-type]
     product_codes = products.select("product_id").unique().sort("product_id").with_row_index("pid").cast({"pid": pl.Int32})
     collection_codes = collections.select("slug").unique().sort("slug").with_row_index("cid").cast({"cid": pl.Int32})
@@ -145,7 +161,8 @@ def match_pages_duckdb(
     threads: int | None = None,
     memory_limit: str | None = None,
 ) -> pl.DataFrame:
-    """product_attributes: product_id, key, value, probability (assigned only);
+    """product_attributes: product_id, key, value, probability (assigned only), and
+    optionally encoder_probability;
     collection_attributes: slug, key, value, n_attributes. `memory_limit` (e.g. "4GB")
     makes DuckDB spill to its temp directory instead of growing past it."""
     inputs = encode_inputs(product_attributes, collection_attributes)

@@ -108,10 +108,18 @@ def publish(
         return _publish(warehouse, paths, catalog_root, run_id, matching, site_config, config, spark, log)
 
 
+def assigned_attributes(warehouse: Warehouse) -> pl.DataFrame:
+    """What matching reads: the assigned attributes of every shard, with the encoder's
+    probability where the stored scores have one (scores written before it existed rank by
+    the calibrated probability alone until their shard is scored again)."""
+    columns = ["product_id", "key", "value", "probability"] + (["encoder_probability"] if "encoder_probability" in warehouse.columns("product_attribute_scores") else [])
+    return warehouse.read(f"SELECT {', '.join(columns)} FROM product_attribute_scores WHERE assigned")
+
+
 def _publish(
     warehouse: Warehouse, paths: DataHome, catalog_root: Path, run_id: str, matching: MatchingConfig, site_config: SiteConfig, config: PublishConfig, spark: SparkSource | None, log: logging.Logger
 ) -> Publication:
-    product_attributes = warehouse.read("SELECT product_id, key, value, probability FROM product_attribute_scores WHERE assigned")
+    product_attributes = assigned_attributes(warehouse)
     collections = warehouse.read_table("collection_queries")
     collection_attrs = collection_attribute_rows(collections)
     pages = match_pages(product_attributes, collection_attrs, matching, config, spark, paths.spark_inputs, run_id, log)

@@ -230,18 +230,31 @@ SCORE_SCHEMA = {
     "product_id": pl.String,
     "key": pl.String,
     "value": pl.String,
-    "score": pl.Float32,
-    "probability": pl.Float32,
+    "score": pl.Float32,  # cosine similarity of the product and attribute embeddings
+    "probability": pl.Float32,  # calibrated, with the product's own text and pixels as evidence
+    "encoder_probability": pl.Float32,  # calibrated from the towers alone (image + title), no evidence
     "assigned": pl.Boolean,
 }
 # product_attribute_scores as stored: the scores of one shard under one model version.
 SCORE_TABLE_SCHEMA = SCORE_SCHEMA | {"shard": pl.String, "model_version": pl.String}
 
 
-def scores_frame(product_ids: list[str], attributes: pl.DataFrame, sim: np.ndarray, probs: np.ndarray, assigned: np.ndarray) -> pl.DataFrame:
+@dataclass(frozen=True)
+class ProductScores:
+    """Every product x every attribute, [N, A] each (see SCORE_SCHEMA). `encoder_probability`
+    is what the towers say without the text reading: where the two agree a product is a
+    clear example of the attribute, which is how pages rank it (`matching.py`)."""
+
+    similarity: np.ndarray
+    probability: np.ndarray
+    encoder_probability: np.ndarray
+    assigned: np.ndarray
+
+
+def scores_frame(product_ids: list[str], attributes: pl.DataFrame, scores: ProductScores) -> pl.DataFrame:
     """Every product x every attribute, long format (built with polars gathers: a 44k
     catalog x 300 attributes is 13M rows)."""
-    n, a = sim.shape
+    n, a = scores.similarity.shape
     product_rows = pl.Series(np.repeat(np.arange(n, dtype=np.int64), a))
     attribute_rows = pl.Series(np.tile(np.arange(a, dtype=np.int64), n))
     return pl.DataFrame(
@@ -249,9 +262,10 @@ def scores_frame(product_ids: list[str], attributes: pl.DataFrame, sim: np.ndarr
             "product_id": pl.Series(product_ids, dtype=pl.String).gather(product_rows),
             "key": attributes.get_column("key").cast(pl.String).gather(attribute_rows),
             "value": attributes.get_column("value").cast(pl.String).gather(attribute_rows),
-            "score": sim.astype(np.float32).ravel(),
-            "probability": probs.astype(np.float32).ravel(),
-            "assigned": assigned.ravel(),
+            "score": scores.similarity.astype(np.float32).ravel(),
+            "probability": scores.probability.astype(np.float32).ravel(),
+            "encoder_probability": scores.encoder_probability.astype(np.float32).ravel(),
+            "assigned": scores.assigned.ravel(),
         },
         schema=SCORE_SCHEMA,
     )
@@ -338,14 +352,13 @@ class ScoringModel:
         inputs = TeacherInputs(tuple(model_extra.get("teacher_columns", TeacherInputs.columns)))
         return cls(version, space, embed_attributes(encoder, space.attributes).numpy(), calibration, dict(model_extra["thresholds"]), int(model_extra["max_values_per_key"]), evidence_index(phrases), inputs)
 
-    def score(self, embeddings: np.ndarray, products: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(cosine similarities, calibrated probabilities, assigned flags), each [N, A];
-        `products` in the order of `embeddings`, with their text columns."""
+    def score(self, embeddings: np.ndarray, products: pl.DataFrame) -> ProductScores:
+        """The scores of `products`, in the order of `embeddings`, with their text columns."""
         sim = embeddings @ self.attribute_embeddings.T if len(embeddings) else np.zeros((0, len(self.space)), dtype=np.float32)
         evidence = product_evidence(evidence_texts(products, self.teacher_inputs), self.evidence, self.space.attributes)
         probs = self.calibration.probabilities(sim, self.space.key_slices, evidence)
         assigned = assign(probs, self.space.key_slices, self.thresholds, self.max_values_per_key, self.space.assignable)
-        return sim, probs, assigned
+        return ProductScores(sim, probs, self.calibration.probabilities(sim, self.space.key_slices), assigned)
 
 
 def score_products(encoder, model_extra: dict, model_version: str, products: pl.DataFrame, cached: pl.DataFrame, batch_size: int = ScoringSettings.batch_size, progress=None, embedder: Embedder | None = None) -> ShardScores:
@@ -374,8 +387,7 @@ def score_products(encoder, model_extra: dict, model_version: str, products: pl.
     order = products.select("product_id").join(all_embeddings, on="product_id", how="left", maintain_order="left")
     dim = model.attribute_embeddings.shape[1]
     matrix = order.get_column("embedding").cast(pl.Array(pl.Float32, dim)).to_numpy().astype(np.float32, copy=False) if products.height else np.zeros((0, dim), dtype=np.float32)
-    sim, probs, assigned = model.score(matrix, products)
-    scores = scores_frame(products.get_column("product_id").to_list(), model.space.attributes, sim, probs, assigned)
+    scores = scores_frame(products.get_column("product_id").to_list(), model.space.attributes, model.score(matrix, products))
     return ShardScores(
         scores=scores,
         new_embeddings=new_embeddings,

@@ -171,9 +171,18 @@ def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 
 
 def _check_columns(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
+    """The stored table must have every column of the new rows: a column the new rows add
+    (a newer version of the step writes one more) is added to the table, the rows already
+    stored holding NULL in it until their partition is written again; a column the new rows
+    lack is an error."""
     existing = [r[0] for r in _run(con, f'DESCRIBE "{table}"')]
-    if set(existing) != set(frame.columns):
+    lacking = [c for c in existing if c not in frame.columns]
+    if lacking:
         raise WarehouseError(
             f"table {table!r} has columns {existing} but the new rows have {frame.columns}; "
             "the schema changed since it was written: drop the table (or use a fresh PINLANDING_HOME)"
         )
+    incoming_types = {r[0]: r[1] for r in _run(con, "DESCRIBE incoming")}
+    for column in frame.columns:
+        if column not in existing:
+            _run(con, f'ALTER TABLE "{table}" ADD COLUMN "{column}" {incoming_types[column]}')

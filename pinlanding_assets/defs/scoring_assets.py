@@ -18,7 +18,7 @@ from .partitions import shard_check, shard_partitions
 from .resources import DataHomeResource
 from .tables import table_spec, written_table_metadata
 
-CODE_VERSION = "2"  # bump when this step's logic (here or in core/shard_scoring.py, scoring.py, spark_scoring.py, gates.py) changes its tables
+CODE_VERSION = "3"  # bump when this step's logic (here or in core/shard_scoring.py, scoring.py, spark_scoring.py, gates.py) changes its tables
 COMPUTED_BY = {"pytorch", "spark"}  # the encoder runs in torch, in this process or on Spark (config `engine`)
 
 

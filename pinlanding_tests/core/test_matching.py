@@ -92,3 +92,16 @@ def test_reference_agrees_with_brute_force_on_generated_inputs() -> None:
     assert pages.height > 100
     assert pages.select("slug", "product_id", "rank").equals(expected.select("slug", "product_id", "rank"))
     assert pages.get_column("relevance").to_list() == pytest.approx(expected.get_column("relevance").to_list(), abs=1e-9)
+
+
+def test_the_encoders_agreement_ranks_products_the_text_names_alike() -> None:
+    """Both titles name the page's attributes (probability 1); the product whose image and
+    title the towers alone also read that way comes first, and one they doubt falls below
+    `min_relevance`."""
+    frame = products([(pid, key, value, 1.0) for pid in "abc" for key, value in BLACK_TEES["black-tees"]]).with_columns(
+        pl.Series("encoder_probability", [0.5, 0.5, 1.0, 0.75, 0.25, 0.25], dtype=pl.Float32)
+    )
+    pages = match_pages_duckdb(frame, collections(BLACK_TEES), MatchingConfig(min_relevance=0.3, min_page_size=1))
+    assert pages.select("product_id", "relevance").rows() == [("b", 0.75)]  # a: 0.25 < 0.3; c: 0.0625
+    without = match_pages_duckdb(frame.drop("encoder_probability"), collections(BLACK_TEES), MatchingConfig(min_relevance=0.3, min_page_size=1))
+    assert without.get_column("product_id").to_list() == ["a", "b", "c"]  # no encoder column: the text alone, ties by id

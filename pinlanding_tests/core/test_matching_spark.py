@@ -69,3 +69,13 @@ def test_spark_inputs_go_where_the_engine_reads_them_fastest(tmp_path) -> None:
     assert spark_input_location(None, "local[2]", tmp_path) == str(tmp_path)  # local: Parquet on this disk (3x faster than Arrow)
     assert spark_input_location(None, "spark://host:7077", tmp_path) is None  # a cluster without shared storage: Arrow
     assert spark_input_location(None, None, tmp_path) is None  # Spark Connect: no master here
+
+
+def test_spark_and_duckdb_agree_with_the_encoders_probability(spark) -> None:
+    product_attributes, collection_attributes = synthetic_inputs(2500, 200, seed=3)
+    weights = pl.Series("encoder_probability", [((i * 7919) % 1000) / 1000 for i in range(product_attributes.height)], dtype=pl.Float32)
+    product_attributes = product_attributes.with_columns(weights)
+    config = MatchingConfig(min_relevance=0.1, min_page_size=3)
+    reference = match_pages_duckdb(product_attributes, collection_attributes, config)
+    assert reference.height > 100
+    assert match_pages_spark(spark, product_attributes, collection_attributes, config).equals(reference)

@@ -21,6 +21,7 @@ from pinlanding_assets.core.scoring import (
     score_products,
     ProductEvidence,
     product_evidence,
+    ProductScores,
     scores_frame,
 )
 from pinlanding_assets.core.training import ABSENT, AttributeSpace
@@ -139,10 +140,10 @@ def test_assignment_caps_values_per_key_and_never_assigns_absent() -> None:
 def test_scores_frame_is_every_product_times_every_attribute() -> None:
     attributes = pl.DataFrame({"key": ["color", "color"], "value": ["black", "white"]})
     sim = np.array([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]], dtype=np.float32)
-    frame = scores_frame(["a", "b", "c"], attributes, sim, sim, sim > 0.35)
+    frame = scores_frame(["a", "b", "c"], attributes, ProductScores(sim, sim, sim / 2, sim > 0.35))
     assert frame.height == 6
     assert frame.filter(pl.col("assigned")).select("product_id", "value").rows() == [("b", "white"), ("c", "black"), ("c", "white")]
-    assert frame.row(3) == ("b", "color", "white", pytest.approx(0.4), pytest.approx(0.4), True)
+    assert frame.row(3) == ("b", "color", "white", pytest.approx(0.4), pytest.approx(0.4), pytest.approx(0.2), True)
 
 
 @pytest.fixture(scope="module")

@@ -103,3 +103,12 @@ def test_other_threads_still_queue_on_the_lock(tmp_path):
     writer.join(30)
     assert outcome == [1]
     assert sorted(wh.read_table("t").rows()) == [("a", 1), ("b", 2)]
+
+
+def test_a_column_the_new_rows_add_joins_the_table_and_a_missing_one_is_refused(tmp_path):
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    warehouse.replace_rows("t", pl.DataFrame({"shard": ["a", "b"], "x": [1, 2]}), "shard", ["a", "b"])
+    warehouse.replace_rows("t", pl.DataFrame({"shard": ["b"], "x": [3], "y": [0.5]}), "shard", ["b"])
+    assert warehouse.read_table("t").sort("shard").rows() == [("a", 1, None), ("b", 3, 0.5)]  # stored rows: NULL until rewritten
+    with pytest.raises(WarehouseError, match="schema changed"):
+        warehouse.replace_rows("t", pl.DataFrame({"shard": ["a"], "y": [0.1]}), "shard", ["a"])
