@@ -36,6 +36,7 @@ import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Collection
 from typing import BinaryIO
 
 import polars as pl
@@ -569,12 +570,16 @@ def _shown(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else f"{text[: limit - 30]}… ({len(text)} chars)"
 
 
-def shard_fingerprints(table: CatalogTable) -> dict[str, str]:
-    """A content fingerprint per shard: its rows as read plus each image file's size and
-    modification time (a stat, not a read: cheap enough to run on every sensor tick).
+def shard_fingerprints(table: CatalogTable, shards: Collection[str] | None = None) -> dict[str, str]:
+    """A content fingerprint per shard (of `shards` only, when given: a shard's ingest
+    stats its own images, not the catalog's): its rows as read plus each image file's size
+    and modification time (a stat, not a read: cheap enough to run on every sensor tick).
     Any edited row, added or removed product, or replaced image changes it; a row whose
     image cannot be stat'ed changes only its own shard's fingerprint, it never raises."""
-    frame = read_catalog_table(table).sort("shard", "product_id")
+    frame = read_catalog_table(table)
+    if shards is not None:
+        frame = frame.filter(pl.col("shard").is_in(list(shards)))
+    frame = frame.sort("shard", "product_id")
     root = table.root
     digests: dict[str, hashlib._Hash] = {}
     shard_at, image_at = frame.columns.index("shard"), frame.columns.index("image")

@@ -105,7 +105,7 @@ def ingest_shard(
     log: logging.Logger = log,
 ) -> ShardIngest:
     """Validate, label and store one shard (see the module docstring)."""
-    fingerprint = shard_fingerprints(catalog).get(shard)  # before loading: a later edit is then seen as a change
+    fingerprint = shard_fingerprints(catalog, [shard]).get(shard)  # before loading: a later edit is then seen as a change
     loaded = load_catalog(catalog, shards=[shard], limits=settings.limits)
     products = loaded.products
     log.info("shard %s: %d valid products, %d quarantined", shard, products.height, loaded.quarantine.height)
