@@ -35,6 +35,7 @@ import yaml
 from .core.catalog import shard_fingerprints
 from .core.ingest_state import ingested_fingerprints
 from .core.preflight import PreflightReport, preflight
+from .core.retraining import RetrainPolicy, answers_digest, retraining_due, teacher_answers, trained_sample
 from .core.settings import DataHome, default_catalog, default_home, default_shard_column
 from .core.warehouse import Warehouse
 
@@ -101,6 +102,7 @@ def run_graph(
     run_config: dict | None = None,
     force: bool = False,
     on_stage: Callable[[str], None] | None = None,
+    retrain: RetrainPolicy = RetrainPolicy(),
 ) -> list[StageRun]:
     """Register the catalog's shards and run ingest -> model -> scoring -> pages.
 
@@ -110,7 +112,9 @@ def run_graph(
     a re-run over an unchanged catalog and code does almost nothing. `force` runs everything. A step that a gate blocks (or that fails) stops only
     what depends on it: the other shards still score and publish, a blocked shard keeps its
     last good results, a blocked training keeps the last promoted model. Shards that left the
-    catalog are unregistered (and retired from the pages by the publish step).
+    catalog are unregistered (and retired from the pages by the publish step). The model is
+    trained again only when the teacher's answers moved by `retrain.min_sample_change` since
+    the promoted model was trained (`core/retraining.py`), or its config or code changed.
     """
     from .defs.partitions import shard_partitions
 
@@ -187,7 +191,7 @@ def run_graph(
     ingested = {s: run("shard_ingest", _fingerprint(fingerprints[s], config.get("shard_ingest")), s) for s in shards}
     # The model reads every shard's stored rows, so its inputs are all shards' ingests.
     all_ingested = {s: ingested.get(s) or good.get(f"shard_ingest[{s}]") for s in all_shards}
-    model = run("train_model", _fingerprint(all_ingested, config.get("train_model"))) or good.get("train_model")
+    model = run("train_model", _fingerprint(training_basis(warehouse, defs, retrain, force), config.get("train_model"))) or good.get("train_model")
     if model is None:
         print("   no promoted model yet: nothing can be scored", flush=True)
         return stages
@@ -196,6 +200,25 @@ def run_graph(
     stored = {s: scored.get(s) or good.get(f"shard_scoring[{s}]") for s in all_shards}
     run("publish_pages", _fingerprint(model, stored, config.get("publish_pages")))
     return stages
+
+
+def training_basis(warehouse: Warehouse, defs: Definitions, policy: RetrainPolicy, force: bool) -> str:
+    """What the model step's fingerprint rests on: the teacher's current answers, or, while
+    they moved less than the policy allows since the promoted model was trained, the answers
+    that model was trained on (so its step stays unchanged and is skipped)."""
+    from .core.model_registry import ModelRegistry, NoPromotedModel  # torch: not before the preflight
+
+    current = teacher_answers(warehouse.read_table("raw_attributes"))
+    try:
+        promoted = ModelRegistry(warehouse, DataHome(Path(defs.resources["data_home"].home)).models).current()
+    except NoPromotedModel:
+        return answers_digest(current)
+    trained = trained_sample(promoted.path)
+    decision = retraining_due(current, trained, policy)
+    if force or decision.due or trained is None:
+        return answers_digest(current)
+    print(f"-> train_model: {decision.reason}", flush=True)
+    return answers_digest(trained)
 
 
 def exit_status(stages: list[StageRun]) -> int:
@@ -246,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, help="JSON file: {job name: run config}, e.g. "
                         '{"train_model": {"ops": {"clip_model": {"config": {"epochs": 4}}}}}')
     parser.add_argument("--preflight", action="store_true", help="only check Python, Java, the catalog and the data home, then stop")
+    parser.add_argument("--retrain-at", type=float, default=RetrainPolicy.min_sample_change, metavar="SHARE",
+                        help="train again when this share of the teacher-labeled sample changed since the promoted model was trained "
+                             f"(default {RetrainPolicy.min_sample_change}; 0: whenever any answer changed)")
     args = parser.parse_args(argv)
     home = default_home()
     dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(home / "dagster")))
@@ -264,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with DagsterInstance.get() as instance:
         run_config = json.loads(args.config.read_text()) if args.config else None
-        stages = run_graph(defs, instance, args.shard, run_config, force=args.force)
+        stages = run_graph(defs, instance, args.shard, run_config, force=args.force, retrain=RetrainPolicy(args.retrain_at))
     status = exit_status(stages)
     print(summary(stages))
     paths = DataHome(home)

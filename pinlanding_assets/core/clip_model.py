@@ -28,6 +28,8 @@ from open_clip.tokenizer import SimpleTokenizer
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
+from .compute import CPU_FP32, Compute
+
 CONFIG_NAME = "open_clip_config.json"
 WEIGHTS_NAME = "open_clip_model.safetensors"
 MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -101,9 +103,18 @@ class DualEncoder:
     spec: ModelSpec
     tokenizer: SimpleTokenizer = field(repr=False)
     token_ids: tuple[int, ...] | None = None  # the compact text vocabulary's BPE ids (None: all of them)
+    compute: Compute = CPU_FP32  # where the towers run, in which precision (`place_on`)
 
     def __post_init__(self) -> None:
         self._lookup = token_lookup(self.token_ids, self.tokenizer.vocab_size) if self.token_ids else None
+
+    def place_on(self, compute: Compute) -> "DualEncoder":
+        """Run the towers on `compute`'s device and precision (in place; returns self).
+        Inputs may stay on the host: each encode call moves them, and every embedding it
+        returns is float32."""
+        self.compute = compute
+        self.model.to(compute.device)
+        return self
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -115,10 +126,16 @@ class DualEncoder:
         return self._lookup[tokens] if self._lookup is not None else tokens
 
     def encode_images(self, images_u8: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.model.encode_image(normalize_images(images_u8)), dim=-1)
+        images = normalize_images(self.compute.to_device(images_u8))
+        with self.compute.autocast(self.model.training):
+            features = self.model.encode_image(images)
+        return F.normalize(features.float(), dim=-1)
 
     def encode_texts(self, tokens: torch.Tensor) -> torch.Tensor:
-        return F.normalize(encode_text_trimmed(self.model, tokens), dim=-1)
+        tokens = self.compute.to_device(tokens)
+        with self.compute.autocast(self.model.training):
+            features = encode_text_trimmed(self.model, tokens)
+        return F.normalize(features.float(), dim=-1)
 
     def fuse(self, image: torch.Tensor, title: torch.Tensor | None, title_weight: torch.Tensor | None = None) -> torch.Tensor:
         """Sum of the unit image and title vectors, re-normalized; `title_weight` [N] (0 or 1
@@ -126,7 +143,7 @@ class DualEncoder:
         if not self.spec.fuse_title or title is None:
             return image
         if title_weight is not None:
-            title = title * title_weight[:, None]
+            title = title * title_weight.to(title.device)[:, None]
         return F.normalize(image + title, dim=-1)
 
     def encode_products(self, images_u8: torch.Tensor, title_tokens: torch.Tensor | None, title_weight: torch.Tensor | None = None) -> torch.Tensor:
@@ -219,8 +236,8 @@ def _looks_like_path(text: str) -> bool:
 
 
 def normalize_images(images_u8: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(STD).view(1, 3, 1, 1)
+    mean = torch.tensor(MEAN, device=images_u8.device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=images_u8.device).view(1, 3, 1, 1)
     return (images_u8.float() / 255.0 - mean) / std
 
 
@@ -248,7 +265,7 @@ class SavedModel:
 def save_encoder(encoder: DualEncoder, directory: Path, extra: dict) -> SavedModel:
     """Write the open_clip `local-dir` layout; the version is a hash of the weights."""
     directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.contiguous() for k, v in encoder.model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in encoder.model.state_dict().items()}
     save_file(state, directory / WEIGHTS_NAME)
     digest = hashlib.sha1((directory / WEIGHTS_NAME).read_bytes()).hexdigest()[:12]
     config = {
@@ -260,8 +277,9 @@ def save_encoder(encoder: DualEncoder, directory: Path, extra: dict) -> SavedMod
     return SavedModel(directory, digest)
 
 
-def load_encoder(directory: Path) -> tuple[DualEncoder, dict]:
-    """The encoder saved in `directory`, and our extra settings (calibration, thresholds)."""
+def load_encoder(directory: Path, compute: Compute = CPU_FP32) -> tuple[DualEncoder, dict]:
+    """The encoder saved in `directory`, placed on `compute`, and our extra settings
+    (calibration, thresholds)."""
     config = json.loads((directory / CONFIG_NAME).read_text())
     extra = config["pinlanding"]
     spec_fields = dict(extra["spec"])
@@ -271,7 +289,7 @@ def load_encoder(directory: Path) -> tuple[DualEncoder, dict]:
     model.eval()
     context = config["model_cfg"].get("text_cfg", {}).get("context_length", spec.context_length)
     encoder = DualEncoder(model=model, model_cfg=config["model_cfg"], spec=spec, tokenizer=SimpleTokenizer(context_length=context), token_ids=_saved_token_ids(config))
-    return encoder, extra
+    return encoder.place_on(compute), extra
 
 
 def attribute_table_phrases(attributes: pl.DataFrame) -> list[str]:
@@ -281,7 +299,7 @@ def attribute_table_phrases(attributes: pl.DataFrame) -> list[str]:
 @torch.inference_mode()
 def embed_attributes(encoder: DualEncoder, attributes: pl.DataFrame) -> torch.Tensor:
     encoder.model.eval()
-    return encoder.encode_attributes(encoder.tokenize(attribute_table_phrases(attributes)))
+    return encoder.encode_attributes(encoder.tokenize(attribute_table_phrases(attributes))).cpu()
 
 
 @torch.inference_mode()
@@ -294,7 +312,7 @@ def embed_titles(encoder: DualEncoder, titles: list[str], batch_size: int = 512)
     out = torch.empty(len(unique), _embed_dim(encoder))
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        out[torch.from_numpy(idx)] = encoder.encode_texts(encoder.tokenize(unique[idx].tolist()))
+        out[torch.from_numpy(idx)] = encoder.encode_texts(encoder.tokenize(unique[idx].tolist())).cpu()
     return out[torch.from_numpy(inverse.reshape(-1))]
 
 
@@ -317,6 +335,7 @@ def embed_products(
     encoder.model.eval()
     if not image_paths:
         return torch.empty(0, _embed_dim(encoder))
+    batch_size = encoder.compute.inference_batch_size(batch_size)
     title_emb = embed_titles(encoder, titles, batch_size) if encoder.spec.fuse_title else None
     starts = list(range(0, len(image_paths), batch_size))
     chunks = []
@@ -327,7 +346,7 @@ def embed_products(
             images = pending.result()
             if i + 1 < len(starts):
                 pending = pool.submit(load_images, image_paths[stop: stop + batch_size], encoder.image_size)
-            image = encoder.encode_images(images)
+            image = encoder.encode_images(images).cpu()
             chunks.append(encoder.fuse(image, title_emb[start:stop] if title_emb is not None else None))
             if progress:
                 progress(stop, len(image_paths))

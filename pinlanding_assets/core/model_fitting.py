@@ -34,6 +34,7 @@ import torch
 
 from .catalog import TeacherInputs
 from .clip_model import ModelSpec, SavedModel, attribute_table_phrases, build_encoder, save_encoder
+from .compute import CPU_FP32, Compute
 from .evaluation import (
     CATALOG_LABELS,
     SILVER_LABELS,
@@ -242,6 +243,7 @@ def fit_dual_encoder(
     out_dir: Path,
     baseline_max_products: int | None = 5000,
     teacher_inputs: TeacherInputs = TeacherInputs(),
+    compute: Compute = CPU_FP32,
 ) -> FittedModel:
     """Train, calibrate, set thresholds, evaluate and save (see the module docstring). The
     untrained-model baseline costs a full encoding pass, so it is measured on at most
@@ -251,7 +253,7 @@ def fit_dual_encoder(
     attributes, labels = add_absent_values(inputs.attributes, inputs.labels, inputs.labeled.get_column("product_id").to_list())
     space = AttributeSpace(attributes)
     torch.manual_seed(training.seed)
-    encoder = build_encoder(spec, seed=training.seed, texts=inputs.labeled.get_column("title").to_list() + attribute_table_phrases(space.attributes))
+    encoder = build_encoder(spec, seed=training.seed, texts=inputs.labeled.get_column("title").to_list() + attribute_table_phrases(space.attributes)).place_on(compute)
     untrained = copy.deepcopy(encoder)
     data = prepare_products(encoder, inputs.labeled, labels, space)
     train_idx, val_idx, test_idx = split_sample(data.product_ids, training.validation_share, training.seed, training.test_share)

@@ -18,10 +18,12 @@ import polars as pl
 
 from .catalog import TeacherInputs
 from .clip_model import ModelSpec
+from .compute import ComputeSettings, resolve_compute
 from .gates import GateConfig, GateResult, model_gates
 from .model_fitting import AssignmentConfig, FittedModel, HeldoutConfig, TrainingInputs, fit_dual_encoder, heldout_candidates, training_inputs
 from .model_registry import ModelRegistry, RegisteredModel
 from .plots import confusion_png, markdown_image, precision_recall_png
+from .retraining import record_training_sample
 from .training import TrainingConfig
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ class ModelSettings:
     assignment: AssignmentConfig
     gates: GateConfig
     heldout: HeldoutConfig
+    compute: ComputeSettings = ComputeSettings()
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,10 @@ def release_model(
         "labeled %d products, held-out with catalog labels %d, vocabulary %d; silver test share %.2f",
         inputs.labeled.height, inputs.heldout.height, inputs.attributes.height, settings.training.test_share,
     )
-    fitted = fit_dual_encoder(inputs, settings.spec, settings.training, settings.assignment, registry.staging_dir(), settings.heldout.baseline_max_products, teacher_inputs)
+    compute = resolve_compute(settings.compute)
+    log.info("training on %s", compute.describe())
+    fitted = fit_dual_encoder(inputs, settings.spec, settings.training, settings.assignment, registry.staging_dir(), settings.heldout.baseline_max_products, teacher_inputs, compute)
+    record_training_sample(fitted.saved.directory, raw_attributes)  # what a refresh compares with (`retraining.py`)
     gates = model_gates(fitted, settings.gates)
     registered = register_candidate(registry, fitted, gates)
     if registered.status == "rejected":

@@ -20,6 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from .clip_model import load_encoder
+from .compute import ComputeSettings, resolve_compute
 from .gates import AssignmentCheck, GateResult, ShardGateConfig, catalog_label_domain_of, check_assignments
 from .model_registry import ModelRegistry, RegisteredModel
 from .scoring import SCORING_ENGINES, ScoringSettings, ShardScores, score_products
@@ -59,12 +60,13 @@ def score_shard(
     gate: ShardGateConfig,
     spark_session: Callable[[], object] | None = None,
     log: logging.Logger = log,
+    compute: ComputeSettings = ComputeSettings(),
 ) -> ShardScoring:
     """Score the shard, store its new embeddings, check its assignments, and store its
     scores when the check does not block. `spark_session` gives the session for the spark
     engine (asked for only then: creating one starts a JVM or a connection)."""
     model = ModelRegistry(warehouse, models_dir).current()  # never a rejected candidate
-    encoder, extra = load_encoder(model.path)
+    encoder, extra = load_encoder(model.path, resolve_compute(compute))  # the driver embeds the attributes: in the precision of the products
     products = warehouse.read_table("catalog_products", "shard = ?", [shard])
     cached = warehouse.read("SELECT * FROM product_embeddings WHERE model_version = ?", [model.version]) if warehouse.has_table("product_embeddings") else pl.DataFrame()
 
@@ -80,7 +82,7 @@ def score_shard(
         # Python workers must run this environment (torch, open_clip, pandas); takes effect
         # when the session is created here (a lazy session is created on first use).
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        embedder = spark_embedder(spark_session(), model.path, model.version, settings.batch_size, settings.spark_task_threads)
+        embedder = spark_embedder(spark_session(), model.path, model.version, settings.batch_size, settings.spark_task_threads, compute)
     scored = score_products(encoder, extra, model.version, products, cached, settings.batch_size, progress, embedder)
     log.info("shard %s: encoded %d products (%.1f/s), reused %d cached embeddings", shard, scored.encoded, scored.products_per_second, scored.reused)
     warehouse.upsert("product_embeddings", scored.new_embeddings, ["model_version", "product_id"])

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .clip_model import CONFIG_NAME, WEIGHTS_NAME
+from .compute import ComputeSettings, resolve_compute
 from .scoring import Embedder, ScoringSettings
 
 OUTPUT_SCHEMA = "row long, embedding array<float>"
@@ -42,16 +43,19 @@ def checkpoint_payload(directory: Path) -> dict[str, bytes | str]:
     }
 
 
-def _worker_encoder(version: str, payload: dict):
-    """The encoder of `version` in this worker process, materialized from the checkpoint bytes."""
-    if version not in _WORKER_ENCODERS:
+def _worker_encoder(version: str, payload: dict, compute: ComputeSettings):
+    """The encoder of `version` in this worker process, materialized from the checkpoint
+    bytes, on the executor's own device (`compute` resolved there: an executor with a GPU
+    encodes on it)."""
+    key = f"{version}:{compute.device}:{compute.precision}"
+    if key not in _WORKER_ENCODERS:
         from .clip_model import load_encoder
 
         directory = Path(tempfile.mkdtemp(prefix=f"pinlanding-{version}-"))
         (directory / CONFIG_NAME).write_text(payload["config"])
         (directory / WEIGHTS_NAME).write_bytes(payload["weights"])
-        _WORKER_ENCODERS[version] = load_encoder(directory)[0]
-    return _WORKER_ENCODERS[version]
+        _WORKER_ENCODERS[key] = load_encoder(directory, resolve_compute(compute))[0]
+    return _WORKER_ENCODERS[key]
 
 
 # What an executor needs to encode, and how to give it (the task fails with this message).
@@ -63,7 +67,7 @@ EXECUTOR_ENVIRONMENT_HELP = (
 )
 
 
-def encode_partitions(version: str, payload: dict, batch_size: int, torch_threads: int):
+def encode_partitions(version: str, payload: dict, batch_size: int, torch_threads: int, compute: ComputeSettings = ComputeSettings()):
     """The mapInPandas function: pandas batches of (row, image_path, title) -> (row, embedding).
 
     Self-contained on purpose: a nested function is pickled by value, with the checkpoint
@@ -84,7 +88,7 @@ def encode_partitions(version: str, payload: dict, batch_size: int, torch_thread
             raise RuntimeError(help_text.format(python=sys.executable, missing=error.name or str(error))) from error
 
         torch.set_num_threads(torch_threads)
-        encoder = spark_scoring._worker_encoder(version, payload)
+        encoder = spark_scoring._worker_encoder(version, payload, compute)
         for frame in frames:
             if frame.empty:
                 continue
@@ -94,10 +98,13 @@ def encode_partitions(version: str, payload: dict, batch_size: int, torch_thread
     return encode
 
 
-def spark_embedder(spark, checkpoint_dir: Path, version: str, batch_size: int = ScoringSettings.batch_size, torch_threads: int = ScoringSettings.spark_task_threads) -> Embedder:
+def spark_embedder(
+    spark, checkpoint_dir: Path, version: str, batch_size: int = ScoringSettings.batch_size, torch_threads: int = ScoringSettings.spark_task_threads, compute: ComputeSettings = ComputeSettings()
+) -> Embedder:
     """An `Embedder` that encodes on the Spark session's executors. `torch_threads` per
     task: Spark already runs one task per core, so 1 avoids oversubscribing cores. Works on
-    a classic session and on Spark Connect alike (DataFrame calls only)."""
+    a classic session and on Spark Connect alike (DataFrame calls only). `compute` is
+    resolved on each executor: with device `auto`, executors with a GPU encode on it."""
     payload = checkpoint_payload(Path(checkpoint_dir))
 
     def embed(image_paths: list[str], titles: list[str], progress=None) -> np.ndarray:
@@ -107,7 +114,7 @@ def spark_embedder(spark, checkpoint_dir: Path, version: str, batch_size: int = 
         partitions = max(1, math.ceil(n / batch_size))
         frame = pd.DataFrame({"row": np.arange(n, dtype=np.int64), "image_path": image_paths, "title": titles})
         products = spark.createDataFrame(frame, schema="row long, image_path string, title string").repartitionByRange(partitions, "row")
-        encoded = products.mapInPandas(encode_partitions(version, payload, batch_size, torch_threads), schema=OUTPUT_SCHEMA).toPandas()
+        encoded = products.mapInPandas(encode_partitions(version, payload, batch_size, torch_threads, compute), schema=OUTPUT_SCHEMA).toPandas()
         if len(encoded) != n:
             raise RuntimeError(f"Spark returned {len(encoded)} embeddings for {n} products")
         encoded = encoded.sort_values("row")

@@ -174,11 +174,12 @@ def per_key_loss(product_emb: torch.Tensor, attribute_emb: torch.Tensor, scale: 
 def similarities(encoder: DualEncoder, data: ProductBatchData, attribute_tokens: torch.Tensor, batch_size: int = 512) -> np.ndarray:
     encoder.model.eval()
     attr = encoder.encode_attributes(attribute_tokens)
+    batch_size = encoder.compute.inference_batch_size(batch_size)
     out = []
     for start in range(0, len(data.product_ids), batch_size):
         sl = slice(start, start + batch_size)
         prod = encoder.encode_products(data.images[sl], data.title_tokens[sl] if encoder.spec.fuse_title else None)
-        out.append((prod @ attr.T).numpy())
+        out.append((prod @ attr.T).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, attr.shape[0]), dtype=np.float32)
 
 
@@ -223,6 +224,7 @@ def train_encoder(encoder: DualEncoder, train: ProductBatchData, validation: Pro
     model = encoder.model
     attribute_tokens = encoder.tokenize(attribute_table_phrases(space.attributes))
     truth = torch.from_numpy(train.truth)
+    scaler = torch.amp.GradScaler(encoder.compute.device.type, enabled=encoder.compute.needs_grad_scaler())
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(train.product_ids) / config.batch_size))
     epochs = max(config.epochs, math.ceil(config.min_steps / steps_per_epoch))
@@ -243,10 +245,11 @@ def train_encoder(encoder: DualEncoder, train: ProductBatchData, validation: Pro
             keep_title = (torch.rand(len(idx), generator=generator) >= config.title_dropout).float()
             products = encoder.encode_products(images, train.title_tokens[idx] if encoder.spec.fuse_title else None, keep_title)
             attributes = encoder.encode_attributes(attribute_tokens)
-            loss = per_key_loss(products, attributes, encoder.logit_scale, truth[idx], space.key_slices)
+            loss = per_key_loss(products, attributes, encoder.logit_scale, encoder.compute.to_device(truth[idx]), space.key_slices)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             schedule.step()
             with torch.no_grad():
                 model.logit_scale.clamp_(0, math.log(100))

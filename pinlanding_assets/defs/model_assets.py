@@ -8,6 +8,7 @@ rejected, with the path of its checkpoint under the data home's `models/`). It r
 from dagster import AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue, multi_asset
 
 from ..core.clip_model import ModelSpec
+from ..core.compute import ComputeSettings
 from ..core.gates import GateConfig
 from ..core.model_fitting import ENCODER_ONLY, PUBLISHED, AssignmentConfig, HeldoutConfig, silver_test_share
 from ..core.model_registry import REGISTRY_SCHEMA, REGISTRY_TABLE, ModelRegistry
@@ -29,6 +30,7 @@ MODEL_SETTINGS = (
     CoreSettings(AssignmentConfig),
     CoreSettings(GateConfig),
     CoreSettings(HeldoutConfig),
+    CoreSettings(ComputeSettings),
 )
 
 
@@ -39,7 +41,7 @@ class ModelConfig(with_core_settings(Config, *MODEL_SETTINGS)):
         """The core's settings for a catalog of `products` (whose labels decide the silver test share)."""
         gates, heldout = self.to_core(GateConfig), self.to_core(HeldoutConfig)
         training = self.to_core(TrainingConfig, test_share=silver_test_share(products, gates.gated_keys, heldout))
-        return ModelSettings(self.to_core(ModelSpec), training, self.to_core(AssignmentConfig), gates, heldout)
+        return ModelSettings(self.to_core(ModelSpec), training, self.to_core(AssignmentConfig), gates, heldout, self.to_core(ComputeSettings))
 
 
 @multi_asset(

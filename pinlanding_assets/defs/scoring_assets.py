@@ -9,6 +9,7 @@ reads back (unchanged products are not re-encoded; a self-read is not drawn as a
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, multi_asset
 from dagster_pyspark import LazyPySparkResource
 
+from ..core.compute import ComputeSettings
 from ..core.gates import ShardGateConfig
 from ..core.scoring import EMBEDDING_SCHEMA, SCORE_TABLE_SCHEMA, ScoringSettings
 from ..core.shard_scoring import score_shard
@@ -23,7 +24,7 @@ COMPUTED_BY = {"pytorch", "spark"}  # the encoder runs in torch, in this process
 
 
 # The settings the step hands to the core, defined there (defaults and docs).
-SCORING_SETTINGS = (CoreSettings(ScoringSettings), CoreSettings(ShardGateConfig))
+SCORING_SETTINGS = (CoreSettings(ScoringSettings), CoreSettings(ShardGateConfig), CoreSettings(ComputeSettings))
 
 
 class ScoringConfig(with_core_settings(Config, *SCORING_SETTINGS)):
@@ -61,7 +62,7 @@ def product_attribute_scores(context: AssetExecutionContext, config: ScoringConf
     warehouse = data_home.warehouse
     scoring = score_shard(
         warehouse, data_home.paths.models, shard, config.to_core(ScoringSettings), config.to_core(ShardGateConfig),
-        spark_session=lambda: spark.spark_session, log=context.log,
+        spark_session=lambda: spark.spark_session, log=context.log, compute=config.to_core(ComputeSettings),
     )
     scored, check = scoring.scored, scoring.check
     tables = written_table_metadata(warehouse, ["product_attribute_scores", "product_embeddings"], shard)

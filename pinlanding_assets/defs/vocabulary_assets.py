@@ -7,6 +7,7 @@ import polars as pl
 from dagster import AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue, multi_asset
 
 from ..core.checks import VocabularyCheckConfig, kept_values_per_key, vocabulary_checks
+from ..core.compute import ComputeSettings, resolve_compute
 from ..core.settings import VOCABULARY_OVERRIDES
 from ..core.vocabulary import (
     VOCABULARY_SCHEMA,
@@ -28,7 +29,7 @@ from .tables import table_spec, written_table_metadata
 CODE_VERSION = "1"  # bump when this step's logic (here or in core/vocabulary/) changes the table
 
 
-class VocabularyConfig(with_core_settings(Config, CoreSettings(CurationConfig), CoreSettings(VocabularyCheckConfig))):
+class VocabularyConfig(with_core_settings(Config, CoreSettings(CurationConfig), CoreSettings(VocabularyCheckConfig), CoreSettings(ComputeSettings))):
     merge_encoder: str = "minilm"  # minilm | none (spelling alone)
     judge: str = "auto"  # auto (llm when the llm resource resolves to openai) | llm | rules
     overrides_path: str = str(VOCABULARY_OVERRIDES)
@@ -57,7 +58,7 @@ def curated_vocabulary(context: AssetExecutionContext, config: VocabularyConfig,
     if raw.is_empty():
         raise ValueError("raw_attributes is empty: materialize raw_attributes for at least one shard first")
     started = time.perf_counter()
-    encoder = minilm_encoder() if config.merge and config.merge_encoder == "minilm" else None
+    encoder = minilm_encoder(resolve_compute(config.to_core(ComputeSettings)).device) if config.merge and config.merge_encoder == "minilm" else None
     curation = config.to_core(CurationConfig)
     judge_choice = config.judge if config.judge != "auto" else ("llm" if llm.resolved_extractor() == "openai" else "rules")
     client = llm.client(warehouse, on_progress=lambda p: context.log.info(p.describe())) if judge_choice == "llm" else None

@@ -3,6 +3,7 @@ held-out teacher answers (silver labels) judge the model, and a bad model fails 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -46,12 +47,26 @@ def test_without_labels_the_model_is_judged_on_silver_labels_and_a_bad_model_fai
     assert all(g.passed for g in gates.values()), [g.description for g in gates.values()]
     assert SILVER_LABELS in gates["model_beats_prior"].description
 
+    # Trained on deliberately wrong answers (every teacher value swapped for another value of
+    # its key; its silver labels are the same wrong answers): what the products' own text
+    # says contradicts the model, and the key-accuracy gate blocks it.
+    wrong = fit(replace(label_free_inputs, labels=swapped_values(label_free_inputs.labels)), tmp_path, epochs=6, min_steps=60)
+    blocking = {g.name for g in model_gates(wrong, GateConfig()) if g.blocks}
+    assert "heldout_key_accuracy" in blocking, blocking
+
     # Not trained at all: the text evidence alone would still look good on silver labels,
-    # but the encoder does not beat the frequency prior, and that gate blocks.
+    # but the encoder does not beat the frequency prior, and that gate fails.
     untrained = fit(label_free_inputs, tmp_path, epochs=0, min_steps=0)
     beats = {g.name: g for g in model_gates(untrained, GateConfig())}["model_beats_prior"]
-    assert beats.blocks, beats.description
+    assert not beats.passed, beats.description
     assert beats.value < beats.metadata["prior_recall@1"] + GateConfig.min_lift_over_prior
+
+
+def swapped_values(labels: pl.DataFrame) -> pl.DataFrame:
+    """Each (key, value) replaced by the next value of its key, in sorted order."""
+    values = labels.select("key", "value").unique().sort("key", "value")
+    nxt = values.with_columns(pl.col("value").shift(-1).over("key").fill_null(pl.col("value").first().over("key")).alias("wrong"))
+    return labels.join(nxt, on=["key", "value"]).select("product_id", "key", pl.col("wrong").alias("value"))
 
 
 def test_gates_warn_instead_of_judging_on_too_little_evidence(label_free_inputs, tmp_path: Path) -> None:

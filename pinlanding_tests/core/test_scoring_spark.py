@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 from pinlanding_assets.core.catalog import load_catalog, locate_catalog
+from pinlanding_assets.core.compute import ComputeSettings, resolve_compute
 from pinlanding_assets.core.clip_model import ModelSpec, build_encoder, load_encoder, save_encoder
 from pinlanding_assets.core.scoring import Calibration, score_products
 from pinlanding_assets.core.spark_scoring import checkpoint_payload, encode_partitions, spark_embedder
@@ -35,9 +36,10 @@ def scoring_setup(sample_catalog: Path, tmp_path: Path):
 
 
 def assert_same_scoring(session, products: pl.DataFrame, saved) -> None:
-    encoder, extra = load_encoder(saved.directory)
+    compute = ComputeSettings()  # the pipeline's default, resolved alike in this process and on the executors
+    encoder, extra = load_encoder(saved.directory, resolve_compute(compute))
     local = score_products(encoder, extra, saved.version, products, pl.DataFrame(), batch_size=16)
-    on_spark = score_products(encoder, extra, saved.version, products, pl.DataFrame(), batch_size=16, embedder=spark_embedder(session, saved.directory, saved.version, batch_size=16))
+    on_spark = score_products(encoder, extra, saved.version, products, pl.DataFrame(), batch_size=16, embedder=spark_embedder(session, saved.directory, saved.version, batch_size=16, compute=compute))
 
     assert on_spark.encoded == local.encoded == products.height
     key = ["product_id", "key", "value"]

@@ -116,3 +116,17 @@ def test_early_stopping_keeps_best_epoch(tiny_problem) -> None:
     _, report = _train(tiny_problem, TrainingConfig(epochs=30, batch_size=36, learning_rate=0.5, min_steps=1, patience=1, patience_min_steps=0, seed=0))
     assert report.epochs_run < 40
     assert report.best_epoch <= report.epochs_run
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine: training on a GPU (autocast, pinned batches) is not exercised here")
+def test_training_on_a_gpu_learns_and_hands_back_host_results(tiny_problem) -> None:
+    from pinlanding_assets.core.compute import ComputeSettings, resolve_compute
+
+    products, labels, space = tiny_problem
+    encoder = build_encoder(ModelSpec(), seed=0).place_on(resolve_compute(ComputeSettings(device="cuda")))
+    data = prepare_products(encoder, products, labels, space)
+    train_idx, val_idx, _ = split_sample(data.product_ids, 0.25, 0)
+    sub = lambda idx: replace(data, product_ids=[data.product_ids[i] for i in idx], images=data.images[idx], title_tokens=data.title_tokens[idx], truth=data.truth[idx])  # noqa: E731
+    report = train_encoder(encoder, sub(train_idx), sub(val_idx), space, TrainingConfig(epochs=4, batch_size=18, min_steps=8))
+    assert report.history[-1]["loss"] < report.history[0]["loss"]
+    assert next(encoder.model.parameters()).device.type == "cuda"

@@ -14,6 +14,7 @@ from pinlanding_assets.core.catalog import IngestLimits, TeacherInputs
 from pinlanding_assets.core.checks import IngestCheckConfig, PageCheckConfig, VocabularyCheckConfig
 from pinlanding_assets.core.clip_model import ModelSpec
 from pinlanding_assets.core.collection_mining import MiningConfig
+from pinlanding_assets.core.compute import ComputeSettings
 from pinlanding_assets.core.extraction import SampleSpec
 from pinlanding_assets.core.gates import GateConfig, ShardGateConfig
 from pinlanding_assets.core.llm_client import LLMSettings
@@ -41,9 +42,9 @@ from pinlanding_assets.defs.vocabulary_assets import VocabularyConfig
 # it, and the core settings dataclasses it hands to the core.
 STAGES = {
     "raw_attributes": (ExtractionConfig, "shard_ingest", {SampleSpec, VLMExtractionConfig, DiscoveryConfig, IngestCheckConfig}),
-    "curated_vocabulary": (VocabularyConfig, "train_model", {CurationConfig, VocabularyCheckConfig}),
-    "clip_model": (ModelConfig, "train_model", {ModelSpec, TrainingConfig, AssignmentConfig, GateConfig, HeldoutConfig}),
-    "product_attribute_scores": (ScoringConfig, "shard_scoring", {ScoringSettings, ShardGateConfig}),
+    "curated_vocabulary": (VocabularyConfig, "train_model", {CurationConfig, VocabularyCheckConfig, ComputeSettings}),
+    "clip_model": (ModelConfig, "train_model", {ModelSpec, TrainingConfig, AssignmentConfig, GateConfig, HeldoutConfig, ComputeSettings}),
+    "product_attribute_scores": (ScoringConfig, "shard_scoring", {ScoringSettings, ShardGateConfig, ComputeSettings}),
     "collection_queries": (CollectionConfig, "publish_pages", {MiningConfig}),
     "landing_pages": (PagesConfig, "publish_pages", {MatchingConfig, SiteConfig, PublishConfig, PageCheckConfig}),
 }

@@ -1,5 +1,7 @@
 """The whole graph through Dagster on ~300 real products, with a temporary warehouse and instance."""
 
+import csv
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -23,9 +25,15 @@ FAST_RUN_CONFIG = {
 
 
 @pytest.fixture(scope="module")
-def graph_run(real_slice: Path, tmp_path_factory):
+def catalog(real_slice: Path, tmp_path_factory) -> Path:
+    """This module's own copy of the slice: its last test adds products to it."""
+    return Path(shutil.copytree(real_slice, tmp_path_factory.mktemp("catalog") / "slice"))
+
+
+@pytest.fixture(scope="module")
+def graph_run(catalog: Path, tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
-    defs = build_definitions(offline_resources(home, real_slice))
+    defs = build_definitions(offline_resources(home, catalog))
     with DagsterInstance.ephemeral() as instance:
         stages = run_graph(defs, instance, run_config=FAST_RUN_CONFIG)
         yield defs, instance, Warehouse(home / "warehouse.duckdb"), home, stages
@@ -101,3 +109,29 @@ def test_changed_code_reruns_its_step_and_those_after_only(graph_run):
     # changed back), ingest and training stay skipped throughout.
     stages = run_graph(defs, instance, run_config=FAST_RUN_CONFIG)
     assert not any(s.label.startswith(("shard_ingest", "train_model")) for s in stages if not s.skipped)
+
+
+def test_new_products_in_one_shard_rerun_its_ingest_scoring_and_the_publish_only(graph_run, catalog: Path, shared_dataset: Path):
+    """Issue 15 item 4: a refresh costs what changed. Two footwear products join the catalog:
+    fewer teacher answers change than `RetrainPolicy.min_sample_change`, so the promoted model
+    keeps scoring; the new products are encoded, the others' embeddings reused. (The last
+    test of the module: it changes the module's catalog.)"""
+    defs, instance, warehouse, _, _ = graph_run
+    with (catalog / "styles.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    known = {row["id"] for row in rows}
+    with (shared_dataset / "styles.csv").open(newline="") as handle:
+        new = [row for row in csv.DictReader(handle) if row["masterCategory"] == "Footwear" and row["id"] not in known][:2]
+    for row in new:
+        shutil.copyfile(shared_dataset / row["image"], catalog / row["image"])
+    with (catalog / "styles.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows + new)
+    model_before = warehouse.read("SELECT version FROM clip_model WHERE status = 'promoted'").height
+
+    stages = run_graph(defs, instance, run_config=FAST_RUN_CONFIG)
+    assert [s.label for s in stages if not s.skipped] == ["shard_ingest[footwear]", "shard_scoring[footwear]", "publish_pages"]
+    assert warehouse.read("SELECT version FROM clip_model WHERE status = 'promoted'").height == model_before  # no new model
+    scored = warehouse.read("SELECT count(DISTINCT product_id) AS n FROM product_attribute_scores WHERE product_id IN (SELECT UNNEST(?::VARCHAR[]))", [[r["id"] for r in new]]).item()
+    assert scored == 2

