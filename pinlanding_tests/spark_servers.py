@@ -150,7 +150,7 @@ def start_standalone_cluster(workdir: Path, worker_cores: int = 1, worker_memory
     return cluster
 
 
-def start_connect_server(workdir: Path, master: str = "local[2]", driver_memory: str = "1g", timeout_s: float = 120) -> tuple[SparkServer, str]:
+def start_connect_server(workdir: Path, master: str = "local[2]", driver_memory: str = "2g", timeout_s: float = 120) -> tuple[SparkServer, str]:
     """A Spark Connect server (what `sbin/start-connect-server.sh` starts) running `master`;
     returns it and its `sc://` URL once its gRPC port accepts connections."""
     port = free_port()
