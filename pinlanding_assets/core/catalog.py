@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -235,7 +236,21 @@ def slugify(text: str) -> str:
 
 
 def read_catalog_table(table: CatalogTable) -> pl.DataFrame:
-    """The raw table with our column names, every value a string; no validation yet."""
+    """The raw table with our column names, every value a string; no validation yet.
+
+    Parsed once per content of the file in a process (a digest of its bytes says which:
+    hashing 8 MB takes milliseconds, a modification time can stay the same across quick
+    edits): `make run` and the refresh sensor read it for every shard, and the row-by-row
+    CSV reading costs about a second on 44k products."""
+    try:
+        digest = hashlib.sha1(table.table_path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise CatalogError(f"cannot read catalog table {table.table_path}: {exc}") from exc
+    return _read_catalog_version(table, digest)
+
+
+@functools.lru_cache(maxsize=2)
+def _read_catalog_version(table: CatalogTable, digest: str) -> pl.DataFrame:
     raw = _read_raw(table.table_path)
     if table.layout == "kaggle":
         renamed = {"id": "id", "productDisplayName": "title", "subCategory": "category"}

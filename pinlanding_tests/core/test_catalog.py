@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from PIL import EpsImagePlugin, Image
 
-from pinlanding_assets.core.catalog import CatalogError, IngestLimits, TeacherInputs, list_shards, load_catalog, locate_catalog, shard_fingerprints, slugify
+from pinlanding_assets.core.catalog import CatalogError, IngestLimits, TeacherInputs, list_shards, load_catalog, locate_catalog, read_catalog_table, shard_fingerprints, slugify
 from pinlanding_assets.core.vlm_extraction import product_text
 
 
@@ -267,3 +267,15 @@ def test_every_huge_text_field_is_cut_and_later_stages_read_the_cut_text(tmp_pat
     view = TeacherInputs(("category", "brand")).view(loaded.products.filter(pl.col("product_id") == "huge"))
     prompt_text, _ = product_text(view.row(0, named=True))
     assert "…" in prompt_text and len(prompt_text) < 50 + 100 + 20 + 20 + 60  # the four fields plus their labels
+
+
+def test_the_catalog_table_is_read_again_as_soon_as_its_content_changes(tmp_path):
+    """Parsed once per content: a same-size edit made at once (same modification time on a
+    coarse clock) is still seen."""
+    (tmp_path / "images").mkdir()
+    table = tmp_path / "products.csv"
+    table.write_text("id,title,image\n1,Red Shirt,images/1.jpg\n")
+    first = read_catalog_table(locate_catalog(table))
+    table.write_text("id,title,image\n1,Tan Shirt,images/1.jpg\n")
+    assert read_catalog_table(locate_catalog(table)).get_column("title").to_list() == ["Tan Shirt"]
+    assert first.get_column("title").to_list() == ["Red Shirt"]
