@@ -115,6 +115,17 @@ class IngestLimits:
         object.__setattr__(self, "image_formats", formats)  # frozen: normalized once, here
 
 
+def open_image(path: str | Path) -> Image.Image:
+    """A validated catalog image, opened trying the default accepted formats first: told
+    nothing, Pillow tries every registered format in turn, some of them (IPTC) without a
+    cheap signature test, which was a fifth of decoding a 60x80 JPEG. A format the
+    merchant added to `image_formats` still opens (Pillow's full list, second)."""
+    try:
+        return Image.open(path, formats=IngestLimits.image_formats)
+    except UnidentifiedImageError:
+        return Image.open(path)
+
+
 @dataclass(frozen=True)
 class CatalogTable:
     """Where the catalog's table is and how to read it."""

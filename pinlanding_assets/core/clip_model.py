@@ -28,6 +28,7 @@ from open_clip.tokenizer import SimpleTokenizer
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
+from .catalog import open_image
 from .compute import CPU_FP32, Compute
 
 CONFIG_NAME = "open_clip_config.json"
@@ -246,7 +247,7 @@ def load_images(paths: list[str], size_hw: tuple[int, int]) -> torch.Tensor:
     height, width = size_hw
     out = np.empty((len(paths), 3, height, width), dtype=np.uint8)
     for i, path in enumerate(paths):
-        with Image.open(path) as img:
+        with open_image(path) as img:
             img.draft("RGB", (width * 2, height * 2))  # JPEG: decode at reduced size, fast
             rgb = img.convert("RGB")
             rgb.thumbnail((width, height))

@@ -27,9 +27,8 @@ from typing import Protocol
 
 import numpy as np
 import polars as pl
-from PIL import Image
 
-from .catalog import PRODUCT_SCHEMA, TeacherInputs
+from .catalog import PRODUCT_SCHEMA, TeacherInputs, open_image
 from .lexicon import PIXEL_COLORS, attribute_index
 from .text_rules import PRODUCT_TYPE_KEY, BrandPrefixes, PhraseIndex
 from .type_discovery import DiscoveredType, DiscoveryConfig, discover_product_types
@@ -98,7 +97,7 @@ def foreground_pixels(image_path: str, background_tolerance: float = 30.0) -> np
     """[P, 3] float RGB of the product's pixels: the background colour is estimated from the
     image border (catalog shots are usually on white, but not always) and pixels close to it
     are dropped; an image that is all background keeps every pixel."""
-    with Image.open(image_path) as img:
+    with open_image(image_path) as img:
         img.draft("RGB", (64, 64))
         pixels = np.asarray(img.convert("RGB").resize((30, 40)), dtype=np.float32)
     border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])

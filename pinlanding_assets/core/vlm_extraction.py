@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import polars as pl
 from PIL import Image, ImageOps
 
-from .catalog import TEACHER_CONTENT_COLUMNS, TeacherInputs, cut_text
+from .catalog import TEACHER_CONTENT_COLUMNS, TeacherInputs, cut_text, open_image
 from .extraction import ATTRIBUTE_SCHEMA, QUARANTINE_COLUMNS, ExtractionResult
 from .llm_client import CALL_BUDGET_REACHED, COST_BUDGET_REACHED, REQUEST_NOT_BUILT, CachedLLMClient, LLMRequest, LLMResponse, chat_request, frame_as_data, stable_key
 from .llm_responses import ProductAttributes
@@ -157,7 +157,7 @@ def image_data_url(path: str, max_side: int) -> tuple[str, str]:
     """(data URL, sha1 of the bytes sent). The image is always decoded and re-encoded as a
     JPEG of at most `max_side` pixels a side: only pixels are sent, never the file's own
     bytes (metadata, extra chunks or data after the image would cost tokens and money)."""
-    with Image.open(path) as img:
+    with open_image(path) as img:
         img = ImageOps.exif_transpose(img)  # the orientation the photo was taken in; EXIF itself is not sent
         img.thumbnail((max_side, max_side))
         if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):

@@ -279,3 +279,19 @@ def test_the_catalog_table_is_read_again_as_soon_as_its_content_changes(tmp_path
     table.write_text("id,title,image\n1,Tan Shirt,images/1.jpg\n")
     assert read_catalog_table(locate_catalog(table)).get_column("title").to_list() == ["Tan Shirt"]
     assert first.get_column("title").to_list() == ["Red Shirt"]
+
+
+def test_open_image_reads_the_usual_formats_first_and_any_other_pillow_reads(tmp_path):
+    """Readers of validated images (training, scoring, pixel colours) open them through
+    `open_image`: a JPEG, a PNG saved under a .jpg name, and a BMP (a format a merchant may
+    add to `image_formats`, outside the defaults) all decode to the pixels written."""
+    from pinlanding_assets.core.catalog import open_image
+
+    written = {"a.jpg": ("JPEG", (200, 10, 10)), "png-named.jpg": ("PNG", (10, 200, 10)), "c.bmp": ("BMP", (10, 10, 200))}
+    for name, (kind, rgb) in written.items():
+        Image.new("RGB", (8, 6), rgb).save(tmp_path / name, format=kind)
+    for name, (kind, rgb) in written.items():
+        with open_image(tmp_path / name) as img:
+            assert img.format == kind
+            pixel = img.convert("RGB").getpixel((4, 3))
+        assert max(abs(a - b) for a, b in zip(pixel, rgb)) <= 8  # JPEG is lossy
