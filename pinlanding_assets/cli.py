@@ -18,6 +18,8 @@ first second, not after the imports and the training (before: at `publish_pages`
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import hashlib
 import json
 import os
@@ -169,6 +171,7 @@ def run_graph(
             instance=instance, partition_key=partition_key, run_config=config.get(job_name), raise_on_error=False
         )
         seconds = round(time.perf_counter() - started, 1)
+        release_freed_memory()
         for evaluation in result.get_asset_check_evaluations():
             if not evaluation.passed:
                 print(f"   check failed ({evaluation.severity.value}): {evaluation.asset_key.to_user_string()}.{evaluation.check_name}: {evaluation.description or evaluation.metadata}")
@@ -200,6 +203,18 @@ def run_graph(
     stored = {s: scored.get(s) or good.get(f"shard_scoring[{s}]") for s in all_shards}
     run("publish_pages", _fingerprint(model, stored, config.get("publish_pages")))
     return stages
+
+
+def release_freed_memory() -> None:
+    """Hand the heap a finished step freed back to the OS. The steps run in this one process:
+    without it, glibc keeps what training and a large shard's scoring freed (spread over
+    the torch and decode threads' arenas) and the next step's peak sits on top of it (the
+    full catalog's apparel scoring peaked at 3.05 GiB, 0.7 GiB above its own need)."""
+    gc.collect()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): the allocator keeps its own pages
+        pass
 
 
 def training_basis(warehouse: Warehouse, defs: Definitions, policy: RetrainPolicy, force: bool) -> str:
