@@ -14,8 +14,13 @@ What it does, with the same core functions the Dagster assets call:
    `--silver-share` also holds out part of the sample as silver truth;
 3. `score_products`: score the whole catalog from the saved checkpoint with an empty
    embedding cache (wall time and process CPU time, torch on 2 threads);
-4. FLOPs of that scoring counted with torch's FlopCounterMode, against the machine's
-   measured float32 matrix-multiply FLOP/s (2048x2048 sgemm, 2 threads, best of 5).
+   on the device and in the precision the pipeline resolves (`compute.resolve_compute`:
+   bf16 autocast for inference on a CPU with native bf16);
+4. FLOPs of that scoring and of the training (one full training step, forward + backward,
+   times the steps taken, plus one forward pass over the validation split per epoch run)
+   counted with torch's FlopCounterMode, against the machine's measured matrix-multiply
+   FLOP/s (2048x2048, 2 threads, best of 5) in float32 and in bfloat16: scoring is compared
+   with the rate of its own precision, training (float32 on the CPU) with sgemm's.
 
 The CPU may be shared: the load average is printed at each stage, and the CPU seconds of
 scoring are reported next to the wall time.
@@ -39,7 +44,8 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pinlanding_assets.core.catalog import TeacherInputs, load_catalog, locate_catalog  # noqa: E402
-from pinlanding_assets.core.clip_model import ModelSpec, embed_attributes, load_encoder, load_images  # noqa: E402
+from pinlanding_assets.core.clip_model import ModelSpec, attribute_table_phrases, embed_attributes, load_encoder, load_images  # noqa: E402
+from pinlanding_assets.core.compute import ComputeSettings, resolve_compute  # noqa: E402
 from pinlanding_assets.core.extraction import OfflineExtractor, SampleSpec, select_sample  # noqa: E402
 from pinlanding_assets.core.gates import GateConfig  # noqa: E402
 from pinlanding_assets.core.model_fitting import PUBLISHED, AssignmentConfig, HeldoutConfig, fit_dual_encoder, silver_test_share, training_inputs  # noqa: E402
@@ -67,9 +73,9 @@ def load() -> str:
     return "load average %.2f %.2f %.2f" % os.getloadavg()
 
 
-def matmul_flops_per_second(threads: int, size: int = 2048, repeats: int = 5) -> float:
+def matmul_flops_per_second(threads: int, dtype: torch.dtype = torch.float32, size: int = 2048, repeats: int = 5) -> float:
     torch.set_num_threads(threads)
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     a @ b
     best = float("inf")
     for _ in range(repeats):
@@ -110,6 +116,27 @@ def scoring_flops(encoder, products: pl.DataFrame, n_attributes_phrases: pl.Data
     per_title = titles.get_total_flops() / rows.get_column("title").n_unique()
     n_titles = products.get_column("title").n_unique()
     return per_image * products.height + per_title * n_titles + phrases.get_total_flops()
+
+
+def training_flops(encoder, labeled: pl.DataFrame, attributes: pl.DataFrame, training, batch_size: int) -> float:
+    """FLOPs of the training run `training` (a TrainingReport): a full batch's step (both
+    towers forward, the similarities, backward) times the steps taken (each epoch's last
+    batch may be smaller: an upper bound by at most one batch per epoch), plus the forward
+    pass over the validation split after each epoch."""
+    rows = labeled.head(batch_size)
+    images = load_images(rows.get_column("image_path").to_list(), encoder.image_size)
+    titles = encoder.tokenize(rows.get_column("title").to_list()) if encoder.spec.fuse_title else None
+    phrases = encoder.tokenize(attribute_table_phrases(attributes))
+    encoder.model.train()
+    with FlopCounterMode(display=False) as step:
+        similarity = encoder.encode_products(images, titles) @ encoder.encode_attributes(phrases).T
+        (encoder.logit_scale * similarity).logsumexp(dim=1).mean().backward()
+    encoder.model.zero_grad(set_to_none=True)
+    encoder.model.eval()
+    with torch.inference_mode(), FlopCounterMode(display=False) as forward:
+        encoder.encode_products(images, titles)
+    per_validation_product = forward.get_total_flops() / rows.height
+    return step.get_total_flops() * training.steps + per_validation_product * training.validation_products * training.epochs_run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[trained] {fitted.training.seconds:.0f}s, {fitted.training.epochs_run} epochs (best {fitted.training.best_epoch}); {load()}", flush=True)
         for row in fitted.training.history:
             print(f"    epoch {row['epoch']}: loss {row['loss']:.4f} validation top-1 {row['validation_accuracy']:.4f}")
-        encoder, extra = load_encoder(fitted.saved.directory)
+        compute = resolve_compute(model_config.to_core(ComputeSettings))  # as scoring resolves it
+        encoder, extra = load_encoder(fitted.saved.directory, compute)
 
         torch.set_num_threads(args.threads)
         load_before = os.getloadavg()[0]
@@ -173,7 +201,10 @@ def main(argv: list[str] | None = None) -> int:
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         load_after = os.getloadavg()[0]
         flops = scoring_flops(encoder, products, fitted.space.attributes)
+        train_flops = training_flops(load_encoder(fitted.saved.directory)[0], labeled, fitted.space.attributes, fitted.training, training.batch_size)
     peak = matmul_flops_per_second(args.threads)
+    peak_bf16 = matmul_flops_per_second(args.threads, torch.bfloat16)
+    scoring_peak = peak_bf16 if compute.inference_dtype == torch.bfloat16 else peak
 
     trained = fitted.evaluations[fitted.primary][PUBLISHED]
     figures |= {
@@ -182,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         "heldout_products": trained.n_products,
         "vocabulary_size": attributes.height,
         "training_seconds": round(fitted.training.seconds, 1),
+        "training_steps": fitted.training.steps,
+        "training_flops": train_flops,
+        "training_flops_per_second": train_flops / fitted.training.seconds,
+        "training_fraction_of_sgemm": train_flops / fitted.training.seconds / peak,
         "epochs_run": fitted.training.epochs_run,
         "best_epoch": fitted.training.best_epoch,
         "calibration_prior_weight": fitted.calibration.prior_weight,
@@ -201,8 +236,11 @@ def main(argv: list[str] | None = None) -> int:
             "load_average_before_after": [round(load_before, 2), round(load_after, 2)],
             "flops": flops,
             "flops_per_second": flops / scored.encode_seconds,
+            "compute": compute.describe(),
             "matmul_flops_per_second": peak,
-            "fraction_of_matmul_peak": flops / scored.encode_seconds / peak,
+            "bf16_matmul_flops_per_second": peak_bf16,
+            "fraction_of_matmul_peak": flops / scored.encode_seconds / scoring_peak,
+            "fraction_of_sgemm": flops / scored.encode_seconds / peak,
         },
     }
     print()
@@ -224,12 +262,14 @@ def main(argv: list[str] | None = None) -> int:
     prior_ablation = {k: round(v, 4) for k, v in fitted.calibration_ablation.items() if k.startswith("prior_weight")}
     print(f"  calibration: prior weight {fitted.calibration.prior_weight} (validation mean top-1 by weight {prior_ablation}); evidence weight per key {fitted.calibration.evidence_weight}")
     s = figures["scoring"]
-    print(f"training: {figures['training_seconds']}s on {args.threads} threads, {figures['epochs_run']} epochs")
+    print(f"training: {figures['training_seconds']}s on {args.threads} threads, {figures['epochs_run']} epochs, {figures['training_steps']} steps; "
+          f"{train_flops / 1e12:.2f} TFLOP -> {figures['training_flops_per_second'] / 1e9:.1f} GFLOP/s = {figures['training_fraction_of_sgemm']:.1%} of measured sgemm {peak / 1e9:.1f} GFLOP/s")
     print(
         f"scoring {s['products']} products: {s['wall_seconds']}s wall ({s['products_per_second']} products/s; encode {s['encode_seconds']}s, "
         f"scores+frame {s['score_and_frame_seconds']}s), {s['process_cpu_seconds']} CPU-s; load avg {s['load_average_before_after']}"
     )
-    print(f"scoring FLOPs {flops / 1e12:.2f} TFLOP -> {s['flops_per_second'] / 1e9:.1f} GFLOP/s = {s['fraction_of_matmul_peak']:.1%} of measured sgemm {peak / 1e9:.1f} GFLOP/s")
+    print(f"scoring on {s['compute']}: {flops / 1e12:.2f} TFLOP -> {s['flops_per_second'] / 1e9:.1f} GFLOP/s = {s['fraction_of_matmul_peak']:.1%} of the measured matmul rate "
+          f"of its precision (fp32 {peak / 1e9:.1f}, bf16 {peak_bf16 / 1e9:.1f} GFLOP/s; {s['fraction_of_sgemm']:.1%} of fp32's)")
     print(f"[end] {load()}")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2, default=float))

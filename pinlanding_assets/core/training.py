@@ -215,6 +215,8 @@ class TrainingReport:
     best_validation_accuracy: float
     seconds: float
     history: list[dict] = field(default_factory=list)
+    steps: int = 0  # optimizer steps taken
+    validation_products: int = 0  # products encoded per validation pass (one per epoch run)
 
 
 def train_encoder(encoder: DualEncoder, train: ProductBatchData, validation: ProductBatchData, space: AttributeSpace, config: TrainingConfig) -> TrainingReport:
@@ -232,7 +234,7 @@ def train_encoder(encoder: DualEncoder, train: ProductBatchData, validation: Pro
     best = (-1.0, 0, copy.deepcopy(model.state_dict()))
     history: list[dict] = []
     started = time.perf_counter()
-    epochs_run = 0
+    epochs_run = steps_taken = 0
     for epoch in range(1, epochs + 1):
         model.train()
         order = torch.randperm(len(train.product_ids), generator=generator)
@@ -254,6 +256,7 @@ def train_encoder(encoder: DualEncoder, train: ProductBatchData, validation: Pro
             with torch.no_grad():
                 model.logit_scale.clamp_(0, math.log(100))
             losses.append(float(loss.detach()))
+            steps_taken += 1
         epochs_run = epoch
         val_acc = mean_top1_accuracy(similarities(encoder, validation, attribute_tokens), validation.truth, space.key_slices)
         history.append({"epoch": epoch, "loss": float(np.mean(losses)) if losses else 0.0, "validation_accuracy": val_acc})
@@ -265,4 +268,4 @@ def train_encoder(encoder: DualEncoder, train: ProductBatchData, validation: Pro
             break
     model.load_state_dict(best[2])
     model.eval()
-    return TrainingReport(epochs_run, best[1], best[0], time.perf_counter() - started, history)
+    return TrainingReport(epochs_run, best[1], best[0], time.perf_counter() - started, history, steps_taken, len(validation.product_ids))
