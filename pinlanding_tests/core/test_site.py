@@ -37,6 +37,34 @@ class Collect(HTMLParser):
         self.text.append(data)
 
 
+class JsonLd(HTMLParser):
+    """The text of every <script type="application/ld+json">, as a browser hands it to a
+    JSON parser (no entity decoding inside a script)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside = False
+        self.blocks: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.inside = tag == "script" and dict(attrs).get("type") == "application/ld+json"
+        if self.inside:
+            self.blocks.append("")
+
+    def handle_endtag(self, tag):
+        self.inside = False
+
+    def handle_data(self, data):
+        if self.inside:
+            self.blocks[-1] += data
+
+
+def json_ld(path: Path) -> list[dict]:
+    parser = JsonLd()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return [json.loads(block) for block in parser.blocks]
+
+
 def parse(path: Path) -> Collect:
     parser = Collect()
     parser.feed(path.read_text(encoding="utf-8"))
@@ -125,7 +153,13 @@ def test_hostile_titles_and_values_are_escaped_everywhere(sample_catalog, tmp_pa
         raw = path.read_text()
         parsed = parse(path)
         assert "<script>alert" not in raw and "<script>steal" not in raw and "<img src=x" not in raw
-        assert [t for t, _ in parsed.tags].count("script") == (1 if path.name == "index.html" else 0)  # only our filter
+        scripts = [attrs for t, attrs in parsed.tags if t == "script"]
+        if path.name == "index.html":
+            assert scripts == [{}]  # only our filter
+        else:  # only the structured data, which still parses with the hostile text intact
+            assert scripts == [{"type": "application/ld+json"}]
+            [data] = json_ld(path)
+            assert data["name"] == HOSTILE_TITLE and "Evil <script>steal()</script> \"Shoe\"" in [i["item"]["name"] for i in data["mainEntity"]["itemListElement"]]
         assert not any(k.startswith("on") for _, attrs in parsed.tags for k in attrs)  # no injected handlers
         assert any(HOSTILE_TITLE in t for t in parsed.text)  # shown as text, intact
     page = parse(tmp_path / "site" / "pages" / "black-watch-abc123.html")
@@ -189,7 +223,11 @@ def test_a_hostile_product_title_is_escaped_in_every_place_it_appears(sample_cat
         assert texts(parsed, "title")[0].startswith(evil)  # <title>: the collection's, the retired one's, the site's
         assert texts(parsed, "a", "brand") == [evil]  # the site title in the header
         assert not any(k.startswith("on") for _, attrs in parsed.tags for k in attrs)  # no handler got in
-        assert [t for t, _ in parsed.tags].count("script") == (1 if parsed is index else 0)
+        assert [t for t, attrs in parsed.tags if t == "script" and attrs.get("type") != "application/ld+json"] == (["script"] if parsed is index else [])
+    [data] = json_ld(site / "pages" / "black-watch-abc123.html")  # the structured data parses, the title intact
+    assert data["name"] == evil and evil in [i["item"]["name"] for i in data["mainEntity"]["itemListElement"]]
+    og = {attrs["property"]: attrs["content"] for tag, attrs in page.tags if tag == "meta" and "property" in attrs}
+    assert og["og:title"] == evil and og["og:url"] == f"{base_url}/pages/black-watch-abc123.html"  # attribute values, read back intact
     assert texts(page, "h1") == [evil] and evil in alts(page) and evil in texts(page, "div", "body")  # the product: alt and card
     assert evil in alts(index) and texts(index, "span", "t")[-1] == evil  # the tile: first product's image, the collection's title
     assert texts(moved, "p", "meta")[0] == f"{evil} is no longer published. "  # the redirect's meta line
