@@ -84,6 +84,7 @@ def publish_site(
     retired: pl.DataFrame | None = None,
     catalog_root: Path | None = None,
     min_page_size: int = 1,
+    noindex: set[str] = frozenset(),
 ) -> tuple[SiteResult, StagedImages]:
     """A publish as `landing_pages` does it: verify images, withhold refused products,
     render, switch. The catalog defaults to the sample catalog the products come from."""
@@ -92,7 +93,7 @@ def publish_site(
     with SiteBuild(site_dir, "test", config) as build:
         images = build.stage_images(pages.select("product_id").unique().join(products, on="product_id", how="left"), catalog_root or SAMPLE_CATALOG)
         pages = withhold_products(pages, images.refused_ids, MatchingConfig(min_page_size=min_page_size))
-        result = build.render(collections, pages, products, retired, images)
+        result = build.render(collections, pages, products, retired, images, noindex=noindex)
     return result, images
 
 
@@ -400,3 +401,67 @@ def test_readers_always_see_a_whole_site_while_versions_switch(sample_catalog, t
     builds = sorted(p.name for p in (tmp_path / "site-builds").iterdir())
     assert len(builds) == 3 and site.resolve().name == builds[-1]  # the newest three, the live one last
     assert not list(tmp_path.glob(".site.*"))  # no temporary link left behind
+
+
+def test_collection_pages_carry_structured_data_meta_and_open_graph(sample_catalog, tmp_path) -> None:
+    products = sample_products(sample_catalog)
+    collections, pages = site_inputs(products)
+    base = "https://shop.test/c"
+    publish_site(tmp_path / "site", collections, pages, products, SiteConfig(base_url=base), noindex={"white-shirt-def456"})
+    site = tmp_path / "site"
+    path = site / "pages" / "black-watch-abc123.html"
+    [data] = json_ld(path)
+    # schema.org: a CollectionPage whose mainEntity is the ItemList of the page's products, in rank order
+    assert data["@context"] == "https://schema.org" and data["@type"] == "CollectionPage"
+    assert data["name"] == "Black Watches" and data["url"] == f"{base}/pages/black-watch-abc123.html"
+    item_list = data["mainEntity"]
+    assert item_list["@type"] == "ItemList" and item_list["numberOfItems"] == 6 == len(item_list["itemListElement"])
+    ranked = pages.filter(pl.col("slug") == "black-watch-abc123").sort("rank")
+    titles = dict(products.select("product_id", "title").iter_rows())
+    for element, (pid, rank) in zip(item_list["itemListElement"], ranked.select("product_id", "rank").iter_rows()):
+        assert element["@type"] == "ListItem" and element["position"] == rank
+        product = element["item"]
+        assert product["@type"] == "Product" and product["sku"] == pid and product["name"] == titles[pid]
+        assert product["image"].startswith(f"{base}/images/") and (site / "images" / product["image"].rsplit("/", 1)[1]).is_file()
+    head = parse(path)
+    metas = {attrs.get("name") or attrs.get("property"): attrs.get("content") for tag, attrs in head.tags if tag == "meta"}
+    description = metas["description"]
+    assert description.startswith("Black Watches: 6 products") and "color <b>\"black\"</b>" in description and len(description) <= 160
+    assert data["description"] == description
+    assert metas["og:title"] == "Black Watches" and metas["og:description"] == description and metas["og:url"] == data["url"]
+    assert metas["og:image"] == item_list["itemListElement"][0]["item"]["image"]  # the first product's picture previews the page
+    assert "robots" not in metas  # indexed
+    # A thin page: rendered (links to it work) but noindex and not in the sitemap.
+    thin = {attrs.get("name"): attrs.get("content") for tag, attrs in parse(site / "pages" / "white-shirt-def456.html").tags if tag == "meta"}
+    assert thin["robots"] == "noindex,follow"
+    locs = [el.text for el in ET.parse(site / "sitemap.xml").getroot().iter("{http://www.sitemaps.org/schemas/sitemap/0.9}loc")]
+    assert locs == [f"{base}/pages/black-watch-abc123.html"]
+
+
+def test_related_links_are_shown_by_relation(sample_catalog, tmp_path) -> None:
+    products = sample_products(sample_catalog, 12)
+    ids = products.get_column("product_id").to_list()
+    collections = pl.DataFrame(
+        {
+            "slug": ["shirts", "white-shirts", "black-shirts", "white-shirts-for-men"],
+            "title": ["Shirts", "White Shirts", "Black Shirts", "White Shirts for Men"],
+            "attributes": [
+                [{"key": "product_type", "value": "shirt"}],
+                [{"key": "product_type", "value": "shirt"}, {"key": "color", "value": "white"}],
+                [{"key": "product_type", "value": "shirt"}, {"key": "color", "value": "black"}],
+                [{"key": "product_type", "value": "shirt"}, {"key": "color", "value": "white"}, {"key": "gender", "value": "men"}],
+            ],
+        },
+        schema={"slug": pl.String, "title": pl.String, "attributes": ATTR_TYPE},
+    )
+    members = {"shirts": ids[:12], "white-shirts": ids[:6], "black-shirts": ids[6:12], "white-shirts-for-men": ids[:3]}
+    pages = pl.DataFrame(
+        [(s, pid, 0.9, r) for s, m in members.items() for r, pid in enumerate(m, 1)],
+        schema={"slug": pl.String, "product_id": pl.String, "relevance": pl.Float64, "rank": pl.Int64}, orient="row",
+    )
+    publish_site(tmp_path / "site", collections, pages, products, SiteConfig())
+    page = placed(tmp_path / "site" / "pages" / "white-shirts.html")
+    headings = [text for tag, css, text in page.texts if tag == "span" and css == "relation"]
+    assert headings == ["Broader", "Narrower", "In other colours"]
+    hrefs = [attrs["href"] for tag, attrs in page.tags if tag == "a" and attrs.get("href", "").endswith(".html") and not attrs["href"].startswith("../")]
+    assert hrefs == ["shirts.html", "white-shirts-for-men.html", "black-shirts.html"]
