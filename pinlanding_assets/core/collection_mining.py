@@ -11,8 +11,21 @@ casual) are merged into the more general one.
 Titles come from a `TitleWriter`: the offline default here is a template with a fixed key
 order, plurals (`text_rules.display_plural`) and gender phrasing ("Navy Blue Casual Shirts
 for Men") plus rule-based validation and a 1-5 quality score; `title_writer.LLMTitleWriter`
-does the same three steps through an OpenAI-compatible endpoint. Slugs come from the attribute set alone (never from the
-title), so the same attributes give the same URL run after run, whichever writer ran.
+does the same three steps through an OpenAI-compatible endpoint.
+
+Which keys make sense for which product types is learned, not listed (`KeyTypeCompatibility`):
+from the teacher's labeled sample (its answers in the curated vocabulary), a key the teacher
+names for far fewer products of a type than the type's size predicts ("color" on perfumes,
+whose texts never name one) or a value it never gives a type although the key's overall
+share predicts several ("style: polo" on sandals, "gender: men" on bras) makes a combination
+invalid. Seasons are worded as a shopper says them: "Summer Dresses", but "White Shirts for
+Men for Fall" rather than "Fall White Shirts for Men".
+
+Slugs are human and come from the attribute set alone (never from the title), so the same
+attributes give the same URL run after run, whichever writer ran: the values in a frozen key
+order with the product type in the plural ("black-checked-casual-shirts-for-men"). Two sets
+that read the same (one value under two keys) are told apart deterministically
+(`assign_slugs`).
 """
 
 from __future__ import annotations
@@ -20,8 +33,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import polars as pl
@@ -35,18 +48,6 @@ TITLE_KEY_ORDER = ["season", "color", "pattern", "occasion", "style", "fit", "sl
 # Slug order is frozen separately: a later change of title grammar must never move a URL.
 SLUG_KEY_ORDER = ("season", "color", "pattern", "material", "style", "fit", "sleeve", "neckline", "length", "occasion", ANCHOR_KEY, "gender")
 GENDER_PHRASES = {"men": "for Men", "women": "for Women", "boys": "for Boys", "girls": "for Girls", "kids": "for Kids", "unisex": "Unisex"}
-# Product types a season says nothing about (the catalog's season is a release season; on a
-# watch or a lipstick it is noise, not a shopping intent).
-NON_SEASONAL_TYPES = {
-    "watch", "wallets", "belt", "handbag", "backpack", "clutch", "sunglasses", "perfume and body mist", "deodorant",
-    "lipstick", "nail polish", "lip gloss", "lip liner", "kajal and eyeliner", "mascara", "eyeshadow", "concealer",
-    "foundation and primer", "highlighter and blush", "compact", "earrings", "ring", "pendant", "bangle", "bracelet",
-    "necklace and chain", "jewellery set", "cufflinks", "tie", "socks", "briefs", "bra", "trunk", "boxers",
-    "laptop bag", "duffel bag", "messenger bag", "mobile pouch", "waist pouch", "accessory gift set",
-    "fragrance gift set", "free gift", "water bottle", "umbrella",
-}
-# Product types only sold for women and girls: "Bras for Men" is a labeling error, not a page.
-WOMENSWEAR_TYPES = {"bra", "saree", "dress", "nightdress", "kurtis", "lipstick", "lip gloss", "heels", "camisole", "baby doll", "lehenga choli", "jeggings", "stocking", "dupatta", "salwar and dupatta", "patiala"}
 STOPWORDS = {"for", "and", "the", "with", "of", "in", "s"}
 # The characters a published title may use, as a regular-expression character class without
 # its brackets: ASCII letters, digits, space and & ' -. Anything else (markup, emoji,
@@ -78,6 +79,11 @@ class MiningConfig:
     max_collections: int = 5000  # kept collections; the rest get template titles and are rejected
     quality_cutoff: int = 4  # a title scored below it (1-5) is rejected
     title_characters: str = TITLE_CHARACTERS  # a regex character class (no brackets); other characters veto a title
+    # Learned key/type compatibility (`KeyTypeCompatibility`): a key, or a value, the teacher's
+    # sample gives a product type at most `compatibility_max_ratio` times as often as expected
+    # vetoes the combination, once at least `compatibility_min_expected` were expected.
+    compatibility_min_expected: float = 5.0
+    compatibility_max_ratio: float = 0.2
 
     def __post_init__(self) -> None:
         title_character_pattern(self.title_characters)  # a clear error now, not mid-run
@@ -133,14 +139,20 @@ def parse_combo(combo: str) -> Attributes:
 
 
 def template_title(attributes: Sequence[tuple[str, str]]) -> str:
-    """"Navy Blue Casual Shirts for Men" from {color: navy blue, occasion: casual, ...}."""
+    """"Navy Blue Casual Shirts for Men" from {color: navy blue, occasion: casual, ...}.
+
+    A season leads only as the sole modifier ("Summer Dresses for Women"); beside other
+    adjectives it follows as "for Fall" ("White Shirts for Men for Fall"): "Fall White
+    Shirts" is not how anyone searches."""
     by_key = dict(attributes)
     words: list[str] = []
     prefix = ""
     suffix = ""
+    modifiers = [k for k in by_key if k not in (ANCHOR_KEY, "gender", "season")]
+    season_trails = "season" in by_key and bool(modifiers)
     order = TITLE_KEY_ORDER + sorted(k for k in by_key if k not in TITLE_KEY_ORDER)
     for key in order:
-        if key not in by_key:
+        if key not in by_key or (key == "season" and season_trails):
             continue
         value = by_key[key]
         if key == ANCHOR_KEY:
@@ -153,7 +165,90 @@ def template_title(attributes: Sequence[tuple[str, str]]) -> str:
                 prefix = phrase + " "
         else:
             words.append(display_words(value))
+    if season_trails:
+        suffix += " for " + display_words(by_key["season"])
     return (prefix + " ".join(words) + suffix).strip()
+
+
+# -- learned key/type compatibility -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyTypeCompatibility:
+    """Which keys, and which values, the teacher gives which product types: learned from its
+    labeled sample (product_id, key, value in the curated vocabulary), never from catalog
+    labels.
+
+    For a product type T with n_T labeled products, a key K the teacher names for a share s_K
+    of all labeled products is expected on n_T * s_K of them; a value v that is a share s_v of
+    the key's answers is expected on n_TK * s_v of the T products with a K answer. Observed at
+    most `max_ratio` times the expected count, once at least `min_expected` were expected, the
+    key (or value) does not go with the type: no title on a perfume's colour (its texts never
+    name one), a sandal's "polo" style (a brand, not a style of sandal), a bra "for Men". A type,
+    key or value the sample is too small to judge is never vetoed: the rules only say no with
+    evidence."""
+
+    types: dict[str, int] = field(default_factory=dict)  # product type -> labeled products
+    keys: dict[tuple[str, str], int] = field(default_factory=dict)  # (type, key) -> products with an answer
+    values: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (type, key, value) -> products
+    key_share: dict[str, float] = field(default_factory=dict)  # key -> share of labeled products with an answer
+    value_share: dict[tuple[str, str], float] = field(default_factory=dict)  # (key, value) -> share of the key's answering products
+    min_expected: float = 5.0
+    max_ratio: float = 0.2
+
+    @classmethod
+    def learn(cls, labeled: pl.DataFrame, min_expected: float = 5.0, max_ratio: float = 0.2) -> "KeyTypeCompatibility":
+        """From the teacher's answers (product_id, key, value); empty: judges nothing."""
+        labeled = labeled.select("product_id", "key", "value").unique()
+        typed = labeled.filter(pl.col("key") == ANCHOR_KEY).select("product_id", pl.col("value").alias("type"))
+        n_products = typed.get_column("product_id").n_unique()
+        if not n_products:
+            return cls(min_expected=min_expected, max_ratio=max_ratio)
+        others = labeled.filter(pl.col("key") != ANCHOR_KEY).join(typed, on="product_id")
+        types = dict(typed.group_by("type").agg(pl.col("product_id").n_unique()).iter_rows())
+        keys_by_type = others.group_by("type", "key").agg(pl.col("product_id").n_unique().alias("n"))
+        values_by_type = others.group_by("type", "key", "value").agg(pl.col("product_id").n_unique().alias("n"))
+        answering = others.group_by("key").agg(pl.col("product_id").n_unique().alias("n"))
+        key_total = dict(answering.iter_rows())
+        value_counts = others.group_by("key", "value").agg(pl.col("product_id").n_unique().alias("n"))
+        return cls(
+            types=types,
+            keys={(t, k): n for t, k, n in keys_by_type.iter_rows()},
+            values={(t, k, v): n for t, k, v, n in values_by_type.iter_rows()},
+            key_share={k: n / n_products for k, n in key_total.items()},
+            value_share={(k, v): n / key_total[k] for k, v, n in value_counts.iter_rows()},
+            min_expected=min_expected,
+            max_ratio=max_ratio,
+        )
+
+    @property
+    def empty(self) -> bool:
+        return not self.types
+
+    def _unlikely(self, observed: int, expected: float) -> bool:
+        return expected >= self.min_expected and observed <= self.max_ratio * expected
+
+    def problem(self, product_type: str, key: str, value: str) -> str | None:
+        """Why (key, value) does not go with `product_type`, by the teacher's sample; None
+        when it does or the sample cannot tell."""
+        n_type = self.types.get(product_type, 0)
+        if not n_type or key == ANCHOR_KEY:
+            return None
+        with_key = self.keys.get((product_type, key), 0)
+        expected_key = n_type * self.key_share.get(key, 0.0)
+        if self._unlikely(with_key, expected_key):
+            return f"'{key}' is rarely a key of '{product_type}' (teacher named it for {with_key} of {n_type}, {expected_key:.0f} expected)"
+        with_value = self.values.get((product_type, key, value), 0)
+        expected_value = with_key * self.value_share.get((key, value), 0.0)
+        if self._unlikely(with_value, expected_value):
+            return f"'{key}: {value}' does not go with '{product_type}' (teacher gave it {with_value} of {with_key}, {expected_value:.0f} expected)"
+        return None
+
+    def as_metadata(self) -> dict[str, int]:
+        return {"compatibility_types": len(self.types), "compatibility_labeled_products": sum(self.types.values())}
+
+
+NO_COMPATIBILITY = KeyTypeCompatibility()
 
 
 # -- rule-based validation and score --------------------------------------------------
@@ -188,9 +283,13 @@ def character_problem(title: str, allowed: str = TITLE_CHARACTERS) -> str | None
     return "characters outside the allow-list: " + " ".join(repr(ch) for ch in outside[:10])
 
 
-def validate_and_score(attributes: Sequence[tuple[str, str]], title: str, allowed_characters: str = TITLE_CHARACTERS) -> Judgement:
+def validate_and_score(
+    attributes: Sequence[tuple[str, str]], title: str, allowed_characters: str = TITLE_CHARACTERS, compatibility: KeyTypeCompatibility = NO_COMPATIBILITY
+) -> Judgement:
     """Rule-based semantic validation and a 1-5 quality score (offline stand-in for the LLM).
-    A title with characters outside `allowed_characters` is invalid, whatever its score."""
+    A title with characters outside `allowed_characters` is invalid, whatever its score; so
+    is a combination whose key or value the teacher's sample says does not go with its
+    product type (`compatibility`, learned)."""
     problem = character_problem(title, allowed_characters)
     if problem:
         return Judgement(1, problem)
@@ -203,27 +302,71 @@ def validate_and_score(attributes: Sequence[tuple[str, str]], title: str, allowe
     for key, value in attributes:
         if key != ANCHOR_KEY and set(text_words(value)) <= anchor_words:
             return Judgement(2, f"{key} '{value}' repeats the product type")
-    if by_key.get("gender") in {"men", "boys"} and anchor in WOMENSWEAR_TYPES:
-        return Judgement(1, f"'{anchor}' is not sold for {by_key['gender']}")
+    for key, value in sorted(attributes):
+        mismatch = compatibility.problem(anchor, key, value)
+        if mismatch:
+            return Judgement(1, mismatch)
     score = 5
     if len(title) > 60:
         score -= 1
     if len(attributes) >= 4:
         score -= 1
-    if "season" in by_key and anchor in NON_SEASONAL_TYPES:
-        score -= 2  # "Summer Watches": a release season, not something a shopper looks for
     score = max(score, 1)
     return Judgement(score, None)
 
 
+def _slug_words(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
 def collection_slug(attributes: Sequence[tuple[str, str]]) -> str:
-    """Readable and stable: the values in a frozen key order, plus a short hash of the exact
-    set (two sets can share their values under different keys)."""
+    """Human and stable: the values in a frozen key order, the product type in the plural,
+    the gender as "for-men" ("black-checked-casual-shirts-for-men"; "unisex-black-backpacks").
+    Two attribute sets can read the same: `assign_slugs` tells them apart."""
     order = {k: i for i, k in enumerate(SLUG_KEY_ORDER)}
-    ordered = sorted(attributes, key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
-    readable = re.sub(r"[^a-z0-9]+", "-", " ".join(v for _, v in ordered).lower()).strip("-")
-    digest = hashlib.sha1("|".join(sorted(f"{k}={v}" for k, v in attributes)).encode()).hexdigest()[:6]
-    return f"{readable[:80]}-{digest}"
+    prefix, words, suffix = [], [], []
+    for key, value in sorted(attributes, key=lambda kv: (order.get(kv[0], len(order)), kv[0], kv[1])):
+        if key == ANCHOR_KEY:
+            words.append(display_plural(value))
+        elif key == "gender":
+            (prefix if value == "unisex" else suffix).append(value if value == "unisex" else f"for {value}")
+        else:
+            words.append(value)
+    slug = _slug_words(" ".join(prefix + words + suffix))[:100].strip("-")
+    return slug or "collection"
+
+
+def combo_key(attributes: Iterable[tuple[str, str]]) -> str:
+    """The attribute set as one sorted string ("color=black|product_type=watch")."""
+    return "|".join(sorted(f"{k}={v}" for k, v in attributes))
+
+
+def assign_slugs(attribute_sets: Sequence[Sequence[tuple[str, str]]]) -> list[str]:
+    """A unique slug per attribute set, in order. Sets whose human slugs collide (one value
+    under two keys: pattern "checked" and style "checked") are ordered by their sorted
+    attributes; the first keeps the slug, each other gets the keys of its attributes as a
+    suffix ("checked-shirts-style"), then a counter if that still collides. The outcome
+    depends only on the sets, not on their order."""
+    base = [collection_slug(a) for a in attribute_sets]
+    by_base: dict[str, list[int]] = {}
+    for i, slug in enumerate(base):
+        by_base.setdefault(slug, []).append(i)
+    out = list(base)
+    taken = set(base)
+    for slug, members in by_base.items():
+        if len(members) == 1:
+            continue
+        members = sorted(members, key=lambda i: combo_key(attribute_sets[i]))
+        for i in members[1:]:
+            keys = "-".join(sorted(k for k, _ in attribute_sets[i] if k != ANCHOR_KEY)) or "type"
+            candidate = f"{slug}-{_slug_words(keys)}"[:120]
+            n = 2
+            while candidate in taken:
+                candidate = f"{slug}-{_slug_words(keys)}-{n}"[:120]
+                n += 1
+            taken.add(candidate)
+            out[i] = candidate
+    return out
 
 
 def title_fingerprint(title: str) -> str:
@@ -260,18 +403,20 @@ class TitleWriter(Protocol):
 
 
 class TemplateTitleWriter:
-    """The offline writer: template titles, rule-based validation and score."""
+    """The offline writer: template titles, rule-based validation (with the learned key/type
+    compatibility) and score."""
 
     name = "template"
 
-    def __init__(self, title_characters: str = TITLE_CHARACTERS):
+    def __init__(self, title_characters: str = TITLE_CHARACTERS, compatibility: KeyTypeCompatibility = NO_COMPATIBILITY):
         self.title_characters = title_characters
+        self.compatibility = compatibility
 
     def write(self, candidates: Sequence[TitleCandidate]) -> list[TitledCollection]:
         out = []
         for candidate in candidates:
             title = template_title(candidate.attributes)
-            judgement = validate_and_score(candidate.attributes, title, self.title_characters)
+            judgement = validate_and_score(candidate.attributes, title, self.title_characters, self.compatibility)
             out.append(TitledCollection(candidate.slug, title, judgement.quality, judgement.reason, self.name))
         return out
 
@@ -282,7 +427,9 @@ def _merge_order(combos: pl.DataFrame) -> pl.DataFrame:
     return combos.with_columns(pl.col("combo").str.count_matches(r"\|").add(1).alias("_n")).sort(["support", "_n", "combo"], descending=[True, False, False]).drop("_n")
 
 
-def write_collections(combos: pl.DataFrame, config: MiningConfig, writer: TitleWriter | None = None, batch_size: int = 500) -> pl.DataFrame:
+def write_collections(
+    combos: pl.DataFrame, config: MiningConfig, writer: TitleWriter | None = None, batch_size: int = 500, compatibility: KeyTypeCompatibility = NO_COMPATIBILITY
+) -> pl.DataFrame:
     """Titles, quality and status (kept / rejected / merged) for mined combinations.
 
     A kept collection has a valid title with quality >= the cutoff; among kept ones, a
@@ -290,13 +437,15 @@ def write_collections(combos: pl.DataFrame, config: MiningConfig, writer: TitleW
     most general) collection; at most `max_collections` stay kept. Candidates go to the
     writer in batches, best-supported first, and once `max_collections` are kept the rest
     get template titles only: a paid writer is never asked about pages that cannot be kept.
+    `compatibility` is what the offline writers judge with (the learned key/type fit).
     """
-    writer = writer or TemplateTitleWriter(config.title_characters)
-    offline = TemplateTitleWriter(config.title_characters)
+    writer = writer or TemplateTitleWriter(config.title_characters, compatibility)
+    offline = TemplateTitleWriter(config.title_characters, compatibility)
     ordered = _merge_order(combos)
+    attribute_sets = [parse_combo(combo) for combo in ordered.get_column("combo").to_list()]
     candidates = [
-        TitleCandidate(collection_slug(parse_combo(combo)), parse_combo(combo), support)
-        for combo, support in ordered.select("combo", "support").iter_rows()
+        TitleCandidate(slug, attributes, support)
+        for slug, attributes, support in zip(assign_slugs(attribute_sets), attribute_sets, ordered.get_column("support").to_list())
     ]
     product_sets = ordered.get_column("product_set").to_list()
     rows = []

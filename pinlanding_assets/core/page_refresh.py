@@ -9,8 +9,10 @@ Published pages are public URLs, so every refresh is compared with the previous 
 * **changed**: a slug on both sides whose title, member products or order differ
   (`products_added`, `products_removed` and `reordered` say how).
 
-Redirect target (ours): the live page whose attribute set is the largest proper subset of
-the retired one's ("Navy Blue Casual Shirts for Men" -> "Navy Blue Shirts for Men"), ties to
+Redirect target (ours): the page a retired slug was merged into as a near-duplicate
+(`page_dedup`), when it is live; else the live page with the same attribute set under a new
+slug (a slug renamed, e.g. from the hash-suffixed slugs of before); else the live page whose
+attribute set is the largest proper subset of the retired one's ("Navy Blue Casual Shirts for Men" -> "Navy Blue Shirts for Men"), ties to
 the bigger page; else the live page sharing the most attributes with it including the
 product type; else none (the site sends it to the index). A retired slug that comes back is
 live again and leaves the table; a retired slug whose target retired too is re-pointed.
@@ -127,9 +129,11 @@ def redirect_target(attributes: frozenset[tuple[str, str]], live: pl.DataFrame) 
     anchor = {kv for kv in attributes if kv[0] == ANCHOR_KEY}
     for row in live.iter_rows(named=True):
         candidate = _attribute_set(row["attributes"])
-        if not candidate or candidate == attributes:
+        if not candidate:
             continue
-        if candidate < attributes:
+        if candidate == attributes:
+            rank = (3, len(candidate), row["n_products"], row["slug"])
+        elif candidate < attributes:
             rank = (2, len(candidate), row["n_products"], row["slug"])
         elif anchor and anchor <= candidate:
             rank = (1, len(candidate & attributes), row["n_products"], row["slug"])
@@ -140,8 +144,12 @@ def redirect_target(attributes: frozenset[tuple[str, str]], live: pl.DataFrame) 
     return best[3] if best else None
 
 
-def update_retired(retired: pl.DataFrame, summary: RefreshSummary, previous: pl.DataFrame, current: pl.DataFrame, refresh_id: str, at: datetime) -> pl.DataFrame:
-    """The retired-slug table after this refresh."""
+def update_retired(
+    retired: pl.DataFrame, summary: RefreshSummary, previous: pl.DataFrame, current: pl.DataFrame, refresh_id: str, at: datetime, merged_into: dict[str, str] | None = None
+) -> pl.DataFrame:
+    """The retired-slug table after this refresh; `merged_into`: slug -> the page it was
+    merged into by this publish (`page_dedup`)."""
+    merged_into = merged_into or {}
     retired = retired if not retired.is_empty() else pl.DataFrame(schema=RETIRED_SCHEMA)
     live_slugs = set(current.get_column("slug").to_list())
     removed = summary.changes.filter(pl.col("change") == "removed").get_column("slug").to_list()
@@ -150,5 +158,8 @@ def update_retired(retired: pl.DataFrame, summary: RefreshSummary, previous: pl.
     )
     kept_old = retired.filter(~pl.col("slug").is_in(live_slugs) & ~pl.col("slug").is_in(removed)).drop("redirect_to")
     table = pl.concat([kept_old.select(newly.columns).cast(newly.schema), newly])  # type: ignore[arg-type]
-    targets = [redirect_target(_attribute_set(a), current) for a in table.get_column("attributes").to_list()]
+    targets = [
+        merged_into[slug] if merged_into.get(slug) in live_slugs else redirect_target(_attribute_set(a), current)
+        for slug, a in table.select("slug", "attributes").iter_rows()
+    ]
     return table.with_columns(pl.Series("redirect_to", targets, dtype=pl.String)).select(list(RETIRED_SCHEMA)).cast(RETIRED_SCHEMA).sort("slug")  # type: ignore[arg-type]

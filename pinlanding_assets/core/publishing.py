@@ -6,14 +6,17 @@ shards) queue instead of diffing against each other's half-written state and ove
 each other's files. In order:
 
 1. match the assigned attributes against the collections (`matching.py`: on Spark, or on
-   embedded DuckDB when there is no Java; the same pages);
+   embedded DuckDB when there is no Java; the same pages), and merge pages whose products
+   nearly coincide (`page_dedup.py`: the merged slug redirects to the page kept);
 2. verify and copy the images of the products on the pages into a new site build
    (`site.SiteBuild`): a product whose image fails is quarantined (stage `publish`) and
    withheld from its pages, in the tables, the export and the site alike;
 3. compare with the previous publication and update the retired slugs (`page_refresh.py`);
 4. store `page_refresh_log`, `retired_slugs`, `landing_pages` and `published_pages`, and
    export the pages as Parquet (replaced whole: a reader gets the old file or the new one);
-5. render the site and switch it in; if anything failed before, the live site stays as it was.
+5. render the site (thin pages noindex and out of the sitemap, `page_quality.py`; related
+   links, `related_pages.py`) and switch it in; if anything failed before, the live site
+   stays as it was; then the page-quality report.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from .collection_mining import collection_attribute_rows
 from .evaluation import precision_against_catalog_labels
 from .file_lock import exclusive_lock
 from .matching import MATCHING_ENGINES, MatchingConfig, join_uri, match_pages_duckdb, match_pages_spark, remove_staged_inputs, spark_input_location, withhold_products
+from .page_dedup import Dedup, DedupConfig, dedup_pages
+from .page_quality import IndexingConfig, QualityReport, indexing, quality_report
 from .page_refresh import PUBLISHED_SCHEMA, RefreshSummary, diff_pages, published_pages, update_retired
 from .settings import DataHome
 from .site import SiteBuild, SiteConfig, SiteResult, StagedImages
@@ -61,7 +66,10 @@ class SparkSource:
 @dataclass(frozen=True)
 class Publication:
     pages: pl.DataFrame  # PAGE_SCHEMA, as published (without withheld products)
-    matched_pages: int  # pages matched, before products were withheld
+    matched_pages: int  # pages after merging near-duplicates, before products were withheld
+    dedup: Dedup  # the near-duplicate merges of the matched pages
+    index: pl.DataFrame  # page_quality.INDEXING_SCHEMA: which pages are indexed
+    report: QualityReport
     images: StagedImages
     refresh: RefreshSummary
     retired: pl.DataFrame  # RETIRED_SCHEMA
@@ -97,6 +105,8 @@ def publish(
     config: PublishConfig,
     spark: SparkSource | None = None,
     log: logging.Logger = log,
+    dedup: DedupConfig = DedupConfig(),
+    index_config: IndexingConfig = IndexingConfig(),
 ) -> Publication:
     """Publish the pages of the stored scores and collections (see the module docstring);
     `run_id` names this publish (refresh id, site build, staged inputs)."""
@@ -105,7 +115,7 @@ def publish(
         log.info("another publish holds %s; waiting for it to finish", paths.publish_lock)
 
     with exclusive_lock(paths.publish_lock, config.publish_lock_timeout_s, on_wait=say_waiting):
-        return _publish(warehouse, paths, catalog_root, run_id, matching, site_config, config, spark, log)
+        return _publish(warehouse, paths, catalog_root, run_id, matching, site_config, config, spark, log, dedup, index_config)
 
 
 def assigned_attributes(warehouse: Warehouse) -> pl.DataFrame:
@@ -117,12 +127,26 @@ def assigned_attributes(warehouse: Warehouse) -> pl.DataFrame:
 
 
 def _publish(
-    warehouse: Warehouse, paths: DataHome, catalog_root: Path, run_id: str, matching: MatchingConfig, site_config: SiteConfig, config: PublishConfig, spark: SparkSource | None, log: logging.Logger
+    warehouse: Warehouse,
+    paths: DataHome,
+    catalog_root: Path,
+    run_id: str,
+    matching: MatchingConfig,
+    site_config: SiteConfig,
+    config: PublishConfig,
+    spark: SparkSource | None,
+    log: logging.Logger,
+    dedup_config: DedupConfig,
+    index_config: IndexingConfig,
 ) -> Publication:
     product_attributes = assigned_attributes(warehouse)
     collections = warehouse.read_table("collection_queries")
     collection_attrs = collection_attribute_rows(collections)
-    pages = match_pages(product_attributes, collection_attrs, matching, config, spark, paths.spark_inputs, run_id, log)
+    matched = match_pages(product_attributes, collection_attrs, matching, config, spark, paths.spark_inputs, run_id, log)
+    dedup = dedup_pages(matched, collections, dedup_config)
+    pages = dedup.pages
+    if dedup.merges.height:
+        log.info("%d near-duplicate pages merged (product Jaccard >= %s)", dedup.merges.height, dedup_config.max_jaccard)
 
     products = warehouse.read_table("catalog_products")
     with SiteBuild(paths.site, run_id, site_config) as build:  # switched in when the block ends without an error
@@ -140,15 +164,20 @@ def _publish(
         previous = read_published(warehouse)
         current = published_pages(collections, pages)
         refresh = diff_pages(previous, current, run_id, refreshed_at)
-        retired = update_retired(warehouse.read_table("retired_slugs"), refresh, previous, current, run_id, refreshed_at)
+        retired = update_retired(warehouse.read_table("retired_slugs"), refresh, previous, current, run_id, refreshed_at, dedup.merged_into)
         if refresh.changes.height:
             warehouse.upsert("page_refresh_log", refresh.changes, ["refresh_id", "slug"])
         warehouse.replace_table("retired_slugs", retired)
         warehouse.replace_table("landing_pages", pages)
         warehouse.replace_table("published_pages", current)
         export = export_pages(pages, paths.exports, run_id)
-        site = build.render(collections, pages, products, retired, images)
-    publication = Publication(pages, matched_pages, images, refresh, retired, site, export, precision_against_catalog_labels(pages, collection_attrs, products))
+        index = indexing(pages, index_config)
+        noindex = set(index.filter(~pl.col("indexed")).get_column("slug").to_list())
+        site = build.render(collections, pages, products, redirects(retired, dedup, current), images, noindex=noindex)
+    report = quality_report(dedup.pages.get_column("slug").n_unique() + dedup.merges.height, dedup.merges, pages, index, collections, collection_attrs, products, index_config)
+    publication = Publication(
+        pages, matched_pages, dedup, index, report, images, refresh, retired, site, export, precision_against_catalog_labels(pages, collection_attrs, products)
+    )
     log.info(
         "%d landing pages (%d added, %d removed, %d changed); site at %s", publication.n_pages, refresh.added, refresh.removed, refresh.changed, site.index
     )
@@ -178,6 +207,17 @@ def match_pages(
         return match_pages_spark(session, product_attributes, collection_attrs, matching, input_uri=run_input)
     finally:
         remove_staged_inputs(run_input)
+
+
+def redirects(retired: pl.DataFrame, dedup: Dedup, current: pl.DataFrame) -> pl.DataFrame:
+    """Every slug the site redirects: the retired ones, and the pages merged into a
+    near-duplicate this publish that were never published (those that were are retired
+    already, pointing at the same page)."""
+    merged = dedup.merges.filter(~pl.col("slug").is_in(retired.get_column("slug").implode()) & ~pl.col("slug").is_in(current.get_column("slug").implode()))
+    if merged.is_empty():
+        return retired
+    extra = merged.select("slug", "title", pl.col("merged_into").alias("redirect_to"))
+    return pl.concat([retired.select("slug", "title", "redirect_to"), extra]).cast({"slug": pl.String, "title": pl.String, "redirect_to": pl.String})
 
 
 def read_published(warehouse: Warehouse) -> pl.DataFrame:

@@ -3,16 +3,24 @@
 Layout under the site directory:
 
     index.html                 every page, grouped by product type, with a thumbnail
-    pages/<slug>.html          title, attribute chips, product grid, related pages
-    pages/<retired>.html       a redirect (meta refresh + canonical link) for a retired slug
+    pages/<slug>.html          title, attribute chips, product grid, related pages by
+                               relation (`related_pages`); for search engines and link
+                               previews a meta description written from the attributes and
+                               the product count, schema.org JSON-LD (a CollectionPage whose
+                               mainEntity is an ItemList of its products) and Open Graph
+                               title, description and image; a thin page (`page_quality`)
+                               is `noindex`
+    pages/<retired>.html       a redirect (meta refresh + canonical link) for a retired or
+                               merged slug
     images/<hash>.<ext>        product images, copied under content-hash names
-    sitemap.xml                live pages only
+    sitemap.xml                live, indexed pages only
     feed.json                  JSON Feed 1.1; PinLanding fields under `_pinlanding`
 
 Safety: pages and the sitemap render through the Jinja2 templates in `templates/` with
 autoescape on, so every piece of catalog or model text is escaped (quotes included); the
-feed is JSON-encoded; slugs must match `SAFE_SLUG` before they become file names or URLs
-(others are skipped and counted); no catalog string becomes a path (images are named by
+feed is JSON-encoded; so is the JSON-LD, with <, > and & written as JSON unicode escapes,
+so no text can close its script element; slugs must match `SAFE_SLUG` before they become
+file names or URLs (others are skipped and counted); no catalog string becomes a path (images are named by
 hash).
 
 Nothing outside the catalog is ever published. `SiteBuild.stage_images` copies an image
@@ -46,14 +54,19 @@ from pathlib import Path
 
 import polars as pl
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
 from .catalog import QUARANTINE_SCHEMA, CatalogError, file_kind, image_digest
+from .page_dedup import page_overlaps
+from .related_pages import RELATIONS, related_collections
 from .text_rules import display_plural, display_words
 
 SAFE_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,120}")
 IMAGE_HASH = re.compile(r"[0-9a-f]{8,128}")  # hex digests only: the hash becomes a file name
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
-RELATED_LINKS = 8
+RELATED_PER_RELATION = 4  # links per relation (broader, narrower, other colours, shared products)
+META_DESCRIPTION_CHARS = 160  # what search result snippets show
+RELATION_HEADINGS = {"broader": "Broader", "narrower": "Narrower", "other colours": "In other colours", "shared products": "Sharing products"}
 
 # Every template is HTML or XML, so every {{ value }} is escaped (quotes included); None
 # renders as nothing, not "None". The templates ship in the package (pyproject package-data).
@@ -88,6 +101,8 @@ class SiteResult:
     redirects: int
     images: int
     skipped_unsafe_slugs: int
+    noindex: int = 0  # pages rendered noindex and left out of the sitemap
+    related_links: int = 0
 
     def as_metadata(self) -> dict[str, int | str]:
         return {
@@ -96,6 +111,8 @@ class SiteResult:
             "site_redirects": self.redirects,
             "site_images": self.images,
             "site_skipped_unsafe_slugs": self.skipped_unsafe_slugs,
+            "site_noindex_pages": self.noindex,
+            "site_related_links": self.related_links,
         }
 
 
@@ -213,10 +230,12 @@ class SiteBuild:
         products: pl.DataFrame,
         retired: pl.DataFrame | None,
         images: StagedImages,
+        noindex: set[str] | frozenset[str] = frozenset(),
     ) -> SiteResult:
         """collections: slug, title, attributes; pages: slug, product_id, relevance, rank
         (without the refused products); products: product_id, title, image_hash; retired:
-        slug, title, redirect_to."""
+        slug, title, redirect_to (retired and merged slugs); noindex: thin pages, rendered
+        noindex and left out of the sitemap."""
         config = self.config
         page_slugs = pl.Series(sorted(set(pages.get_column("slug").to_list())), dtype=pl.String)
         shown_all = collections.filter(pl.col("slug").is_in(page_slugs))
@@ -237,16 +256,24 @@ class SiteBuild:
         by_slug = {slug: frame.sort("rank") for (slug,), frame in members.group_by("slug")}
         generated_at = datetime.now(timezone.utc)
 
+        shown_pages = pages.filter(pl.col("slug").is_in(shown.get_column("slug").implode()))
+        sizes = {slug: frame.height for slug, frame in by_slug.items()}
+        related = related_collections(shown, sizes, page_overlaps(shown_pages), RELATED_PER_RELATION)
+        related_by_slug = {slug: frame for (slug,), frame in related.group_by("slug")}
+        titles = dict(shown.select("slug", "title").iter_rows())
+
         feed_items = []
         for row in shown.iter_rows(named=True):
             items = by_slug.get(row["slug"], members.head(0))
-            related = shown.filter((pl.col("group") == row["group"]) & (pl.col("slug") != row["slug"])).head(RELATED_LINKS)
-            (self.dir / "pages" / f"{row['slug']}.html").write_text(_collection_html(row, items, related, config), encoding="utf-8")
+            links = _related_sections(related_by_slug.get(row["slug"]), titles, sizes)
+            page = _collection_html(row, items, links, config, indexed=row["slug"] not in noindex)
+            (self.dir / "pages" / f"{row['slug']}.html").write_text(page, encoding="utf-8")
             feed_items.append(_feed_item(row, items, config, generated_at))
 
         redirects = _write_redirects(self.dir / "pages", retired, set(shown.get_column("slug").to_list()), config)
         (self.dir / "index.html").write_text(_index_html(shown, by_slug, config, generated_at), encoding="utf-8")
-        (self.dir / "sitemap.xml").write_text(_sitemap(shown, config, generated_at), encoding="utf-8")
+        indexed = shown.filter(~pl.col("slug").is_in(pl.Series(sorted(noindex), dtype=pl.String).implode()))
+        (self.dir / "sitemap.xml").write_text(_sitemap(indexed, config, generated_at), encoding="utf-8")
         feed = {
             "version": "https://jsonfeed.org/version/1.1",
             "title": f"{config.site_title} collections",
@@ -257,7 +284,9 @@ class SiteBuild:
         }
         (self.dir / "feed.json").write_text(json.dumps(feed, indent=1, ensure_ascii=False), encoding="utf-8")
         self._rendered = True
-        return SiteResult(self.site_dir / "index.html", self.dir, len(feed_items), len(redirects), len(set(images.files.values())), skipped)
+        return SiteResult(
+            self.site_dir / "index.html", self.dir, len(feed_items), len(redirects), len(set(images.files.values())), skipped, shown.height - indexed.height, related.height
+        )
 
 
 def read_catalog_image(root_fd: int, root: Path, image_path: str | None, image_hash: str | None, max_bytes: int) -> bytes:
@@ -385,7 +414,60 @@ def _group_name(group: str) -> str:
     return display_words(display_plural(group))
 
 
-def _collection_html(collection: dict, items: pl.DataFrame, related: pl.DataFrame, config: SiteConfig) -> str:
+def _related_sections(related: pl.DataFrame | None, titles: dict[str, str], sizes: dict[str, int]) -> list[dict]:
+    """The related links of a page, one section per relation in `RELATIONS` order."""
+    if related is None or related.is_empty():
+        return []
+    sections = []
+    for relation in RELATIONS:
+        rows = related.filter(pl.col("relation") == relation).sort("position")
+        if rows.height:
+            links = [{"slug": s, "title": titles[s], "count": sizes.get(s, 0)} for s in rows.get_column("related_slug").to_list()]
+            sections.append({"relation": relation, "heading": RELATION_HEADINGS[relation], "links": links})
+    return sections
+
+
+def meta_description(title: str, attributes: list[dict], n_products: int) -> str:
+    """"Black Checked Shirts for Men: 24 products. Color black, pattern checked, product
+    type shirt, gender men." at most `META_DESCRIPTION_CHARS` long (cut at a word)."""
+    facts = ", ".join(f"{a['key'].replace('_', ' ')} {a['value']}" for a in attributes)
+    text = f"{title}: {n_products} products, best matches first." + (f" {facts[:1].upper()}{facts[1:]}." if facts else "")
+    if len(text) <= META_DESCRIPTION_CHARS:
+        return text
+    return text[: META_DESCRIPTION_CHARS - 1].rsplit(" ", 1)[0].rstrip(",.") + "…"
+
+
+def structured_data(title: str, description: str, url: str, products: list[dict], image_base: str) -> dict:
+    """schema.org CollectionPage whose mainEntity is the ItemList of its products, in rank order."""
+    items = []
+    for p in products:
+        product = {"@type": "Product", "name": p["title"] or p["product_id"], "sku": p["product_id"]}
+        if p.get("image_file"):
+            product["image"] = f"{image_base}/images/{p['image_file']}"
+        items.append({"@type": "ListItem", "position": p["rank"], "item": product})
+    return {
+        "@context": "https://schema.org",
+        "@type": "CollectionPage",
+        "name": title,
+        "description": description,
+        "url": url,
+        "mainEntity": {"@type": "ItemList", "numberOfItems": len(items), "itemListOrder": "https://schema.org/ItemListOrderDescending", "itemListElement": items},
+    }
+
+
+def script_json(data: dict) -> Markup:
+    """JSON for a <script> element: <, >, & and ' as JSON unicode escapes (the same JSON), so no
+    value can end the element or open a comment; safe to mark as markup."""
+    text = json.dumps(data, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").replace("'", "\\u0027")
+    return Markup(text)
+
+
+def _collection_html(collection: dict, items: pl.DataFrame, related: list[dict], config: SiteConfig, indexed: bool = True) -> str:
+    products = list(items.iter_rows(named=True))
+    url = f"{config.base_url}/pages/{collection['slug']}.html"
+    attributes = collection["attributes"] or []
+    description = meta_description(collection["title"], attributes, len(products))
+    first_image = next((p["image_file"] for p in products if p.get("image_file")), None)
     return _render(
         "collection.html.j2",
         config,
@@ -393,10 +475,15 @@ def _collection_html(collection: dict, items: pl.DataFrame, related: pl.DataFram
         title=collection["title"],
         slug=collection["slug"],
         base_url=config.base_url,
+        url=url,
+        description=description,
+        og_image=f"{config.base_url}/images/{first_image}" if first_image else None,
+        indexed=indexed,
+        structured_data=script_json(structured_data(collection["title"], description, url, products, config.base_url)),
         group_name=_group_name(collection["group"]),
-        attributes=collection["attributes"] or [],
-        products=list(items.iter_rows(named=True)),
-        related=list(related.iter_rows(named=True)),
+        attributes=attributes,
+        products=products,
+        related=related,
     )
 
 

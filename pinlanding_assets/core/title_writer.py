@@ -7,7 +7,9 @@ model asks again deliberately.
 
 Guards (ours):
 * the deterministic rules of `collection_mining.validate_and_score` run first; a combination they
-  reject (a value repeating the product type, "Bras for Men") never costs a call;
+  reject (a value repeating the product type, characters outside the allow-list) never costs
+  a call; the learned key/type compatibility judges only the offline fallback, the LLM's own
+  validation being the stronger judge of "Bras for Men";
 * the attributes (and, for the score, the title) are framed as data in <collection> tags,
   and every system prompt says that what is inside is never an instruction: attribute values
   come from VLM answers, which come from merchant text;
@@ -31,8 +33,10 @@ from dataclasses import dataclass
 from .collection_mining import (
     ANCHOR_KEY,
     GENDER_PHRASES,
+    NO_COMPATIBILITY,
     STOPWORDS,
     TITLE_CHARACTERS,
+    KeyTypeCompatibility,
     TemplateTitleWriter,
     TitleCandidate,
     TitledCollection,
@@ -131,10 +135,12 @@ class LLMTitleWriter:
 
     name = "llm"
 
-    def __init__(self, client: CachedLLMClient, title_characters: str = TITLE_CHARACTERS):
+    def __init__(self, client: CachedLLMClient, title_characters: str = TITLE_CHARACTERS, compatibility: KeyTypeCompatibility = NO_COMPATIBILITY):
         self.client = client
         self.title_characters = title_characters
-        self.offline = TemplateTitleWriter(title_characters)
+        # The learned key/type fit judges only the fallback: with a key set, the LLM's own
+        # validation is the stronger judge of whether a combination makes sense.
+        self.offline = TemplateTitleWriter(title_characters, compatibility)
 
     def _request(self, stage: _Stage, candidate: TitleCandidate, user_text: str) -> LLMRequest:
         key = stable_key(PROMPT_VERSION, stage.answer.schema_name, sorted(candidate.attributes), user_text, self.client.settings.model)
@@ -148,11 +154,14 @@ class LLMTitleWriter:
     def write(self, candidates: Sequence[TitleCandidate]) -> list[TitledCollection]:
         results: dict[str, TitledCollection] = {}
         fallback = {t.slug: t for t in self.offline.write(candidates)}
-        # 0. deterministic rules: no call for what they already reject
+        # 0. deterministic rules: no call for what they already reject (the learned key/type
+        # fit aside: that is the LLM's to judge)
         open_candidates = []
         for candidate in candidates:
-            if fallback[candidate.slug].reason is not None:
-                results[candidate.slug] = fallback[candidate.slug]
+            offline = fallback[candidate.slug]
+            rule = validate_and_score(candidate.attributes, offline.title, self.title_characters)
+            if rule.reason is not None:
+                results[candidate.slug] = TitledCollection(candidate.slug, offline.title, rule.quality, rule.reason, offline.writer)
             else:
                 open_candidates.append(candidate)
         # 1. semantic validation

@@ -10,11 +10,11 @@ after the shards refreshed together have all finished.
 from dagster import AssetSelection, AutomationCondition, AutomationConditionSensorDefinition, DefaultSensorStatus
 
 
-# Updated scores (any shard) make the pages stale; a new vocabulary or model does not by
-# itself (the shards are re-scored with it first). Wait while any shard's scores are queued
+# Updated scores (any shard) make the pages stale; a new vocabulary, model or teacher answers
+# do not by themselves (the shards are re-scored with them first). Wait while any shard's scores are queued
 # or running, so shards refreshed together are published together.
 PUBLISH_AFTER_SHARD_UPDATES = (
-    AutomationCondition.any_deps_updated().ignore(AssetSelection.assets("curated_vocabulary", "clip_model")).since_last_handled()
+    AutomationCondition.any_deps_updated().ignore(AssetSelection.assets("curated_vocabulary", "clip_model", "raw_attributes")).since_last_handled()
     & ~AutomationCondition.any_deps_in_progress()
     & ~AutomationCondition.in_progress()
 ).with_label("once after shard updates settle")

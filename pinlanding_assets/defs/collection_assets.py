@@ -6,7 +6,10 @@ Titles come from the LLM writer (validation -> title -> 1-5 score through the `l
 resource's OpenAI-compatible endpoint, cached) or the offline template writer:
 `title_writer` = auto (LLM when an API key is set) | llm | template.
 
-Reads `product_attribute_scores`, and `catalog_products` to retire the scores of products
+Reads `product_attribute_scores`; `raw_attributes` and `curated_vocabulary` for the
+teacher's labeled sample in the vocabulary's terms, from which the offline judge learns which
+keys and values go with which product types (`KeyTypeCompatibility`; the model's own
+assignments when no sample is stored); and `catalog_products` to retire the scores of products
 that left it: the step first deletes the rows of shards that left the catalog from the
 per-shard tables (`core/retirement.py`), which the lineage graph cannot draw.
 """
@@ -18,7 +21,8 @@ import polars as pl
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, multi_asset
 
 from ..core.catalog import list_shards
-from ..core.collection_mining import COLLECTION_SCHEMA, MiningConfig, TemplateTitleWriter, TitleWriter, mine_combinations, write_collections
+from ..core.collection_mining import COLLECTION_SCHEMA, KeyTypeCompatibility, MiningConfig, TemplateTitleWriter, TitleWriter, mine_combinations, write_collections
+from ..core.vocabulary import canonical_labels
 from ..core.llm_client import CachedLLMClient, LLMProgress
 from ..core.retirement import retire_removed
 from ..core.title_writer import LLMTitleWriter
@@ -28,7 +32,7 @@ from .resources import CatalogResource, DataHomeResource
 from .automation import PUBLISH_AFTER_SHARD_UPDATES
 from .tables import table_spec, written_table_metadata
 
-CODE_VERSION = "2"  # bump when this step's logic (here or in core/collection_mining.py, title_writer.py, retirement.py) changes the table
+CODE_VERSION = "3"  # bump when this step's logic (here or in core/collection_mining.py, title_writer.py, retirement.py) changes the table
 
 TITLE_WRITERS = ("auto", "llm", "template")
 
@@ -39,17 +43,31 @@ class CollectionConfig(with_core_settings(Config, CoreSettings(MiningConfig))):
 
 
 def choose_title_writer(
-    config: CollectionConfig, llm: LLMResource, data_home: DataHomeResource, on_progress: Callable[[LLMProgress], None] | None = None
+    config: CollectionConfig,
+    llm: LLMResource,
+    data_home: DataHomeResource,
+    on_progress: Callable[[LLMProgress], None] | None = None,
+    compatibility: KeyTypeCompatibility | None = None,
 ) -> tuple[TitleWriter, CachedLLMClient | None]:
+    compatibility = compatibility or KeyTypeCompatibility()
     if config.title_writer not in TITLE_WRITERS:
         raise ValueError(f"title_writer must be one of {TITLE_WRITERS}, got {config.title_writer!r}")
     use_llm = config.title_writer == "llm" or (config.title_writer == "auto" and llm.api_key() is not None)
     if not use_llm:
-        return TemplateTitleWriter(config.title_characters), None
+        return TemplateTitleWriter(config.title_characters, compatibility), None
     if llm.api_key() is None:
         raise ValueError(f"title_writer 'llm' needs an API key in ${llm.api_key_env} (or choose 'template')")
     client = llm.client(data_home.warehouse, on_progress, model=config.title_model)
-    return LLMTitleWriter(client, config.title_characters), client
+    return LLMTitleWriter(client, config.title_characters, compatibility), client
+
+
+def learned_compatibility(warehouse, assignments: pl.DataFrame, mining: MiningConfig) -> tuple[KeyTypeCompatibility, str]:
+    """What the offline judge learns key/type fit from: the teacher's labeled sample mapped
+    onto the curated vocabulary, or the model's assignments where no sample is stored."""
+    raw, vocabulary = warehouse.read_table("raw_attributes"), warehouse.read_table("curated_vocabulary")
+    sample = canonical_labels(raw, vocabulary) if not raw.is_empty() and not vocabulary.is_empty() else pl.DataFrame()
+    source, labeled = ("teacher sample", sample) if not sample.is_empty() else ("assigned attributes", assignments)
+    return KeyTypeCompatibility.learn(labeled, mining.compatibility_min_expected, mining.compatibility_max_ratio), source
 
 
 @multi_asset(
@@ -57,7 +75,7 @@ def choose_title_writer(
     specs=[
         table_spec(
             "collection_queries", group="pages", code_version=CODE_VERSION, kinds={"openai"}, schema=COLLECTION_SCHEMA,
-            deps=["product_attribute_scores", "catalog_products"], automation_condition=PUBLISH_AFTER_SHARD_UPDATES,
+            deps=["product_attribute_scores", "raw_attributes", "curated_vocabulary", "catalog_products"], automation_condition=PUBLISH_AFTER_SHARD_UPDATES,
             description=(
                 "Attribute combinations worth a page, with titles (LLM writer or template) and a quality score, mined "
                 "over the assigned attributes of every shard still in the catalog; one row per combination, kept or "
@@ -77,8 +95,9 @@ def collection_queries(context: AssetExecutionContext, config: CollectionConfig,
     assignments = warehouse.read("SELECT product_id, key, value FROM product_attribute_scores WHERE assigned")
     mining = config.to_core(MiningConfig)
     combos = mine_combinations(assignments, mining)
-    writer, client = choose_title_writer(config, llm, data_home, on_progress=lambda p: context.log.info(p.describe()))
-    collections = write_collections(combos, mining, writer)
+    compatibility, learned_from = learned_compatibility(warehouse, assignments, mining)
+    writer, client = choose_title_writer(config, llm, data_home, on_progress=lambda p: context.log.info(p.describe()), compatibility=compatibility)
+    collections = write_collections(combos, mining, writer, compatibility=compatibility)
     warehouse.replace_table("collection_queries", collections)
     kept = collections.filter(pl.col("status") == "kept")
     context.log.info("%d combinations mined, %d collections kept (writer %s)", combos.height, kept.height, writer.name)
@@ -93,6 +112,8 @@ def collection_queries(context: AssetExecutionContext, config: CollectionConfig,
             "by_writer": MetadataValue.json(dict(writers.iter_rows())),
             "quality_histogram": MetadataValue.json({str(q): n for q, n in collections.group_by("quality").len().sort("quality").iter_rows()}),
             "writer": writer.name,
+            "compatibility_learned_from": learned_from,
+            **compatibility.as_metadata(),
             **{k: MetadataValue.json(v) for k, v in retirement.as_metadata().items()},
             "sample_titles": MetadataValue.json(kept.get_column("title").head(20).to_list()),
             **(client.stats.as_metadata("llm_") if client else {}),

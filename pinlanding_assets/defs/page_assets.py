@@ -24,6 +24,8 @@ from dagster_pyspark import LazyPySparkResource
 
 from ..core.checks import PageCheckConfig
 from ..core.matching import PAGE_SCHEMA, MatchingConfig
+from ..core.page_dedup import DedupConfig
+from ..core.page_quality import IndexingConfig
 from ..core.page_refresh import CHANGE_SCHEMA, PUBLISHED_SCHEMA, RETIRED_SCHEMA
 from ..core.publishing import PublishConfig, SparkSource, publish
 from ..core.site import SiteConfig
@@ -33,7 +35,7 @@ from .config_from_core import CoreSettings, with_core_settings
 from .resources import CatalogResource, DataHomeResource
 from .tables import table_spec, written_table_metadata
 
-CODE_VERSION = "3"  # bump when this step's logic (here or in core/publishing.py, matching.py, page_refresh.py, site.py) changes its tables or the site
+CODE_VERSION = "4"  # bump when this step's logic (here or in core/publishing.py, matching.py, page_dedup.py, page_quality.py, related_pages.py, page_refresh.py, site.py) changes its tables or the site
 GROUP = "pages"
 TABLES = ("landing_pages", "published_pages", "retired_slugs", "page_refresh_log")  # the asset first: its materialization comes first
 # Every table of the step waits for the same thing: one publish per batch of shard updates.
@@ -70,6 +72,8 @@ PAGES_SETTINGS = (
     CoreSettings(SiteConfig, rename={"keep_builds": "keep_site_builds"}),
     CoreSettings(PublishConfig),
     CoreSettings(PageCheckConfig),
+    CoreSettings(DedupConfig),
+    CoreSettings(IndexingConfig),
 )
 
 
@@ -96,7 +100,8 @@ def landing_pages(
     matching = config.to_core(MatchingConfig)
     spark_source = SparkSource(lambda: spark.spark_session, spark.spark_config.get("spark.master"))
     published = publish(
-        warehouse, data_home.paths, catalog.table().root, context.run_id, matching, config.to_core(SiteConfig), config.to_core(PublishConfig), spark_source, log=context.log
+        warehouse, data_home.paths, catalog.table().root, context.run_id, matching, config.to_core(SiteConfig), config.to_core(PublishConfig), spark_source,
+        log=context.log, dedup=config.to_core(DedupConfig), index_config=config.to_core(IndexingConfig),
     )
     pages, images, site = published.pages, published.images, published.site
     smallest, largest = published.smallest_and_largest()
@@ -119,6 +124,9 @@ def landing_pages(
             "site_withheld_products": images.refused.height,
             "site_withheld_reasons": MetadataValue.json(images.refused_reasons()),
             "pages_dropped_by_withholding": published.matched_pages - published.n_pages,
+            "pages_merged": published.dedup.merges.height,
+            "merges_sample": MetadataValue.json(published.dedup.merges.head(20).to_dicts()),
+            **{k: MetadataValue.json(v) for k, v in published.report.as_metadata().items()},
             "parquet": MetadataValue.path(str(published.export)),
             "engine": config.engine,
         },

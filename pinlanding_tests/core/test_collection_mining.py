@@ -6,7 +6,11 @@ import polars as pl
 import pytest
 
 from pinlanding_assets.core.collection_mining import (
+    KeyTypeCompatibility,
     MiningConfig,
+    TemplateTitleWriter,
+    TitleCandidate,
+    assign_slugs,
     collection_attribute_rows,
     collection_slug,
     mine_combinations,
@@ -50,16 +54,18 @@ def test_template_gender_phrasing_and_unisex_prefix() -> None:
     assert template_title([("gender", "girls"), ("product_type", "top"), ("season", "summer")]) == "Summer Tops for Girls"
 
 
+def test_a_season_leads_alone_and_trails_beside_other_adjectives() -> None:
+    fall_shirts = [("product_type", "shirt"), ("color", "white"), ("gender", "men"), ("season", "fall")]
+    assert template_title(fall_shirts) == "White Shirts for Men for Fall"  # not "Fall White Shirts for Men"
+    assert template_title([("product_type", "dress"), ("season", "summer")]) == "Summer Dresses"
+    assert template_title([("product_type", "backpack"), ("gender", "unisex"), ("season", "winter"), ("color", "black")]) == "Unisex Black Backpacks for Winter"
+
+
 def test_rules_reject_redundant_and_contradictory_combinations() -> None:
     redundant = [("product_type", "casual shoe"), ("occasion", "casual")]
     assert validate_and_score(redundant, template_title(redundant)).reason == "occasion 'casual' repeats the product type"
     sports = [("product_type", "sports shoe"), ("occasion", "sports"), ("gender", "men")]
     assert validate_and_score(sports, template_title(sports)).reason is not None
-    bras_for_men = [("product_type", "bra"), ("gender", "men")]
-    assert validate_and_score(bras_for_men, template_title(bras_for_men)).reason == "'bra' is not sold for men"
-    seasonal_watch = [("product_type", "watch"), ("season", "summer"), ("gender", "men")]
-    judgement = validate_and_score(seasonal_watch, template_title(seasonal_watch))
-    assert judgement.reason is None and judgement.quality < 4  # valid, but below the default cutoff
     good = [("product_type", "shirt"), ("color", "navy blue"), ("gender", "men")]
     assert validate_and_score(good, template_title(good)).quality == 5
     hostile = [("product_type", "shirt"), ("color", "<script>")]
@@ -88,14 +94,24 @@ def test_the_title_allow_list_is_configurable() -> None:
         MiningConfig(title_characters="z-a")
 
 
-def test_slug_depends_only_on_the_attribute_set() -> None:
+def test_slugs_are_human_and_depend_only_on_the_attribute_set() -> None:
     a = [("product_type", "shirt"), ("color", "navy blue"), ("gender", "men")]
     assert collection_slug(a) == collection_slug(list(reversed(a)))
-    assert collection_slug(a) == "navy-blue-shirt-men-" + collection_slug(a).rsplit("-", 1)[1]
+    assert collection_slug(a) == "navy-blue-shirts-for-men"  # frozen: a URL people link to
+    assert collection_slug([("product_type", "shirt"), ("color", "black"), ("pattern", "checked"), ("occasion", "casual")]) == "black-checked-casual-shirts"
+    assert collection_slug([("product_type", "backpack"), ("gender", "unisex"), ("color", "black")]) == "unisex-black-backpacks"
     assert collection_slug(a) != collection_slug([("product_type", "shirt"), ("color", "navy blue"), ("gender", "women")])
-    # same values under different keys: different slugs
-    assert collection_slug([("product_type", "x"), ("color", "red")]) != collection_slug([("product_type", "x"), ("pattern", "red")])
-    assert collection_slug(a) == "navy-blue-shirt-men-3490bb"  # frozen: a URL people link to
+
+
+def test_slug_collisions_are_resolved_the_same_way_in_any_order() -> None:
+    checked_pattern = (("product_type", "shirt"), ("pattern", "checked"))
+    checked_style = (("product_type", "shirt"), ("style", "checked"))
+    plain = (("product_type", "shirt"),)
+    first = assign_slugs([checked_pattern, checked_style, plain])
+    second = assign_slugs([plain, checked_style, checked_pattern])
+    assert first == ["checked-shirts", "checked-shirts-style", "shirts"]
+    assert second == list(reversed(first))  # the same slug for the same set, whatever the order
+    assert len(set(first)) == 3
 
 
 def test_near_duplicate_fingerprint() -> None:
@@ -141,7 +157,7 @@ def test_identical_product_sets_merge_into_the_most_general_collection() -> None
     merged = collections.filter(pl.col("status") == "merged")
     assert set(merged.get_column("title").to_list()) >= {"Black Watches for Men", "Casual Watches for Men"}
     watch_merges = merged.filter(pl.col("title").str.contains("Watches"))
-    assert watch_merges.height == 5 and all(r.startswith("same products as black-watch-") for r in watch_merges.get_column("reason").to_list())
+    assert watch_merges.height == 5 and all(r == "same products as black-watches" for r in watch_merges.get_column("reason").to_list())
 
 
 def test_different_product_sets_stay_separate() -> None:
@@ -190,4 +206,54 @@ def test_near_duplicate_titles_merge_even_with_different_products() -> None:
     assert collections.get_column("title").to_list() == ["Checked Shirts", "Checked Shirts"]
     assert collections.get_column("status").to_list() == ["kept", "merged"]
     assert collections.get_column("support").to_list() == [6, 5]  # the better-supported one stays
-    assert collections.get_column("reason")[1].startswith("near-duplicate title of checked-shirt-")
+    assert collections.get_column("reason")[1].startswith("near-duplicate title of checked-shirts")
+    assert collections.get_column("slug").n_unique() == 2  # the colliding slugs told apart
+
+
+def teacher_sample() -> pl.DataFrame:
+    """A teacher's labeled sample: shirts get colours, styles and genders; perfumes never a
+    colour; sandals strappy or slip-on, never polo; bras only for women."""
+    rows = {}
+    for i in range(30):
+        rows[f"shirt{i}"] = [("product_type", "shirt"), ("color", ["white", "black", "red"][i % 3]), ("gender", ["men", "women"][i % 2]), ("style", "polo")]
+    for i in range(20):
+        rows[f"perfume{i}"] = [("product_type", "perfume and body mist"), ("gender", ["men", "women"][i % 2])]
+    for i in range(20):
+        rows[f"sandal{i}"] = [("product_type", "sandal"), ("color", "brown"), ("style", ["strappy", "slip on"][i % 2]), ("gender", "men")]
+    for i in range(20):
+        rows[f"bra{i}"] = [("product_type", "bra"), ("color", "black"), ("gender", "women")]
+    rows["rare0"] = [("product_type", "umbrella"), ("color", "red")]
+    return assignments(rows)
+
+
+def test_key_and_type_compatibility_is_learned_from_the_teachers_sample() -> None:
+    fit = KeyTypeCompatibility.learn(teacher_sample())
+    assert fit.problem("perfume and body mist", "color", "red").startswith("'color' is rarely a key of 'perfume and body mist'")
+    assert fit.problem("sandal", "style", "polo").startswith("'style: polo' does not go with 'sandal'")
+    assert fit.problem("bra", "gender", "men").startswith("'gender: men' does not go with 'bra'")
+    assert fit.problem("shirt", "color", "red") is None and fit.problem("sandal", "style", "strappy") is None
+    assert fit.problem("bra", "gender", "women") is None and fit.problem("shirt", "style", "polo") is None
+    assert fit.problem("umbrella", "style", "polo") is None  # one labeled umbrella: too few to judge
+    assert fit.problem("scarf", "color", "red") is None  # a type the teacher never labeled
+    assert KeyTypeCompatibility.learn(teacher_sample().head(0)).problem("bra", "gender", "men") is None
+
+
+def test_the_offline_judge_refuses_titles_its_learned_compatibility_rejects() -> None:
+    fit = KeyTypeCompatibility.learn(teacher_sample())
+    candidates = [
+        TitleCandidate("red-perfume", (("product_type", "perfume and body mist"), ("color", "red")), 12),
+        TitleCandidate("polo-sandals", (("product_type", "sandal"), ("style", "polo")), 12),
+        TitleCandidate("bras-for-men", (("product_type", "bra"), ("gender", "men")), 12),
+        TitleCandidate("red-shirts", (("product_type", "shirt"), ("color", "red")), 12),
+    ]
+    perfume, sandals, bras, shirts = TemplateTitleWriter(compatibility=fit).write(candidates)
+    assert (perfume.title, perfume.reason is not None) == ("Red Perfume and Body Mist", True)
+    assert "polo" in sandals.reason and "men" in bras.reason
+    assert (shirts.title, shirts.reason, shirts.quality) == ("Red Shirts", None, 5)
+    # Without a learned fit nothing is vetoed for it (the rules only say no with evidence).
+    assert all(r.reason is None for r in TemplateTitleWriter().write(candidates))
+    # Through write_collections: the compatibility passed in judges the offline writer.
+    product_rows = assignments({f"p{i}": [("product_type", "perfume and body mist"), ("color", "red")] for i in range(12)})
+    config = MiningConfig(min_support=10)
+    collections = write_collections(mine_combinations(product_rows, config), config, compatibility=fit)
+    assert collections.get_column("status").to_list() == ["rejected"] and "color" in collections.get_column("reason")[0]

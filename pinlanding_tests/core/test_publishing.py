@@ -15,6 +15,7 @@ from pinlanding_assets.core.collection_mining import MiningConfig, mine_combinat
 from pinlanding_assets.core.evaluation import catalog_label_attributes
 from pinlanding_assets.core.file_lock import LockTimeout, exclusive_lock
 from pinlanding_assets.core.matching import MatchingConfig
+from pinlanding_assets.core.page_dedup import DedupConfig
 from pinlanding_assets.core.publishing import PublishConfig, publish
 from pinlanding_assets.core.settings import DataHome
 from pinlanding_assets.core.site import SiteConfig
@@ -97,3 +98,35 @@ def test_a_publish_waits_for_the_one_holding_the_lock_and_an_unknown_engine_is_r
 
     with pytest.raises(ValueError, match="engine must be one of spark, duckdb, got 'polars'"):
         run(home, "run-polars", PublishConfig(engine="polars"))
+
+
+def test_near_duplicates_merge_and_old_slugs_redirect_to_their_pages(home) -> None:
+    warehouse, paths, products, catalog_root = home
+    first = run(home, "run-1")
+    # A home published before slugs were human: its hash-suffixed slug for a live attribute set.
+    live = first.pages.get_column("slug").unique().sort()[0]
+    old = warehouse.read_table("published_pages").filter(pl.col("slug") == live).with_columns(pl.lit(f"{live}-86868f").alias("slug"))
+    warehouse.replace_table("published_pages", pl.concat([warehouse.read_table("published_pages"), old]))
+    loose = DedupConfig(max_jaccard=0.5)  # merges some sample pages (the default 0.8 may merge none)
+    second = publish(warehouse, paths, catalog_root, "run-2", MatchingConfig(), SiteConfig(), DUCKDB, dedup=loose)
+    retired = dict(second.retired.select("slug", "redirect_to").iter_rows())
+    assert retired[f"{live}-86868f"] == live  # the old URL goes to the page with the same attributes
+    merged = second.dedup.merged_into
+    assert merged and not set(merged) & set(second.pages.get_column("slug"))
+    for slug, target in merged.items():
+        assert target in set(second.pages.get_column("slug"))
+        page = (paths.site / "pages" / f"{slug}.html").read_text()
+        assert 'http-equiv="refresh"' in page and f"url={target}.html" in page
+        if slug in retired:  # published by run-1: retired, pointing at the page it merged into
+            assert retired[slug] == target
+    sitemap = (paths.site / "sitemap.xml").read_text()
+    assert not any(f"/pages/{slug}.html" in sitemap for slug in merged)
+    # The quality report says what happened to every matched page.
+    meta = second.report.as_metadata()
+    counts = meta["quality_pages"]
+    assert counts["merged"] == len(merged) and counts["published"] == second.n_pages
+    assert counts["matched"] == counts["merged"] + counts["published"] + (second.matched_pages - second.n_pages)
+    assert counts["indexed"] + counts["noindex (thin)"] == second.n_pages and counts["indexed"] == sitemap.count("<loc>")
+    assert meta["quality_p_at_10"]["pages_checked"] > 0 and meta["quality_p_at_10"]["mean"] == 1.0  # built from the labels
+    assert 0 < meta["quality_coverage"]["share_on_a_page"] <= 1
+    assert meta["quality_worst_pages"] and {"slug", "title", "p_at_10", "products", "indexed"} <= set(meta["quality_worst_pages"][0])

@@ -37,6 +37,34 @@ class Collect(HTMLParser):
         self.text.append(data)
 
 
+class JsonLd(HTMLParser):
+    """The text of every <script type="application/ld+json">, as a browser hands it to a
+    JSON parser (no entity decoding inside a script)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside = False
+        self.blocks: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.inside = tag == "script" and dict(attrs).get("type") == "application/ld+json"
+        if self.inside:
+            self.blocks.append("")
+
+    def handle_endtag(self, tag):
+        self.inside = False
+
+    def handle_data(self, data):
+        if self.inside:
+            self.blocks[-1] += data
+
+
+def json_ld(path: Path) -> list[dict]:
+    parser = JsonLd()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return [json.loads(block) for block in parser.blocks]
+
+
 def parse(path: Path) -> Collect:
     parser = Collect()
     parser.feed(path.read_text(encoding="utf-8"))
@@ -56,6 +84,7 @@ def publish_site(
     retired: pl.DataFrame | None = None,
     catalog_root: Path | None = None,
     min_page_size: int = 1,
+    noindex: set[str] = frozenset(),
 ) -> tuple[SiteResult, StagedImages]:
     """A publish as `landing_pages` does it: verify images, withhold refused products,
     render, switch. The catalog defaults to the sample catalog the products come from."""
@@ -64,7 +93,7 @@ def publish_site(
     with SiteBuild(site_dir, "test", config) as build:
         images = build.stage_images(pages.select("product_id").unique().join(products, on="product_id", how="left"), catalog_root or SAMPLE_CATALOG)
         pages = withhold_products(pages, images.refused_ids, MatchingConfig(min_page_size=min_page_size))
-        result = build.render(collections, pages, products, retired, images)
+        result = build.render(collections, pages, products, retired, images, noindex=noindex)
     return result, images
 
 
@@ -125,7 +154,13 @@ def test_hostile_titles_and_values_are_escaped_everywhere(sample_catalog, tmp_pa
         raw = path.read_text()
         parsed = parse(path)
         assert "<script>alert" not in raw and "<script>steal" not in raw and "<img src=x" not in raw
-        assert [t for t, _ in parsed.tags].count("script") == (1 if path.name == "index.html" else 0)  # only our filter
+        scripts = [attrs for t, attrs in parsed.tags if t == "script"]
+        if path.name == "index.html":
+            assert scripts == [{}]  # only our filter
+        else:  # only the structured data, which still parses with the hostile text intact
+            assert scripts == [{"type": "application/ld+json"}]
+            [data] = json_ld(path)
+            assert data["name"] == HOSTILE_TITLE and "Evil <script>steal()</script> \"Shoe\"" in [i["item"]["name"] for i in data["mainEntity"]["itemListElement"]]
         assert not any(k.startswith("on") for _, attrs in parsed.tags for k in attrs)  # no injected handlers
         assert any(HOSTILE_TITLE in t for t in parsed.text)  # shown as text, intact
     page = parse(tmp_path / "site" / "pages" / "black-watch-abc123.html")
@@ -189,7 +224,11 @@ def test_a_hostile_product_title_is_escaped_in_every_place_it_appears(sample_cat
         assert texts(parsed, "title")[0].startswith(evil)  # <title>: the collection's, the retired one's, the site's
         assert texts(parsed, "a", "brand") == [evil]  # the site title in the header
         assert not any(k.startswith("on") for _, attrs in parsed.tags for k in attrs)  # no handler got in
-        assert [t for t, _ in parsed.tags].count("script") == (1 if parsed is index else 0)
+        assert [t for t, attrs in parsed.tags if t == "script" and attrs.get("type") != "application/ld+json"] == (["script"] if parsed is index else [])
+    [data] = json_ld(site / "pages" / "black-watch-abc123.html")  # the structured data parses, the title intact
+    assert data["name"] == evil and evil in [i["item"]["name"] for i in data["mainEntity"]["itemListElement"]]
+    og = {attrs["property"]: attrs["content"] for tag, attrs in page.tags if tag == "meta" and "property" in attrs}
+    assert og["og:title"] == evil and og["og:url"] == f"{base_url}/pages/black-watch-abc123.html"  # attribute values, read back intact
     assert texts(page, "h1") == [evil] and evil in alts(page) and evil in texts(page, "div", "body")  # the product: alt and card
     assert evil in alts(index) and texts(index, "span", "t")[-1] == evil  # the tile: first product's image, the collection's title
     assert texts(moved, "p", "meta")[0] == f"{evil} is no longer published. "  # the redirect's meta line
@@ -362,3 +401,67 @@ def test_readers_always_see_a_whole_site_while_versions_switch(sample_catalog, t
     builds = sorted(p.name for p in (tmp_path / "site-builds").iterdir())
     assert len(builds) == 3 and site.resolve().name == builds[-1]  # the newest three, the live one last
     assert not list(tmp_path.glob(".site.*"))  # no temporary link left behind
+
+
+def test_collection_pages_carry_structured_data_meta_and_open_graph(sample_catalog, tmp_path) -> None:
+    products = sample_products(sample_catalog)
+    collections, pages = site_inputs(products)
+    base = "https://shop.test/c"
+    publish_site(tmp_path / "site", collections, pages, products, SiteConfig(base_url=base), noindex={"white-shirt-def456"})
+    site = tmp_path / "site"
+    path = site / "pages" / "black-watch-abc123.html"
+    [data] = json_ld(path)
+    # schema.org: a CollectionPage whose mainEntity is the ItemList of the page's products, in rank order
+    assert data["@context"] == "https://schema.org" and data["@type"] == "CollectionPage"
+    assert data["name"] == "Black Watches" and data["url"] == f"{base}/pages/black-watch-abc123.html"
+    item_list = data["mainEntity"]
+    assert item_list["@type"] == "ItemList" and item_list["numberOfItems"] == 6 == len(item_list["itemListElement"])
+    ranked = pages.filter(pl.col("slug") == "black-watch-abc123").sort("rank")
+    titles = dict(products.select("product_id", "title").iter_rows())
+    for element, (pid, rank) in zip(item_list["itemListElement"], ranked.select("product_id", "rank").iter_rows()):
+        assert element["@type"] == "ListItem" and element["position"] == rank
+        product = element["item"]
+        assert product["@type"] == "Product" and product["sku"] == pid and product["name"] == titles[pid]
+        assert product["image"].startswith(f"{base}/images/") and (site / "images" / product["image"].rsplit("/", 1)[1]).is_file()
+    head = parse(path)
+    metas = {attrs.get("name") or attrs.get("property"): attrs.get("content") for tag, attrs in head.tags if tag == "meta"}
+    description = metas["description"]
+    assert description.startswith("Black Watches: 6 products") and "color <b>\"black\"</b>" in description and len(description) <= 160
+    assert data["description"] == description
+    assert metas["og:title"] == "Black Watches" and metas["og:description"] == description and metas["og:url"] == data["url"]
+    assert metas["og:image"] == item_list["itemListElement"][0]["item"]["image"]  # the first product's picture previews the page
+    assert "robots" not in metas  # indexed
+    # A thin page: rendered (links to it work) but noindex and not in the sitemap.
+    thin = {attrs.get("name"): attrs.get("content") for tag, attrs in parse(site / "pages" / "white-shirt-def456.html").tags if tag == "meta"}
+    assert thin["robots"] == "noindex,follow"
+    locs = [el.text for el in ET.parse(site / "sitemap.xml").getroot().iter("{http://www.sitemaps.org/schemas/sitemap/0.9}loc")]
+    assert locs == [f"{base}/pages/black-watch-abc123.html"]
+
+
+def test_related_links_are_shown_by_relation(sample_catalog, tmp_path) -> None:
+    products = sample_products(sample_catalog, 12)
+    ids = products.get_column("product_id").to_list()
+    collections = pl.DataFrame(
+        {
+            "slug": ["shirts", "white-shirts", "black-shirts", "white-shirts-for-men"],
+            "title": ["Shirts", "White Shirts", "Black Shirts", "White Shirts for Men"],
+            "attributes": [
+                [{"key": "product_type", "value": "shirt"}],
+                [{"key": "product_type", "value": "shirt"}, {"key": "color", "value": "white"}],
+                [{"key": "product_type", "value": "shirt"}, {"key": "color", "value": "black"}],
+                [{"key": "product_type", "value": "shirt"}, {"key": "color", "value": "white"}, {"key": "gender", "value": "men"}],
+            ],
+        },
+        schema={"slug": pl.String, "title": pl.String, "attributes": ATTR_TYPE},
+    )
+    members = {"shirts": ids[:12], "white-shirts": ids[:6], "black-shirts": ids[6:12], "white-shirts-for-men": ids[:3]}
+    pages = pl.DataFrame(
+        [(s, pid, 0.9, r) for s, m in members.items() for r, pid in enumerate(m, 1)],
+        schema={"slug": pl.String, "product_id": pl.String, "relevance": pl.Float64, "rank": pl.Int64}, orient="row",
+    )
+    publish_site(tmp_path / "site", collections, pages, products, SiteConfig())
+    page = placed(tmp_path / "site" / "pages" / "white-shirts.html")
+    headings = [text for tag, css, text in page.texts if tag == "span" and css == "relation"]
+    assert headings == ["Broader", "Narrower", "In other colours"]
+    hrefs = [attrs["href"] for tag, attrs in page.tags if tag == "a" and attrs.get("href", "").endswith(".html") and not attrs["href"].startswith("../")]
+    assert hrefs == ["shirts.html", "white-shirts-for-men.html", "black-shirts.html"]

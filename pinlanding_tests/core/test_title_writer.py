@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from pinlanding_assets.core.collection_mining import MiningConfig, TitleCandidate, collection_slug, mine_combinations, write_collections
+from pinlanding_assets.core.collection_mining import KeyTypeCompatibility, MiningConfig, TitleCandidate, collection_slug, mine_combinations, write_collections
 import pytest
 
 from pinlanding_assets.core.llm_client import CachedLLMClient, LLMSettings
@@ -49,26 +49,37 @@ NAVY_SHIRTS = candidate(("product_type", "shirt"), ("color", "navy blue"), ("gen
 BLACK_WATCHES = candidate(("product_type", "watch"), ("color", "black"))
 BRAS_FOR_MEN = candidate(("product_type", "bra"), ("gender", "men"))
 WHITE_HEELS = candidate(("product_type", "heels"), ("color", "white"), ("season", "winter"))
+REPEATED = candidate(("product_type", "casual shoe"), ("occasion", "casual"))
 
 
 def test_llm_titles_validated_scored_and_cached(fake_openai, tmp_path) -> None:
     fake_openai.responder = ScriptedModel(
         titles={"color: navy blue": "Casual Navy Blue Shirts for Men", "color: black": "Black Watches", "color: white": "White Winter Heels"},
-        invalid={"season: winter"},
+        invalid={"season: winter", "product type: bra"},
         scores={"Black Watches": 3},
     )
-    writer = LLMTitleWriter(client_for(fake_openai, tmp_path))
-    results = writer.write([NAVY_SHIRTS, BLACK_WATCHES, BRAS_FOR_MEN, WHITE_HEELS])
-    shirts, watches, bras, heels = results
+    # The learned key/type fit would veto the bras offline; with a key set the LLM judges them.
+    teacher = pl.DataFrame(
+        [(f"b{i}", k, v) for i in range(20) for k, v in [("product_type", "bra"), ("gender", "women")]]
+        + [(f"s{i}", k, v) for i in range(20) for k, v in [("product_type", "shirt"), ("gender", "men")]],
+        schema={"product_id": pl.String, "key": pl.String, "value": pl.String}, orient="row",
+    )
+    compatibility = KeyTypeCompatibility.learn(teacher)
+    writer = LLMTitleWriter(client_for(fake_openai, tmp_path), compatibility=compatibility)
+    results = writer.write([NAVY_SHIRTS, BLACK_WATCHES, BRAS_FOR_MEN, WHITE_HEELS, REPEATED])
+    shirts, watches, bras, heels, repeated = results
     assert (shirts.title, shirts.quality, shirts.reason, shirts.writer) == ("Casual Navy Blue Shirts for Men", 5, None, "llm")
     assert (watches.title, watches.quality, watches.reason) == ("Black Watches", 3, None)  # scored below the cutoff
-    assert bras.reason == "'bra' is not sold for men" and bras.writer == "template"  # rules veto before any call
+    assert bras.reason.startswith("llm: invalid") and bras.writer == "llm"
     assert heels.reason.startswith("llm: invalid") and heels.quality == 1
-    # 3 validations + 2 titles + 2 scores; nothing about the bras
-    assert fake_openai.request_count() == 7
-    assert not any("product type: bra" in first_user_text(r.body) for r in fake_openai.requests)
-    again = LLMTitleWriter(client_for(fake_openai, tmp_path)).write([NAVY_SHIRTS, BLACK_WATCHES, BRAS_FOR_MEN, WHITE_HEELS])
-    assert again == results and fake_openai.request_count() == 7  # a re-run pays nothing
+    assert repeated.reason == "occasion 'casual' repeats the product type" and repeated.writer == "template"  # rules veto before any call
+    # 4 validations + 2 titles + 2 scores; nothing about the repeated value
+    assert fake_openai.request_count() == 8
+    assert not any("product type: casual shoe" in first_user_text(r.body) for r in fake_openai.requests)
+    again = LLMTitleWriter(client_for(fake_openai, tmp_path), compatibility=compatibility).write([NAVY_SHIRTS, BLACK_WATCHES, BRAS_FOR_MEN, WHITE_HEELS, REPEATED])
+    assert again == results and fake_openai.request_count() == 8  # a re-run pays nothing
+    # The offline fallback judges with the learned fit: the bras are refused without the LLM.
+    assert compatibility.problem("bra", "gender", "men") is not None
 
 
 def test_invented_attributes_are_replaced_by_the_template_title(fake_openai, tmp_path) -> None:

@@ -20,6 +20,8 @@ from pinlanding_assets.core.gates import GateConfig, ShardGateConfig
 from pinlanding_assets.core.llm_client import LLMSettings
 from pinlanding_assets.core.matching import MatchingConfig
 from pinlanding_assets.core.model_fitting import AssignmentConfig, HeldoutConfig
+from pinlanding_assets.core.page_dedup import DedupConfig
+from pinlanding_assets.core.page_quality import IndexingConfig
 from pinlanding_assets.core.publishing import PublishConfig
 from pinlanding_assets.core.scoring import ScoringSettings
 from pinlanding_assets.core.site import SiteConfig
@@ -46,7 +48,7 @@ STAGES = {
     "clip_model": (ModelConfig, "train_model", {ModelSpec, TrainingConfig, AssignmentConfig, GateConfig, HeldoutConfig, ComputeSettings}),
     "product_attribute_scores": (ScoringConfig, "shard_scoring", {ScoringSettings, ShardGateConfig, ComputeSettings}),
     "collection_queries": (CollectionConfig, "publish_pages", {MiningConfig}),
-    "landing_pages": (PagesConfig, "publish_pages", {MatchingConfig, SiteConfig, PublishConfig, PageCheckConfig}),
+    "landing_pages": (PagesConfig, "publish_pages", {MatchingConfig, SiteConfig, PublishConfig, PageCheckConfig, DedupConfig, IndexingConfig}),
 }
 RESOURCES = {
     "llm": (LLMResource, "shard_ingest", {LLMSettings}),

@@ -13,7 +13,7 @@ READS = {
     "clip_model": {"catalog_products", "raw_attributes", "curated_vocabulary"},
     "product_attribute_scores": {"catalog_products", "product_embeddings", "clip_model", "raw_attributes", "curated_vocabulary"},
     "product_embeddings": {"catalog_products", "clip_model"},
-    "collection_queries": {"product_attribute_scores", "catalog_products"},
+    "collection_queries": {"product_attribute_scores", "raw_attributes", "curated_vocabulary", "catalog_products"},
     "landing_pages": {"product_attribute_scores", "collection_queries", "catalog_products"},
 }
 KINDS = {

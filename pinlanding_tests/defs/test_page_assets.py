@@ -76,7 +76,14 @@ def test_pages_site_and_refresh(sample_catalog, tmp_path, spark_resource, monkey
         site_index = Path(first["site"])
         assert site_index == home / "site" / "index.html" and site_index.is_file()
         assert (home / "site").is_symlink() and first["site_url"] == site_index.as_uri()  # the live link, not a build pruned later
-        assert len(list((home / "site" / "pages").glob("*.html"))) == n_pages
+        rendered = [p for p in (home / "site" / "pages").glob("*.html") if 'http-equiv="refresh"' not in p.read_text()]
+        assert len(rendered) == n_pages  # and a redirect page for each slug merged into a near-duplicate
+        assert first["site_redirects"] == first["pages_merged"] == first["quality_pages"]["merged"]
+        # The page-quality report, for a person to look at.
+        assert first["quality_pages"]["published"] == n_pages and first["quality_pages"]["matched"] >= n_pages
+        assert first["quality_pages"]["indexed"] + first["quality_pages"]["noindex (thin)"] == n_pages
+        assert first["quality_p_at_10"]["mean"] == 1.0 and sum(first["quality_p_at_10"]["histogram"].values()) == first["quality_p_at_10"]["pages_checked"]
+        assert 0 < first["quality_coverage"]["share_on_a_page"] <= 1 and first["quality_worst_pages"]
         assert first["precision_at_10"] == 1.0  # pages built from the labels themselves
         collections = warehouse.read_table("collection_queries")
         assert set(collections.get_column("writer").unique().to_list()) == {"template"}
