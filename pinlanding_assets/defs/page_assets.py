@@ -35,7 +35,7 @@ from .config_from_core import CoreSettings, with_core_settings
 from .resources import CatalogResource, DataHomeResource
 from .tables import table_spec, written_table_metadata
 
-CODE_VERSION = "4"  # bump when this step's logic (here or in core/publishing.py, matching.py, page_dedup.py, page_quality.py, related_pages.py, page_refresh.py, site.py) changes its tables or the site
+CODE_VERSION = "5"  # bump when this step's logic (here or in core/publishing.py, matching.py, page_dedup.py, page_quality.py, related_pages.py, page_refresh.py, site.py) changes its tables or the site
 GROUP = "pages"
 TABLES = ("landing_pages", "published_pages", "retired_slugs", "page_refresh_log")  # the asset first: its materialization comes first
 # Every table of the step waits for the same thing: one publish per batch of shard updates.
