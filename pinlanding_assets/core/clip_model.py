@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -328,12 +328,15 @@ def embed_products(
     titles: list[str],
     batch_size: int = 512,
     progress=None,
+    images: Callable[[list[str]], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Product embeddings [N, D], images encoded in batches (progress(done, total) after
     each), titles once per distinct title. The next batch of images is decoded in a
     background thread while the current one is encoded (PIL releases the GIL while
-    decoding), so decoding hides behind the model."""
+    decoding), so decoding hides behind the model. `images` loads a batch's uint8 images
+    (default: decode them; `image_cache.DecodedImageStore.load` reads stored ones)."""
     encoder.model.eval()
+    load = images or (lambda paths: load_images(paths, encoder.image_size))
     if not image_paths:
         return torch.empty(0, _embed_dim(encoder))
     batch_size = encoder.compute.inference_batch_size(batch_size)
@@ -341,12 +344,12 @@ def embed_products(
     starts = list(range(0, len(image_paths), batch_size))
     chunks = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-decode") as pool:
-        pending = pool.submit(load_images, image_paths[: batch_size], encoder.image_size)
+        pending = pool.submit(load, image_paths[: batch_size])
         for i, start in enumerate(starts):
             stop = min(start + batch_size, len(image_paths))
             images = pending.result()
             if i + 1 < len(starts):
-                pending = pool.submit(load_images, image_paths[stop: stop + batch_size], encoder.image_size)
+                pending = pool.submit(load, image_paths[stop: stop + batch_size])
             image = encoder.encode_images(images).cpu()
             chunks.append(encoder.fuse(image, title_emb[start:stop] if title_emb is not None else None))
             if progress:
