@@ -27,7 +27,7 @@ from ..core.matching import PAGE_SCHEMA, MatchingConfig
 from ..core.page_dedup import DedupConfig
 from ..core.page_quality import IndexingConfig
 from ..core.page_refresh import CHANGE_SCHEMA, PUBLISHED_SCHEMA, RETIRED_SCHEMA
-from ..core.publishing import PublishConfig, SparkSource, publish
+from ..core.publishing import PageSettings, PublishConfig, SparkSource, publish
 from ..core.site import SiteConfig
 from .automation import PUBLISH_AFTER_SHARD_UPDATES
 from .checks import check_results
@@ -99,10 +99,8 @@ def landing_pages(
     warehouse = data_home.warehouse
     matching = config.to_core(MatchingConfig)
     spark_source = SparkSource(lambda: spark.spark_session, spark.spark_config.get("spark.master"))
-    published = publish(
-        warehouse, data_home.paths, catalog.table().root, context.run_id, matching, config.to_core(SiteConfig), config.to_core(PublishConfig), spark_source,
-        log=context.log, dedup=config.to_core(DedupConfig), index_config=config.to_core(IndexingConfig),
-    )
+    settings = PageSettings(matching, config.to_core(SiteConfig), config.to_core(PublishConfig), config.to_core(DedupConfig), config.to_core(IndexingConfig))
+    published = publish(warehouse, data_home.paths, catalog.table().root, context.run_id, settings, spark_source, log=context.log)
     pages, images, site = published.pages, published.images, published.site
     smallest, largest = published.smallest_and_largest()
     tables = written_table_metadata(warehouse, TABLES)
