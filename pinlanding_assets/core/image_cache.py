@@ -73,13 +73,17 @@ class DecodedImageStore:
         height, width = self.size_hw
         out = np.empty((len(paths), 3, height, width), dtype=np.uint8)
         keys = [image_key(path) for path in paths]
-        missing = []
+        missing, stored = [], {}  # chunk -> (positions in out, rows in the chunk)
         for i, key in enumerate(keys):
             found = self._index.get(key) if key is not None else None
             if found is None:
                 missing.append(i)
             else:
-                out[i] = self._rows(found[0])[found[1]]
+                positions, rows = stored.setdefault(found[0], ([], []))
+                positions.append(i)
+                rows.append(found[1])
+        for chunk, (positions, rows) in stored.items():  # one gather per chunk, not one per image
+            out[positions] = self._rows(chunk)[np.asarray(rows)]
         if missing:
             decoded = load_images([paths[i] for i in missing], self.size_hw).numpy()
             out[missing] = decoded
