@@ -471,13 +471,24 @@ def concept_page_rows(decompositions: pl.DataFrame) -> pl.DataFrame:
     return rows.select(pl.col("concept_slug").alias("slug"), "title", pl.lit([], dtype=ATTRIBUTES).alias("attributes"))
 
 
-def concept_views(decompositions: pl.DataFrame) -> dict[str, dict]:
-    """slug -> what the page's 'why these products' section shows: the concept, where it
-    came from, and its kept combinations (attributes, support, rationale)."""
+def concept_views(decompositions: pl.DataFrame, pages: pl.DataFrame) -> dict[str, dict]:
+    """slug -> what a concept page's 'why these products' section shows: the concept, where
+    it came from, its kept combinations (attributes, catalog support, products on the page,
+    rationale) and which combination each product matched. pages: CONCEPT_PAGE_SCHEMA, as
+    published (concepts without a page get no view)."""
+    matched = {(s, p): c for s, p, c in pages.select("slug", "product_id", "combination_slug").iter_rows()}
+    on_page = dict(pages.group_by("combination_slug").len().iter_rows()) if pages.height else {}
+    live = set(pages.get_column("slug").to_list())
     views: dict[str, dict] = {}
-    for row in decompositions.filter(pl.col("status") == "kept").sort("concept_slug", "combination").iter_rows(named=True):
-        view = views.setdefault(row["concept_slug"], {"concept": row["concept"], "source": row["source"], "decomposer": row["decomposer"], "combinations": []})
-        view["combinations"].append({"slug": row["combination_slug"], "number": row["combination"], "attributes": row["attributes"], "support": row["support"], "rationale": row["reason"]})
+    for row in decompositions.filter((pl.col("status") == "kept") & pl.col("concept_slug").is_in(sorted(live))).sort("concept_slug", "combination").iter_rows(named=True):
+        view = views.setdefault(row["concept_slug"], {"concept": row["concept"], "source": row["source"], "decomposer": row["decomposer"], "combinations": [], "matched": {}})
+        view["combinations"].append({
+            "number": row["combination"], "attributes": row["attributes"], "support": row["support"], "on_page": on_page.get(row["combination_slug"], 0), "rationale": row["reason"],
+        })
+    numbers = {r["combination_slug"]: r["combination"] for r in decompositions.filter(pl.col("status") == "kept").iter_rows(named=True)}
+    for (slug, product_id), combination in matched.items():
+        if slug in views:
+            views[slug]["matched"][product_id] = numbers.get(combination)
     return views
 
 

@@ -24,6 +24,14 @@ from pinlanding_assets.core.settings import SAMPLE_CATALOG
 from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource, SparkResource, spark_resource as project_spark_resource
 
 
+def vocabulary_from_labels(products: pl.DataFrame) -> pl.DataFrame:
+    """A curated vocabulary (the columns later stages read) of every label value: what the
+    style concepts are decomposed into."""
+    labels = catalog_label_attributes(products)
+    counts = labels.group_by("key", "value").agg(pl.col("product_id").n_unique().cast(pl.Int64).alias("frequency"))
+    return counts.with_columns(pl.col("value").alias("canonical"), pl.lit("kept").alias("status")).sort("key", "value")
+
+
 def scores_from_labels(products: pl.DataFrame, drop_products: set[str] = frozenset()) -> pl.DataFrame:
     labels = catalog_label_attributes(products).filter(~pl.col("product_id").is_in(list(drop_products)))
     return labels.with_columns(
@@ -67,6 +75,7 @@ def test_pages_site_and_refresh(sample_catalog, tmp_path, spark_resource, monkey
     products = load_catalog(locate_catalog(sample_catalog)).products
     warehouse.replace_table("catalog_products", products)
     warehouse.replace_table("product_attribute_scores", scores_from_labels(products))
+    warehouse.replace_table("curated_vocabulary", vocabulary_from_labels(products))
 
     with DagsterInstance.ephemeral() as instance:
         first = run_pages(home, spark_resource, instance)
@@ -87,6 +96,20 @@ def test_pages_site_and_refresh(sample_catalog, tmp_path, spark_resource, monkey
         assert first["precision_at_10"] == 1.0  # pages built from the labels themselves
         collections = warehouse.read_table("collection_queries")
         assert set(collections.get_column("writer").unique().to_list()) == {"template"}
+        # Style concepts (data/style_concepts.yaml, offline MiniLM): a page each, showing why.
+        concepts = warehouse.read_table("concept_decompositions")
+        kept = concepts.filter(pl.col("status") == "kept")
+        assert kept.height and set(kept.get_column("decomposer")) == {"minilm"}
+        concept_slugs = set(warehouse.read("SELECT DISTINCT slug FROM landing_pages").get_column("slug")) & set(kept.get_column("concept_slug"))
+        assert first["concept_pages"] == len(concept_slugs) >= 2
+        assert first["concept_precision_at_10"] == 1.0  # labels are the scores: every product carries its combination
+        assert "office-essentials" in concept_slugs
+        office = (home / "site" / "pages" / "office-essentials.html").read_text()
+        assert "Why these products" in office and "formal" in office
+        published = warehouse.read_table("published_pages").filter(pl.col("slug") == "office-essentials")
+        assert published.height == 1 and published.get_column("title")[0] == "Office Essentials"
+        index = (home / "site" / "index.html").read_text()
+        assert "Style Concepts" in index and "pages/office-essentials.html" in index
 
         # Refresh: the dresses lose their scores, so every dress page goes and must redirect.
         labels = catalog_label_attributes(products)
@@ -151,6 +174,7 @@ def seed_scores(home: Path, catalog: Path) -> Warehouse:
     products = load_catalog(locate_catalog(catalog)).products
     warehouse.replace_table("catalog_products", products)
     warehouse.replace_table("product_attribute_scores", scores_from_labels(products))
+    warehouse.replace_table("curated_vocabulary", vocabulary_from_labels(products))
     return warehouse
 
 
@@ -178,6 +202,7 @@ def test_duckdb_engine_publishes_the_pages_spark_publishes(duckdb_engine_pages, 
     on_spark_metadata, on_spark = engine_pages(tmp_path / "home", spark_resource, "spark", spark_input_dir=shared.as_uri())
     assert on_spark_metadata["engine"] == "spark"
     assert on_spark.equals(pages)
+    assert metadata["concept_pages"] == on_spark_metadata["concept_pages"] >= 2  # concept pages too, on both engines
     assert shared.is_dir() and not list(shared.iterdir()), "the run's input folder was left behind"
     assert not Path("file:").exists()
 
