@@ -187,7 +187,8 @@ def _publish(
         published_concepts = pages.join(concept_matches.select("slug", "product_id", "combination_slug"), on=["slug", "product_id"]).select(list(CONCEPT_PAGE_SCHEMA))
         views = concept_views(concepts, published_concepts)
         site = build.render(page_rows, pages, products, redirects(retired, dedup, current), images, noindex=noindex, concepts=views)
-    report = quality_report(dedup.pages.get_column("slug").n_unique() + dedup.merges.height, dedup.merges, pages, index, page_rows, collection_attrs, products, index_config)
+    n_matched = dedup.pages.get_column("slug").n_unique() + dedup.merges.height + concept_matches.get_column("slug").n_unique()
+    report = quality_report(n_matched, dedup.merges, pages, index, page_rows, collection_attrs, products, index_config)
     publication = Publication(
         pages, matched_pages, dedup, index, report, images, refresh, retired, site, export, precision_against_catalog_labels(pages, collection_attrs, products),
         published_concepts, concept_precision_against_catalog_labels(published_concepts, combination_attribute_rows(concepts), products),
