@@ -239,10 +239,12 @@ def test_an_unknown_engine_is_refused_clearly(tmp_path, spark_resource) -> None:
 
 
 def test_collection_queries_with_the_llm_writer(sample_catalog, tmp_path, monkeypatch) -> None:
-    from pinlanding_tests.fake_openai_server import FakeOpenAIServer
+    from pinlanding_tests.fake_openai_server import FakeOpenAIServer, PlausibleModel
 
     def model(body: dict) -> dict:
         stage = body["response_format"]["json_schema"]["name"]
+        if stage.startswith("concept_"):  # style concepts: plausible, one invented value each
+            return PlausibleModel()(body)
         if stage == "collection_validation":
             return {"valid": True, "reason": "ok"}
         if stage == "collection_title":
@@ -253,6 +255,7 @@ def test_collection_queries_with_the_llm_writer(sample_catalog, tmp_path, monkey
     warehouse = Warehouse(home / "warehouse.duckdb")
     products = load_catalog(locate_catalog(sample_catalog)).products
     warehouse.replace_table("product_attribute_scores", scores_from_labels(products))
+    warehouse.replace_table("curated_vocabulary", vocabulary_from_labels(products))
     monkeypatch.setenv("PINLANDING_TEST_LLM_KEY", "test")
     with FakeOpenAIServer(responder=model) as server:
         llm = LLMResource(base_url=server.base_url, api_key_env="PINLANDING_TEST_LLM_KEY", model="fake-llm", max_retries=0)
@@ -264,9 +267,18 @@ def test_collection_queries_with_the_llm_writer(sample_catalog, tmp_path, monkey
         )
         calls = server.request_count()
     assert result.success
-    metadata = {k: v.value for k, v in result.get_asset_materialization_events()[0].materialization.metadata.items()}
-    assert metadata["writer"] == "llm" and metadata["llm_calls_made"] == calls > 0
+    metadata, concept_metadata = ({k: v.value for k, v in e.materialization.metadata.items()} for e in result.get_asset_materialization_events())
+    # every call counted once: the titles' client and the concepts' (one per concept, one for proposals)
+    assert metadata["writer"] == "llm" and metadata["llm_calls_made"] + concept_metadata["llm_calls_made"] == calls > 0
+    assert concept_metadata["llm_calls_made"] >= concept_metadata["concepts"] + 1
     collections = warehouse.read_table("collection_queries")
     kept = collections.filter(pl.col("status") == "kept")
     assert kept.height > 0 and "Amazing Deals" not in kept.get_column("title").to_list()
     assert all(w.startswith("llm+template-title") for w in kept.get_column("writer").to_list())
+    # The style concepts went to the LLM too: decomposed, validated, and one proposed.
+    concepts = warehouse.read_table("concept_decompositions")
+    assert set(concepts.get_column("decomposer")) == {"llm"}
+    assert concepts.filter(pl.col("status") == "kept").height > 0
+    invented = concepts.filter(pl.col("reason").str.contains("cashmere", literal=True))
+    assert invented.height and set(invented.get_column("status")) == {"rejected"}
+    assert "weekend sport" in concepts.filter(pl.col("source") == "llm").get_column("concept").to_list()
