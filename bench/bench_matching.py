@@ -8,9 +8,11 @@ reference on generated inputs.
 `spark-standalone` and `spark-connect` start a master + one worker (all cores) and a Spark
 Connect server (`local[*]`) on loopback from the pyspark package for the run
 (`pinlanding_tests/spark_servers.py`) and stop them at the end; their memory is not in
-`peak_rss_mb` (only the child's own process tree is). Spark's inputs travel as Arrow data
-through the session (the `landing_pages` default), or with `--spark-inputs parquet` as
-Parquet files in a temporary folder (`spark_input_dir`).
+`peak_rss_mb` (only the child's own process tree is). The Spark session is the pipeline's
+(`core/spark_settings.py`: 8 shuffle partitions, ...) with `--spark-memory`. Spark gets its
+inputs where `landing_pages` puts them (`spark_input_location`): Parquet in a temporary
+folder for a local master, Arrow data through the session on a cluster or Connect;
+`--spark-inputs arrow|parquet` forces one.
 
 Grid: products x collections (default 10k/100k/1M x 1k/10k), each engine in its own child
 process on the same generated inputs (`core.matching.synthetic_inputs`, written once per
@@ -105,25 +107,23 @@ def run_child(engine: str, inputs: Path, result_path: Path, timeout_s: float, op
     return out | json.loads(result_path.read_text()) | {"status": "ok"}
 
 
-def spark_session(engine: str, spark_master: str, spark_remote: str, spark_memory: str):
+def spark_session(engine: str, spark_master: str, spark_remote: str, spark_memory: str, home: str):
+    """The pipeline's session (`core.spark_settings`, as `defs/resources.spark_resource`
+    builds it), with `spark_memory` for the engine and a quiet console."""
+    from pinlanding_assets.core.spark_settings import classic_spark_settings, spark_sql_settings
+
     if engine == "spark-connect":
         from pyspark.sql.connect.session import SparkSession as ConnectSession
 
-        return ConnectSession.builder.remote(spark_remote).config("spark.sql.shuffle.partitions", "8").create()
+        return ConnectSession.builder.remote(spark_remote).config(map=spark_sql_settings()).create()
     from pyspark.sql import SparkSession
 
-    builder = (
-        SparkSession.builder.master(spark_master)
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.log.level", "ERROR")
-        .config("spark.sql.shuffle.partitions", "8")
-    )
+    settings = classic_spark_settings(spark_master, home) | {"spark.log.level": "ERROR", "spark.ui.showConsoleProgress": "false"}
     if engine == "spark-standalone":  # the driver only collects pages; the executor does the joins
-        builder = builder.config("spark.driver.memory", "2g").config("spark.executor.memory", spark_memory)
+        settings |= {"spark.driver.memory": "2g", "spark.executor.memory": spark_memory}
     else:  # local mode: the driver's JVM is the whole engine
-        builder = builder.config("spark.driver.memory", spark_memory)
-    session = builder.getOrCreate()
+        settings["spark.driver.memory"] = spark_memory
+    session = SparkSession.builder.config(map=settings).getOrCreate()
     session.range(2).count()  # executors up before the clock starts, as in a long-lived cluster
     return session
 
@@ -131,7 +131,7 @@ def spark_session(engine: str, spark_master: str, spark_remote: str, spark_memor
 def child(engine: str, inputs: Path, result_path: Path, spark_master: str, spark_remote: str, duckdb_memory: str, spark_memory: str, spark_inputs: str) -> None:
     import polars as pl
 
-    from pinlanding_assets.core.matching import MatchingConfig, match_pages_duckdb, match_pages_spark
+    from pinlanding_assets.core.matching import MatchingConfig, match_pages_duckdb, match_pages_spark, spark_input_location
 
     products = pl.read_parquet(inputs / "products.parquet")
     collections = pl.read_parquet(inputs / "collections.parquet")
@@ -147,12 +147,17 @@ def child(engine: str, inputs: Path, result_path: Path, spark_master: str, spark
         if engine != "spark-connect":  # the local driver JVM: the Java the pipeline's Spark runs on, said in the row
             runtime = use_java_runtime()
             java = f"{runtime.major} ({runtime.source})"
-        session = spark_session(engine, spark_master, spark_remote, spark_memory)
-        with tempfile.TemporaryDirectory() as staging:
+        with tempfile.TemporaryDirectory() as home:
+            session = spark_session(engine, spark_master, spark_remote, spark_memory, home)
+            staging = str(Path(home) / "spark-input")
+            if spark_inputs == "auto":  # where the pipeline puts them: Parquet for a local master, else Arrow
+                input_uri = spark_input_location(None, None if engine == "spark-connect" else spark_master, Path(staging))
+            else:
+                input_uri = staging if spark_inputs == "parquet" else None
             started = time.perf_counter()
-            pages = match_pages_spark(session, products, collections, config, input_uri=staging if spark_inputs == "parquet" else None)
+            pages = match_pages_spark(session, products, collections, config, input_uri=input_uri)
             match_s = time.perf_counter() - started
-        session.stop()
+            session.stop()
     pages.write_parquet(result_path.with_suffix(".pages.parquet"))
     result = {"match_s": round(match_s, 2), "pages": pages.get_column("slug").n_unique(), "page_rows": pages.height, "input_rows": products.height} | ({"java": java} if java else {})
     result_path.write_text(json.dumps(result))
@@ -167,7 +172,7 @@ def main() -> None:
     parser.add_argument("--spark-master", default="local[*]")
     parser.add_argument("--spark-memory", default="6g", help="spark.driver.memory (local mode: the whole JVM); the executor's or the Connect server's on the servers")
     parser.add_argument("--spark-remote", default="", help=argparse.SUPPRESS)
-    parser.add_argument("--spark-inputs", default="arrow", choices=["arrow", "parquet"], help="how Spark gets its inputs")
+    parser.add_argument("--spark-inputs", default="auto", choices=["auto", "arrow", "parquet"], help="how Spark gets its inputs (auto: as the pipeline, Parquet for a local master, else Arrow)")
     parser.add_argument("--duckdb-memory", default="6GB", help="DuckDB memory_limit (it spills beyond)")
     parser.add_argument("--workdir", default=None, help="where generated inputs are kept (default: a temp dir)")
     parser.add_argument("--child", nargs=3, metavar=("ENGINE", "INPUTS", "RESULT"), help=argparse.SUPPRESS)

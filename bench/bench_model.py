@@ -13,7 +13,9 @@ What it does, with the same core functions the Dagster assets call:
    ever reads, mapped onto the vocabulary strictly and leniently (`text_rules.values_match`);
    `--silver-share` also holds out part of the sample as silver truth;
 3. `score_products`: score the whole catalog from the saved checkpoint with an empty
-   embedding cache (wall time and process CPU time, torch on 2 threads);
+   embedding cache (wall time and process CPU time, torch on 2 threads), in process with an
+   empty store of decoded images as the shard step does; then again, as after a retrain,
+   with the images read from that store (`core/image_cache.py`);
    on the device and in the precision the pipeline resolves (`compute.resolve_compute`:
    bf16 autocast for inference on a CPU with native bf16);
 4. FLOPs of that scoring and of the training (one full training step, forward + backward,
@@ -49,7 +51,7 @@ from pinlanding_assets.core.compute import ComputeSettings, resolve_compute  # n
 from pinlanding_assets.core.extraction import OfflineExtractor, SampleSpec, select_sample  # noqa: E402
 from pinlanding_assets.core.gates import GateConfig  # noqa: E402
 from pinlanding_assets.core.model_fitting import PUBLISHED, AssignmentConfig, HeldoutConfig, fit_dual_encoder, silver_test_share, training_inputs  # noqa: E402
-from pinlanding_assets.core.scoring import score_products  # noqa: E402
+from pinlanding_assets.core.scoring import ScoringSettings, local_embedder, score_products  # noqa: E402
 from pinlanding_assets.core.settings import SHARED_DATASET  # noqa: E402
 from pinlanding_assets.core.training import TrainingConfig  # noqa: E402
 from pinlanding_assets.core.vocabulary import CurationConfig, curate_vocabulary, minilm_encoder  # noqa: E402
@@ -116,6 +118,24 @@ def scoring_flops(encoder, products: pl.DataFrame, n_attributes_phrases: pl.Data
     per_title = titles.get_total_flops() / rows.get_column("title").n_unique()
     n_titles = products.get_column("title").n_unique()
     return per_image * products.height + per_title * n_titles + phrases.get_total_flops()
+
+
+def towers_alone(encoder, products: pl.DataFrame, batch_size: int = 512, batches: int = 8) -> tuple[float, float]:
+    """(FLOP/s, seconds per batch) of the product tower on images decoded beforehand: what
+    scoring would reach if decoding cost nothing (`batches` batches of `batch_size`, after one
+    warm-up batch)."""
+    rows = products.head(batch_size * (batches + 1))
+    images = load_images(rows.get_column("image_path").to_list(), encoder.image_size)
+    titles = encoder.tokenize(rows.get_column("title").to_list()) if encoder.spec.fuse_title else None
+    chunks = [slice(i * batch_size, (i + 1) * batch_size) for i in range(batches + 1)]
+    with torch.inference_mode():
+        with FlopCounterMode(display=False) as counted:
+            encoder.encode_products(images[chunks[0]], titles[chunks[0]] if titles is not None else None)
+        started = time.perf_counter()
+        for chunk in chunks[1:]:
+            encoder.encode_products(images[chunk], titles[chunk] if titles is not None else None)
+        seconds = (time.perf_counter() - started) / batches
+    return counted.get_total_flops() / seconds, seconds
 
 
 def training_flops(encoder, labeled: pl.DataFrame, attributes: pl.DataFrame, training, batch_size: int) -> float:
@@ -196,11 +216,19 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
         load_before = os.getloadavg()[0]
+        # As the shard step scores: in process, images decoded once into the data home's store
+        # (here a temporary one, empty: the first scoring decodes every image).
+        embedder = local_embedder(encoder, ScoringSettings.batch_size, Path(tmp) / "decoded-images")
         wall, cpu = time.perf_counter(), time.process_time()
-        scored = score_products(encoder, extra, fitted.saved.version, products, pl.DataFrame())
+        scored = score_products(encoder, extra, fitted.saved.version, products, pl.DataFrame(), embedder=embedder)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         load_after = os.getloadavg()[0]
+        # A retrained model's scoring: every product encoded again, images read from the store.
+        warm_wall = time.perf_counter()
+        rescored = score_products(encoder, extra, fitted.saved.version, products, pl.DataFrame(), embedder=embedder)
+        warm_wall = time.perf_counter() - warm_wall
         flops = scoring_flops(encoder, products, fitted.space.attributes)
+        towers_rate, towers_batch_seconds = towers_alone(encoder, products)
         train_flops = training_flops(load_encoder(fitted.saved.directory)[0], labeled, fitted.space.attributes, fitted.training, training.batch_size)
     peak = matmul_flops_per_second(args.threads)
     peak_bf16 = matmul_flops_per_second(args.threads, torch.bfloat16)
@@ -241,6 +269,14 @@ def main(argv: list[str] | None = None) -> int:
             "bf16_matmul_flops_per_second": peak_bf16,
             "fraction_of_matmul_peak": flops / scored.encode_seconds / scoring_peak,
             "fraction_of_sgemm": flops / scored.encode_seconds / peak,
+            "stored_images_wall_seconds": round(warm_wall, 1),
+            "stored_images_encode_seconds": round(rescored.encode_seconds, 1),
+            "stored_images_fraction_of_matmul_peak": flops / rescored.encode_seconds / scoring_peak,
+            "stored_images_fraction_of_sgemm": flops / rescored.encode_seconds / peak,
+            "towers_alone_flops_per_second": towers_rate,
+            "towers_alone_seconds_per_512": towers_batch_seconds,
+            "towers_alone_fraction_of_matmul_peak": towers_rate / scoring_peak,
+            "towers_alone_fraction_of_sgemm": towers_rate / peak,
         },
     }
     print()
@@ -270,6 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"scoring on {s['compute']}: {flops / 1e12:.2f} TFLOP -> {s['flops_per_second'] / 1e9:.1f} GFLOP/s = {s['fraction_of_matmul_peak']:.1%} of the measured matmul rate "
           f"of its precision (fp32 {peak / 1e9:.1f}, bf16 {peak_bf16 / 1e9:.1f} GFLOP/s; {s['fraction_of_sgemm']:.1%} of fp32's)")
+    print(f"scoring again from stored decoded images (a retrained model's scoring): {s['stored_images_wall_seconds']}s wall, encode {s['stored_images_encode_seconds']}s = "
+          f"{flops / rescored.encode_seconds / 1e9:.1f} GFLOP/s, {s['stored_images_fraction_of_matmul_peak']:.1%} of its precision's matmul rate, {s['stored_images_fraction_of_sgemm']:.1%} of fp32's")
+    print(f"towers alone on decoded batches of 512: {towers_batch_seconds * 1e3:.0f} ms per batch, {towers_rate / 1e9:.1f} GFLOP/s = "
+          f"{s['towers_alone_fraction_of_matmul_peak']:.1%} of its precision's matmul rate, {s['towers_alone_fraction_of_sgemm']:.1%} of fp32's")
     print(f"[end] {load()}")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2, default=float))

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import open_clip
 import polars as pl
 import torch
 import torch.nn.functional as F
-from open_clip.tokenizer import SimpleTokenizer
+from open_clip.tokenizer import SimpleTokenizer, _clean_lower, whitespace_clean
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
@@ -70,6 +71,26 @@ KEY_PHRASES = {"product_type": "product type", "occasion": "occasion"}
 MIN_TOKEN_TEXTS = 2
 PAD_ID, RARE_ID = 0, 1  # compact ids; the kept BPE tokens follow in their BPE order, so the
 # end-of-text token (the highest BPE id, whose position the text tower pools) stays the highest
+
+
+_PLAIN_TEXT = re.compile(r"[ -%'-~]*")  # printable ASCII without "&"
+
+
+def _clean_plain_first(text: str) -> str:
+    """open_clip's "lower" cleaning, without ftfy and HTML unescaping for text they leave as
+    it is: printable ASCII with no "&" has no mojibake, control character, line break or
+    entity to fix (ftfy was half of tokenizing the catalog's titles). Any other text takes
+    open_clip's own path; `test_clip_model.py` holds both equal on every catalog title."""
+    if _PLAIN_TEXT.fullmatch(text):
+        return whitespace_clean(text).lower()
+    return _clean_lower(text)
+
+
+def clip_tokenizer(context_length: int) -> SimpleTokenizer:
+    """open_clip's BPE tokenizer (lower-case cleaning), with the plain-text fast path."""
+    tokenizer = SimpleTokenizer(context_length=context_length, clean="lower")
+    tokenizer.clean_fn = _clean_plain_first
+    return tokenizer
 
 
 def compact_token_ids(tokenizer: SimpleTokenizer, texts: Sequence[str], min_texts: int = MIN_TOKEN_TEXTS) -> tuple[int, ...]:
@@ -200,7 +221,7 @@ def build_encoder(spec: ModelSpec, seed: int = 0, texts: Sequence[str] | None = 
         cfg["vision_cfg"]["image_size"] = list(spec.image_size)
         cfg["text_cfg"]["context_length"] = spec.context_length
         if texts is not None and not spec.pretrained:
-            token_ids = compact_token_ids(SimpleTokenizer(context_length=spec.context_length), texts)
+            token_ids = compact_token_ids(clip_tokenizer(spec.context_length), texts)
             cfg["text_cfg"]["vocab_size"] = len(token_ids) + 2
         model = open_clip.model.CLIP(**cfg)
         if spec.pretrained:
@@ -224,7 +245,7 @@ def build_encoder(spec: ModelSpec, seed: int = 0, texts: Sequence[str] | None = 
             ) from exc
         cfg = open_clip.get_model_config(spec.name) or {}
     context = cfg.get("text_cfg", {}).get("context_length", spec.context_length)
-    return DualEncoder(model=model, model_cfg=cfg, spec=spec, tokenizer=SimpleTokenizer(context_length=context), token_ids=token_ids)
+    return DualEncoder(model=model, model_cfg=cfg, spec=spec, tokenizer=clip_tokenizer(context), token_ids=token_ids)
 
 
 def _saved_token_ids(config: dict) -> tuple[int, ...] | None:
@@ -289,7 +310,7 @@ def load_encoder(directory: Path, compute: Compute = CPU_FP32) -> tuple[DualEnco
     model = open_clip.create_model(f"local-dir:{directory}")
     model.eval()
     context = config["model_cfg"].get("text_cfg", {}).get("context_length", spec.context_length)
-    encoder = DualEncoder(model=model, model_cfg=config["model_cfg"], spec=spec, tokenizer=SimpleTokenizer(context_length=context), token_ids=_saved_token_ids(config))
+    encoder = DualEncoder(model=model, model_cfg=config["model_cfg"], spec=spec, tokenizer=clip_tokenizer(context), token_ids=_saved_token_ids(config))
     return encoder.place_on(compute), extra
 
 
@@ -303,18 +324,33 @@ def embed_attributes(encoder: DualEncoder, attributes: pl.DataFrame) -> torch.Te
     return encoder.encode_attributes(encoder.tokenize(attribute_table_phrases(attributes))).cpu()
 
 
-@torch.inference_mode()
-def embed_titles(encoder: DualEncoder, titles: list[str], batch_size: int = 512) -> torch.Tensor:
-    """Unit title embeddings [N, D]; each distinct title is encoded once (the catalog has
-    44k products but 31k distinct titles)."""
+@dataclass(frozen=True)
+class DistinctTitles:
+    """Each distinct title tokenized once (the catalog has 44k products but 31k distinct
+    titles), shortest first so batches trimmed after their longest title stay short."""
+
+    tokens: torch.Tensor  # [U, context]
+    rows: torch.Tensor  # [N]: the row of `tokens` of each title given
+
+
+def tokenize_titles(encoder: DualEncoder, titles: list[str]) -> DistinctTitles:
     unique, inverse = np.unique(np.asarray(titles, dtype=object).astype(str), return_inverse=True)
-    # Encoding titles of similar length together keeps the trimmed batches short.
     order = np.argsort([len(t) for t in unique], kind="stable")
-    out = torch.empty(len(unique), _embed_dim(encoder))
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        out[torch.from_numpy(idx)] = encoder.encode_texts(encoder.tokenize(unique[idx].tolist())).cpu()
-    return out[torch.from_numpy(inverse.reshape(-1))]
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    tokens = encoder.tokenize(unique[order].tolist()) if len(unique) else torch.empty(0, 0, dtype=torch.long)
+    return DistinctTitles(tokens, torch.from_numpy(rank[inverse.reshape(-1)]))
+
+
+@torch.inference_mode()
+def embed_titles(encoder: DualEncoder, titles: list[str], batch_size: int = 512, distinct: DistinctTitles | None = None) -> torch.Tensor:
+    """Unit title embeddings [N, D], each distinct title encoded once (`distinct`: tokenized
+    beforehand, e.g. in a background thread)."""
+    distinct = distinct or tokenize_titles(encoder, titles)
+    out = torch.empty(len(distinct.tokens), _embed_dim(encoder))
+    for start in range(0, len(distinct.tokens), batch_size):
+        out[start:start + batch_size] = encoder.encode_texts(distinct.tokens[start:start + batch_size]).cpu()
+    return out[distinct.rows]
 
 
 def _embed_dim(encoder: DualEncoder) -> int:
@@ -328,27 +364,34 @@ def embed_products(
     titles: list[str],
     batch_size: int = 512,
     progress=None,
+    images: Callable[[list[str]], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Product embeddings [N, D], images encoded in batches (progress(done, total) after
     each), titles once per distinct title. The next batch of images is decoded in a
     background thread while the current one is encoded (PIL releases the GIL while
-    decoding), so decoding hides behind the model."""
+    decoding), so decoding hides behind the model. `images` loads a batch's uint8 images
+    (default: decode them; `image_cache.DecodedImageStore.load` reads stored ones)."""
     encoder.model.eval()
+    load = images or (lambda paths: load_images(paths, encoder.image_size))
     if not image_paths:
         return torch.empty(0, _embed_dim(encoder))
     batch_size = encoder.compute.inference_batch_size(batch_size)
-    title_emb = embed_titles(encoder, titles, batch_size) if encoder.spec.fuse_title else None
     starts = list(range(0, len(image_paths), batch_size))
-    chunks = []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-decode") as pool:
-        pending = pool.submit(load_images, image_paths[: batch_size], encoder.image_size)
+    image_chunks = []
+    # Two helpers beside the towers: one loads the next batch of images, one tokenizes the
+    # titles (pure Python: 0.8 s for the catalog's titles) while the image tower runs; on 2
+    # cores they share the CPU with torch's threads, on more they run beside them.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="encode-inputs") as pool:
+        distinct = pool.submit(tokenize_titles, encoder, titles) if encoder.spec.fuse_title else None
+        pending = pool.submit(load, image_paths[: batch_size])
         for i, start in enumerate(starts):
             stop = min(start + batch_size, len(image_paths))
-            images = pending.result()
+            images_u8 = pending.result()
             if i + 1 < len(starts):
-                pending = pool.submit(load_images, image_paths[stop: stop + batch_size], encoder.image_size)
-            image = encoder.encode_images(images).cpu()
-            chunks.append(encoder.fuse(image, title_emb[start:stop] if title_emb is not None else None))
+                pending = pool.submit(load, image_paths[stop: stop + batch_size])
+            image_chunks.append(encoder.encode_images(images_u8).cpu())
             if progress:
                 progress(stop, len(image_paths))
-    return torch.cat(chunks)
+        title_emb = embed_titles(encoder, titles, batch_size, distinct.result()) if distinct is not None else None
+    image = torch.cat(image_chunks)
+    return encoder.fuse(image, title_emb)

@@ -40,6 +40,7 @@ from typing import Protocol
 import polars as pl
 
 from .text_rules import PRODUCT_TYPE_KEY, display_plural, display_words, text_words
+from .vocabulary import canonical_labels
 
 ANCHOR_KEY = PRODUCT_TYPE_KEY  # every mined combination includes the product type
 # Title order: when/where adjectives, colour, pattern, purpose, cut, material, then the
@@ -81,9 +82,12 @@ class MiningConfig:
     title_characters: str = TITLE_CHARACTERS  # a regex character class (no brackets); other characters veto a title
     # Learned key/type compatibility (`KeyTypeCompatibility`): a key, or a value, the teacher's
     # sample gives a product type at most `compatibility_max_ratio` times as often as expected
-    # vetoes the combination, once at least `compatibility_min_expected` were expected.
+    # vetoes the combination, once at least `compatibility_min_expected` were expected; a value
+    # only when the sample also gives it to at most `compatibility_max_value_products` products
+    # of the type (rare is not wrong: 4 pink shoes among 1,084 still make a page).
     compatibility_min_expected: float = 5.0
     compatibility_max_ratio: float = 0.2
+    compatibility_max_value_products: int = 2
 
     def __post_init__(self) -> None:
         title_character_pattern(self.title_characters)  # a clear error now, not mid-run
@@ -193,17 +197,20 @@ class KeyTypeCompatibility:
     values: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (type, key, value) -> products
     key_share: dict[str, float] = field(default_factory=dict)  # key -> share of labeled products with an answer
     value_share: dict[tuple[str, str], float] = field(default_factory=dict)  # (key, value) -> share of the key's answering products
-    min_expected: float = 5.0
-    max_ratio: float = 0.2
+    min_expected: float = MiningConfig.compatibility_min_expected
+    max_ratio: float = MiningConfig.compatibility_max_ratio
+    max_value_products: int = MiningConfig.compatibility_max_value_products
 
     @classmethod
-    def learn(cls, labeled: pl.DataFrame, min_expected: float = 5.0, max_ratio: float = 0.2) -> "KeyTypeCompatibility":
+    def learn(cls, labeled: pl.DataFrame, config: MiningConfig | None = None) -> "KeyTypeCompatibility":
         """From the teacher's answers (product_id, key, value); empty: judges nothing."""
+        config = config or MiningConfig()
+        limits = {"min_expected": config.compatibility_min_expected, "max_ratio": config.compatibility_max_ratio, "max_value_products": config.compatibility_max_value_products}
         labeled = labeled.select("product_id", "key", "value").unique()
         typed = labeled.filter(pl.col("key") == ANCHOR_KEY).select("product_id", pl.col("value").alias("type"))
         n_products = typed.get_column("product_id").n_unique()
         if not n_products:
-            return cls(min_expected=min_expected, max_ratio=max_ratio)
+            return cls(**limits)
         others = labeled.filter(pl.col("key") != ANCHOR_KEY).join(typed, on="product_id")
         types = dict(typed.group_by("type").agg(pl.col("product_id").n_unique()).iter_rows())
         keys_by_type = others.group_by("type", "key").agg(pl.col("product_id").n_unique().alias("n"))
@@ -217,8 +224,7 @@ class KeyTypeCompatibility:
             values={(t, k, v): n for t, k, v, n in values_by_type.iter_rows()},
             key_share={k: n / n_products for k, n in key_total.items()},
             value_share={(k, v): n / key_total[k] for k, v, n in value_counts.iter_rows()},
-            min_expected=min_expected,
-            max_ratio=max_ratio,
+            **limits,
         )
 
     @property
@@ -240,7 +246,7 @@ class KeyTypeCompatibility:
             return f"'{key}' is rarely a key of '{product_type}' (teacher named it for {with_key} of {n_type}, {expected_key:.0f} expected)"
         with_value = self.values.get((product_type, key, value), 0)
         expected_value = with_key * self.value_share.get((key, value), 0.0)
-        if self._unlikely(with_value, expected_value):
+        if with_value <= self.max_value_products and self._unlikely(with_value, expected_value):
             return f"'{key}: {value}' does not go with '{product_type}' (teacher gave it {with_value} of {with_key}, {expected_value:.0f} expected)"
         return None
 
@@ -249,6 +255,15 @@ class KeyTypeCompatibility:
 
 
 NO_COMPATIBILITY = KeyTypeCompatibility()
+
+
+def learned_compatibility(raw_attributes: pl.DataFrame, vocabulary: pl.DataFrame, assignments: pl.DataFrame, config: MiningConfig | None = None) -> tuple[KeyTypeCompatibility, str]:
+    """What the offline judge learns key/type fit from, and its name: the teacher's labeled
+    sample (`raw_attributes`) mapped onto the curated vocabulary, or the model's assignments
+    where no sample is stored."""
+    sample = canonical_labels(raw_attributes, vocabulary) if not raw_attributes.is_empty() and not vocabulary.is_empty() else pl.DataFrame()
+    source, labeled = ("teacher sample", sample) if not sample.is_empty() else ("assigned attributes", assignments)
+    return KeyTypeCompatibility.learn(labeled, config), source
 
 
 # -- rule-based validation and score --------------------------------------------------

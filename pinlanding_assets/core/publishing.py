@@ -101,18 +101,26 @@ class Publication:
         return page_checks(self.n_pages, smallest, largest, self.precision_at_10, matching.min_page_size, matching.max_page_size, config)
 
 
+@dataclass(frozen=True)
+class PageSettings:
+    """Everything a publish is told: how products match pages, how near-duplicates merge,
+    which pages search engines may index, the site, and where matching runs."""
+
+    matching: MatchingConfig = MatchingConfig()
+    site: SiteConfig = SiteConfig()
+    publish: PublishConfig = PublishConfig()
+    dedup: DedupConfig = DedupConfig()
+    indexing: IndexingConfig = IndexingConfig()
+
+
 def publish(
     warehouse: Warehouse,
     paths: DataHome,
     catalog_root: Path,
     run_id: str,
-    matching: MatchingConfig,
-    site_config: SiteConfig,
-    config: PublishConfig,
+    settings: PageSettings,
     spark: SparkSource | None = None,
     log: logging.Logger = log,
-    dedup: DedupConfig = DedupConfig(),
-    index_config: IndexingConfig = IndexingConfig(),
 ) -> Publication:
     """Publish the pages of the stored scores and collections (see the module docstring);
     `run_id` names this publish (refresh id, site build, staged inputs)."""
@@ -120,8 +128,8 @@ def publish(
     def say_waiting() -> None:
         log.info("another publish holds %s; waiting for it to finish", paths.publish_lock)
 
-    with exclusive_lock(paths.publish_lock, config.publish_lock_timeout_s, on_wait=say_waiting):
-        return _publish(warehouse, paths, catalog_root, run_id, matching, site_config, config, spark, log, dedup, index_config)
+    with exclusive_lock(paths.publish_lock, settings.publish.publish_lock_timeout_s, on_wait=say_waiting):
+        return _publish(warehouse, paths, catalog_root, run_id, settings, spark, log)
 
 
 def assigned_attributes(warehouse: Warehouse) -> pl.DataFrame:
@@ -132,19 +140,8 @@ def assigned_attributes(warehouse: Warehouse) -> pl.DataFrame:
     return warehouse.read(f"SELECT {', '.join(columns)} FROM product_attribute_scores WHERE assigned")
 
 
-def _publish(
-    warehouse: Warehouse,
-    paths: DataHome,
-    catalog_root: Path,
-    run_id: str,
-    matching: MatchingConfig,
-    site_config: SiteConfig,
-    config: PublishConfig,
-    spark: SparkSource | None,
-    log: logging.Logger,
-    dedup_config: DedupConfig,
-    index_config: IndexingConfig,
-) -> Publication:
+def _publish(warehouse: Warehouse, paths: DataHome, catalog_root: Path, run_id: str, settings: PageSettings, spark: SparkSource | None, log: logging.Logger) -> Publication:
+    matching, site_config, config, dedup_config, index_config = settings.matching, settings.site, settings.publish, settings.dedup, settings.indexing
     product_attributes = assigned_attributes(warehouse)
     collections = warehouse.read_table("collection_queries")
     collection_attrs = collection_attribute_rows(collections)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -37,6 +38,7 @@ from .catalog import TeacherInputs
 from .clip_model import DualEncoder, embed_attributes, embed_products
 from .evaluation import top1_accuracy_per_key
 from .extraction import PIXEL_COLOR, PIXEL_WEIGHT, text_attributes
+from .image_cache import DecodedImageStore
 from .lexicon import ATTRIBUTE_PHRASES
 from .text_rules import BrandPrefixes, PhraseIndex
 from .training import ABSENT, AttributeSpace, mean_top1_accuracy
@@ -283,6 +285,9 @@ class ScoringSettings:
     batch_size: int = 512  # products per encoding batch (in process) or per Spark partition
     engine: str = "local"  # "local": encode in this process; "spark": mapInPandas on the spark resource
     spark_task_threads: int = 1  # torch threads per Spark task (Spark runs one task per core)
+    # In process, keep decoded images in the data home (`decoded-images/`): scoring after a
+    # retrain reads them instead of decoding every image again (`image_cache.py`).
+    keep_decoded_images: bool = True
 
 
 EMBEDDING_SCHEMA = {
@@ -298,9 +303,13 @@ EMBEDDING_SCHEMA = {
 Embedder = Callable[[list[str], list[str], Callable[[int, int], None] | None], np.ndarray]
 
 
-def local_embedder(encoder: DualEncoder, batch_size: int = ScoringSettings.batch_size) -> Embedder:
+def local_embedder(encoder: DualEncoder, batch_size: int = ScoringSettings.batch_size, decoded_images: Path | None = None) -> Embedder:
+    """In-process encoding; with `decoded_images` (a folder), images decoded once are read
+    from there (`image_cache.DecodedImageStore`)."""
+    store = DecodedImageStore(decoded_images, encoder.image_size) if decoded_images is not None else None
+
     def embed(image_paths: list[str], titles: list[str], progress=None) -> np.ndarray:
-        return embed_products(encoder, image_paths, titles, batch_size, progress).numpy()
+        return embed_products(encoder, image_paths, titles, batch_size, progress, store.load if store else None).numpy()
 
     return embed
 

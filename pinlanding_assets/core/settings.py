@@ -47,6 +47,11 @@ class DataHome:
         return self.root / "models"
 
     @property
+    def decoded_images(self) -> Path:
+        """Product images decoded for the towers, per size (core/image_cache.py)."""
+        return self.root / "decoded-images"
+
+    @property
     def site(self) -> Path:
         """A symlink to the live build under `site-builds/` (core/site.py), made by the
         first publish."""

@@ -23,7 +23,7 @@ from .clip_model import load_encoder
 from .compute import ComputeSettings, resolve_compute
 from .gates import AssignmentCheck, GateResult, ShardGateConfig, catalog_label_domain_of, check_assignments
 from .model_registry import ModelRegistry, RegisteredModel
-from .scoring import SCORING_ENGINES, ScoringSettings, ShardScores, score_products
+from .scoring import SCORING_ENGINES, ScoringSettings, ShardScores, local_embedder, score_products
 from .spark_scoring import spark_embedder
 from .warehouse import Warehouse
 
@@ -61,9 +61,11 @@ def score_shard(
     spark_session: Callable[[], object] | None = None,
     log: logging.Logger = log,
     compute: ComputeSettings = ComputeSettings(),
+    decoded_images: Path | None = None,
 ) -> ShardScoring:
     """Score the shard, store its new embeddings, check its assignments, and store its
-    scores when the check does not block. `spark_session` gives the session for the spark
+    scores when the check does not block. `decoded_images`: the data home's store of decoded
+    images (in-process encoding reads and fills it). `spark_session` gives the session for the spark
     engine (asked for only then: creating one starts a JVM or a connection)."""
     model = ModelRegistry(warehouse, models_dir).current()  # never a rejected candidate
     encoder, extra = load_encoder(model.path, resolve_compute(compute))  # the driver embeds the attributes: in the precision of the products
@@ -75,7 +77,7 @@ def score_shard(
 
     if settings.engine not in SCORING_ENGINES:
         raise ValueError(f"engine must be 'local' or 'spark', got {settings.engine!r}")
-    embedder = None
+    embedder = local_embedder(encoder, settings.batch_size, decoded_images if settings.keep_decoded_images else None)
     if settings.engine == "spark":
         if spark_session is None:
             raise ValueError("engine 'spark' needs a Spark session")

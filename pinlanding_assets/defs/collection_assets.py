@@ -28,8 +28,7 @@ import polars as pl
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, multi_asset
 
 from ..core.catalog import list_shards
-from ..core.collection_mining import COLLECTION_SCHEMA, KeyTypeCompatibility, MiningConfig, TemplateTitleWriter, TitleWriter, mine_combinations, write_collections
-from ..core.vocabulary import canonical_labels
+from ..core.collection_mining import COLLECTION_SCHEMA, KeyTypeCompatibility, MiningConfig, TemplateTitleWriter, TitleWriter, learned_compatibility, mine_combinations, write_collections
 from ..core.llm_client import CachedLLMClient, LLMProgress
 from ..core.retirement import retire_removed
 from ..core.style_concepts import (
@@ -52,7 +51,7 @@ from .resources import CatalogResource, DataHomeResource
 from .automation import PUBLISH_AFTER_SHARD_UPDATES
 from .tables import table_spec, written_table_metadata
 
-CODE_VERSION = "4"  # bump when this step's logic (here or in core/collection_mining.py, title_writer.py, retirement.py, style_concepts.py) changes the table
+CODE_VERSION = "5"  # bump when this step's logic (here or in core/collection_mining.py, title_writer.py, retirement.py, style_concepts.py) changes the table
 
 TITLE_WRITERS = ("auto", "llm", "template")
 
@@ -83,15 +82,6 @@ def choose_title_writer(
         raise ValueError(f"title_writer 'llm' needs an API key in ${llm.api_key_env} (or choose 'template')")
     client = llm.client(data_home.warehouse, on_progress, model=config.title_model)
     return LLMTitleWriter(client, config.title_characters, compatibility), client
-
-
-def learned_compatibility(warehouse, assignments: pl.DataFrame, mining: MiningConfig) -> tuple[KeyTypeCompatibility, str]:
-    """What the offline judge learns key/type fit from: the teacher's labeled sample mapped
-    onto the curated vocabulary, or the model's assignments where no sample is stored."""
-    raw, vocabulary = warehouse.read_table("raw_attributes"), warehouse.read_table("curated_vocabulary")
-    sample = canonical_labels(raw, vocabulary) if not raw.is_empty() and not vocabulary.is_empty() else pl.DataFrame()
-    source, labeled = ("teacher sample", sample) if not sample.is_empty() else ("assigned attributes", assignments)
-    return KeyTypeCompatibility.learn(labeled, mining.compatibility_min_expected, mining.compatibility_max_ratio), source
 
 
 def concept_decompositions_of(
@@ -155,7 +145,7 @@ def collection_queries(context: AssetExecutionContext, config: CollectionConfig,
     assignments = warehouse.read("SELECT product_id, key, value FROM product_attribute_scores WHERE assigned")
     mining = config.to_core(MiningConfig)
     combos = mine_combinations(assignments, mining)
-    compatibility, learned_from = learned_compatibility(warehouse, assignments, mining)
+    compatibility, learned_from = learned_compatibility(warehouse.read_table("raw_attributes"), warehouse.read_table("curated_vocabulary"), assignments, mining)
     writer, client = choose_title_writer(config, llm, data_home, on_progress=lambda p: context.log.info(p.describe()), compatibility=compatibility)
     collections = write_collections(combos, mining, writer, compatibility=compatibility)
     warehouse.replace_table("collection_queries", collections)

@@ -28,7 +28,7 @@ from ..core.matching import PAGE_SCHEMA, MatchingConfig
 from ..core.page_dedup import DedupConfig
 from ..core.page_quality import IndexingConfig
 from ..core.page_refresh import CHANGE_SCHEMA, PUBLISHED_SCHEMA, RETIRED_SCHEMA
-from ..core.publishing import PublishConfig, SparkSource, publish
+from ..core.publishing import PageSettings, PublishConfig, SparkSource, publish
 from ..core.site import SiteConfig
 from .automation import PUBLISH_AFTER_SHARD_UPDATES
 from .checks import check_results
@@ -36,7 +36,7 @@ from .config_from_core import CoreSettings, with_core_settings
 from .resources import CatalogResource, DataHomeResource
 from .tables import table_spec, written_table_metadata
 
-CODE_VERSION = "5"  # bump when this step's logic (here or in core/publishing.py, matching.py, style_concepts.py, page_dedup.py, page_quality.py, related_pages.py, page_refresh.py, site.py) changes its tables or the site
+CODE_VERSION = "6"  # bump when this step's logic (here or in core/publishing.py, matching.py, style_concepts.py, page_dedup.py, page_quality.py, related_pages.py, page_refresh.py, site.py) changes its tables or the site
 GROUP = "pages"
 TABLES = ("landing_pages", "published_pages", "retired_slugs", "page_refresh_log")  # the asset first: its materialization comes first
 # Every table of the step waits for the same thing: one publish per batch of shard updates.
@@ -101,10 +101,8 @@ def landing_pages(
     warehouse = data_home.warehouse
     matching = config.to_core(MatchingConfig)
     spark_source = SparkSource(lambda: spark.spark_session, spark.spark_config.get("spark.master"))
-    published = publish(
-        warehouse, data_home.paths, catalog.table().root, context.run_id, matching, config.to_core(SiteConfig), config.to_core(PublishConfig), spark_source,
-        log=context.log, dedup=config.to_core(DedupConfig), index_config=config.to_core(IndexingConfig),
-    )
+    settings = PageSettings(matching, config.to_core(SiteConfig), config.to_core(PublishConfig), config.to_core(DedupConfig), config.to_core(IndexingConfig))
+    published = publish(warehouse, data_home.paths, catalog.table().root, context.run_id, settings, spark_source, log=context.log)
     pages, images, site = published.pages, published.images, published.site
     smallest, largest = published.smallest_and_largest()
     tables = written_table_metadata(warehouse, TABLES)

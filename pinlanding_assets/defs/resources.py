@@ -8,7 +8,6 @@ session starts (core/java_runtime.py).
 
 
 import os
-import sys
 from pathlib import Path
 
 from dagster import ConfigurableResource
@@ -17,6 +16,7 @@ from dagster_pyspark import LazyPySparkResource
 from ..core.catalog import CatalogTable, IngestLimits, TeacherInputs, locate_catalog
 from ..core.java_runtime import use_java_runtime
 from ..core.settings import DataHome, default_catalog, default_home, default_shard_column
+from ..core.spark_settings import classic_spark_settings, spark_sql_settings
 from ..core.warehouse import Warehouse
 from .config_from_core import CoreSettings, with_core_settings
 from .llm_resources import LLMResource
@@ -111,25 +111,9 @@ def spark_resource(master: str | None = None, home: str | None = None, remote: s
     docs/spark-clusters.md has the recipes."""
     remote = remote or os.environ.get("SPARK_REMOTE") or None
     home = home or str(default_home())
-    sql = {
-        "spark.sql.shuffle.partitions": os.environ.get("PINLANDING_SPARK_SHUFFLE_PARTITIONS", "8"),
-        "spark.sql.execution.arrow.pyspark.enabled": "true",
-    }
     if remote:
-        return SparkResource(spark_config={"spark.remote": remote, **sql})
-    return SparkResource(
-        spark_config={
-            "spark.master": master or os.environ.get("PINLANDING_SPARK_MASTER", "local[*]"),
-            "spark.app.name": "pinlanding",
-            "spark.ui.enabled": "false",
-            "spark.log.level": "WARN",  # set at session start: no sparkContext call in the assets
-            **sql,
-            "spark.driver.memory": os.environ.get("PINLANDING_SPARK_DRIVER_MEMORY", "2g"),
-            "spark.sql.warehouse.dir": f"{home}/spark-warehouse",
-            # Python workers must run this environment (torch, pandas), not the system python3.
-            "spark.pyspark.python": os.environ.get("PYSPARK_PYTHON", sys.executable),
-        }
-    )
+        return SparkResource(spark_config={"spark.remote": remote, **spark_sql_settings()})
+    return SparkResource(spark_config=classic_spark_settings(master, home))
 
 
 def teacher_columns_from_env() -> list[str]:

@@ -115,3 +115,20 @@ def test_a_compact_text_vocabulary_keeps_the_training_texts_tokens_and_travels_w
     torch.testing.assert_close(loaded.tokenize(titles), encoder.tokenize(titles))
     paths = products.get_column("image_path").to_list()
     torch.testing.assert_close(embed_products(loaded, paths, titles), embed_products(encoder, paths, titles))
+
+
+def test_the_tokenizer_fast_path_gives_open_clips_tokens_on_every_catalog_title(shared_dataset):
+    """`clip_tokenizer` skips ftfy and HTML unescaping on printable ASCII without "&"; on
+    every title of the shared catalog, and on text those steps do change, the tokens are
+    open_clip's own."""
+    import csv
+
+    from open_clip.tokenizer import SimpleTokenizer
+
+    from pinlanding_assets.core.clip_model import clip_tokenizer
+
+    with (shared_dataset / "styles.csv").open(newline="") as handle:
+        titles = sorted({row["productDisplayName"] or "" for row in csv.DictReader(handle)})
+    tricky = ["Tom &amp; Jerry Tee", "Caf\u00e9 Mug", "mojibake \u00c3\u00a9t\u00c3\u00a9", "line\r\nbreak", "tab\there", "  Padded  Title ", "\x1b[31mred\x1b[0m", ""]
+    texts = titles + tricky
+    assert torch.equal(clip_tokenizer(24)(texts), SimpleTokenizer(context_length=24)(texts))

@@ -238,6 +238,20 @@ def test_key_and_type_compatibility_is_learned_from_the_teachers_sample() -> Non
     assert KeyTypeCompatibility.learn(teacher_sample().head(0)).problem("bra", "gender", "men") is None
 
 
+def test_a_rare_value_the_teacher_gave_a_type_several_times_is_not_vetoed() -> None:
+    """Rare is not wrong: on the full catalog the ratio alone vetoed pink shoes (4 of 1,084
+    shoes in the sample), men's kurtas (13 of 366) and printed shirts (9 of 445). A value is
+    refused only when the sample also gives it to at most `compatibility_max_value_products`
+    products of the type."""
+    rows = {f"shoe{i}": [("product_type", "shoe"), ("color", "black")] for i in range(200)}
+    rows |= {f"pink{i}": [("product_type", "shoe"), ("color", "pink")] for i in range(4)}
+    rows |= {f"top{i}": [("product_type", "top"), ("color", "pink")] for i in range(200)}
+    sample = assignments(rows)
+    assert KeyTypeCompatibility.learn(sample).problem("shoe", "color", "pink") is None
+    strict = KeyTypeCompatibility.learn(sample, MiningConfig(compatibility_max_value_products=4))
+    assert strict.problem("shoe", "color", "pink").startswith("'color: pink' does not go with 'shoe'")
+
+
 def test_the_offline_judge_refuses_titles_its_learned_compatibility_rejects() -> None:
     fit = KeyTypeCompatibility.learn(teacher_sample())
     candidates = [

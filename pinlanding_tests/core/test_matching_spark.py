@@ -26,7 +26,7 @@ def test_parquet_input_path_gives_the_same_pages(spark, tmp_path) -> None:
     product_attributes, collection_attributes = synthetic_inputs(2000, 100, seed=2)
     config = MatchingConfig(min_page_size=5)
     via_parquet = match_pages_spark(spark, product_attributes, collection_attributes, config, input_uri=str(tmp_path / "spark-input"))
-    assert (tmp_path / "spark-input" / "product_attributes.parquet").is_file()
+    assert (tmp_path / "spark-input" / "products.parquet").is_file()
     assert via_parquet.equals(match_pages_duckdb(product_attributes, collection_attributes, config))
 
 
@@ -39,7 +39,7 @@ def test_input_uri_keeps_its_scheme(spark, tmp_path) -> None:
     run_input = join_uri((tmp_path / "shared").as_uri(), "run-1")
     assert run_input == f"file://{tmp_path}/shared/run-1"
     via_uri = match_pages_spark(spark, product_attributes, collection_attributes, config, input_uri=run_input)
-    assert (tmp_path / "shared" / "run-1" / "collection_attributes.parquet").is_file()
+    assert (tmp_path / "shared" / "run-1" / "collections.parquet").is_file()
     assert via_uri.equals(match_pages_duckdb(product_attributes, collection_attributes, config))
     remove_staged_inputs(run_input)
     assert not (tmp_path / "shared" / "run-1").exists()
@@ -79,3 +79,42 @@ def test_spark_and_duckdb_agree_with_the_encoders_probability(spark) -> None:
     reference = match_pages_duckdb(product_attributes, collection_attributes, config)
     assert reference.height > 100
     assert match_pages_spark(spark, product_attributes, collection_attributes, config).equals(reference)
+
+
+def test_spark_and_duckdb_agree_on_the_edge_cases_of_the_pair_plan(spark) -> None:
+    """Spark finds a collection through its two rarest attributes (or the one of a
+    one-attribute collection), looks the others up, and counts only the top of a page:
+    collections of one attribute, with an attribute no product has, whose rows disagree
+    with n_attributes, duplicate input rows, ties in relevance, and a page cut shorter than
+    its minimum all come out as in the reference."""
+    product_attributes, collection_attributes = synthetic_inputs(3000, 150, seed=5)
+    # Quantized probabilities: many equal relevances, ordered by product id.
+    product_attributes = product_attributes.with_columns((pl.col("probability") * 4).round() / 4).filter(pl.col("probability") > 0)
+    extra = pl.DataFrame(
+        [
+            ("single-color", "color", "col0", 1), ("single-type", "product_type", "pro3", 1),
+            ("unknown-value", "product_type", "pro0", 2), ("unknown-value", "color", "no-such-colour", 2),
+            ("short-rows", "product_type", "pro0", 3), ("short-rows", "color", "col0", 3),
+        ],
+        schema=collection_attributes.schema,
+        orient="row",
+    )
+    collection_attributes = pl.concat([collection_attributes, extra])
+    product_attributes = pl.concat([product_attributes, product_attributes.head(500)])  # duplicates
+    for config in (MatchingConfig(min_relevance=0.2, min_page_size=3, max_page_size=25), MatchingConfig(min_relevance=0.2, min_page_size=30, max_page_size=12)):
+        reference = match_pages_duckdb(product_attributes, collection_attributes, config)
+        slugs = set(reference.get_column("slug"))
+        assert {"single-color", "single-type"} <= slugs and not {"unknown-value", "short-rows"} & slugs
+        assert reference.group_by("slug", "relevance").len().get_column("len").max() > 1  # real ties
+        assert match_pages_spark(spark, product_attributes, collection_attributes, config).equals(reference)
+
+
+def test_spark_plan_broadcasts_the_collections_and_shuffles_only_the_top_of_each_page(spark) -> None:
+    from pinlanding_assets.core.matching import encode_inputs, spark_pages_query
+
+    product_attributes, collection_attributes = synthetic_inputs(2000, 100, seed=2)
+    query = spark_pages_query(spark, encode_inputs(product_attributes, collection_attributes), MatchingConfig())
+    plan = query._jdf.queryExecution().executedPlan().toString()  # before adaptive execution: the planned joins
+    assert "BroadcastHashJoin" in plan and "SortMergeJoin" not in plan and "BatchEvalPython" not in plan
+    assert plan.count("WindowGroupLimit") == 2  # the partial limit before the shuffle, the final after
+    assert plan.count("Exchange hashpartitioning") == 1  # the one shuffle: by collection, for the ranking

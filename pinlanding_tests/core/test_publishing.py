@@ -16,9 +16,8 @@ from pinlanding_assets.core.evaluation import catalog_label_attributes
 from pinlanding_assets.core.file_lock import LockTimeout, exclusive_lock
 from pinlanding_assets.core.matching import MatchingConfig
 from pinlanding_assets.core.page_dedup import DedupConfig
-from pinlanding_assets.core.publishing import PublishConfig, publish
+from pinlanding_assets.core.publishing import PageSettings, PublishConfig, publish
 from pinlanding_assets.core.settings import DataHome
-from pinlanding_assets.core.site import SiteConfig
 from pinlanding_assets.core.warehouse import Warehouse
 
 DUCKDB = PublishConfig(engine="duckdb")
@@ -44,7 +43,7 @@ def home(sample_catalog: Path, tmp_path: Path):
 
 def run(home, run_id: str, config: PublishConfig = DUCKDB):
     warehouse, paths, _, catalog_root = home
-    return publish(warehouse, paths, catalog_root, run_id, MatchingConfig(), SiteConfig(), config)
+    return publish(warehouse, paths, catalog_root, run_id, PageSettings(publish=config))
 
 
 def test_a_publish_stores_exports_and_switches_the_site_and_the_next_one_says_what_changed(home) -> None:
@@ -108,7 +107,7 @@ def test_near_duplicates_merge_and_old_slugs_redirect_to_their_pages(home) -> No
     old = warehouse.read_table("published_pages").filter(pl.col("slug") == live).with_columns(pl.lit(f"{live}-86868f").alias("slug"))
     warehouse.replace_table("published_pages", pl.concat([warehouse.read_table("published_pages"), old]))
     loose = DedupConfig(max_jaccard=0.5)  # merges some sample pages (the default 0.8 may merge none)
-    second = publish(warehouse, paths, catalog_root, "run-2", MatchingConfig(), SiteConfig(), DUCKDB, dedup=loose)
+    second = publish(warehouse, paths, catalog_root, "run-2", PageSettings(publish=DUCKDB, dedup=loose))
     retired = dict(second.retired.select("slug", "redirect_to").iter_rows())
     assert retired[f"{live}-86868f"] == live  # the old URL goes to the page with the same attributes
     merged = second.dedup.merged_into
