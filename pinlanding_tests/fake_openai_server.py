@@ -306,7 +306,7 @@ def product_fields(body: dict) -> dict[str, str]:
 
 
 class PlausibleModel:
-    """A deterministic stand-in for a real VLM/LLM, for the pipeline's five request kinds.
+    """A deterministic stand-in for a real VLM/LLM, for the pipeline's request kinds.
 
     Attributes come from the product text it receives (it never sees labels unless the
     pipeline sends them): the product type is the title's last word, the colour the first
@@ -366,6 +366,32 @@ class PlausibleModel:
 
     def collection_title_score(self, body: dict) -> dict:
         return {"score": 4 + _digest(first_user_text(body)) % 2, "reason": "clear and searchable"}
+
+    def concept_decomposition(self, body: dict) -> dict:
+        """Combinations from the concept's hints that name vocabulary values (each hint a
+        product type or an occasion, with the first hinted occasion beside a product type),
+        plus one with a value the vocabulary lacks ("material: cashmere"), as a real model
+        sometimes invents: the pipeline's validation must reject it."""
+        text = first_user_text(body)
+        vocabulary = {
+            key: [v.strip() for v in values.split(",")]
+            for key, values in (line.removeprefix("- ").split(": ", 1) for line in framed(text, "vocabulary").splitlines() if line.startswith("- "))
+        }
+        concept = framed(text, "concept")
+        hints_line = next((line for line in concept.splitlines() if line.startswith("Hints: ")), "Hints: ")
+        hints = [h.strip() for h in hints_line.removeprefix("Hints: ").split(",") if h.strip()]
+        occasion = next((h for h in hints if h in vocabulary.get("occasion", [])), None)
+        combinations = []
+        for hint in hints:
+            if hint in vocabulary.get("product_type", []):
+                attributes = [{"key": "product_type", "value": hint}] + ([{"key": "occasion", "value": occasion}] if occasion else [])
+                combinations.append({"attributes": attributes, "rationale": f"{hint} fits the concept"})
+        first_type = next((h for h in hints if h in vocabulary.get("product_type", [])), "shirt")
+        combinations.append({"attributes": [{"key": "product_type", "value": first_type}, {"key": "material", "value": "cashmere"}], "rationale": "luxurious"})
+        return {"combinations": combinations}
+
+    def concept_proposals(self, body: dict) -> dict:
+        return {"concepts": [{"name": "weekend sport", "hints": ["sports", "t-shirt"]}, {"name": "<b>Click here</b>", "hints": []}]}
 
     def faults(self, body: dict, seen: int) -> Fault | None:
         """A fault on about one first attempt in `fault_every`; retries and repairs succeed."""

@@ -286,6 +286,38 @@ def per_page_precision_at_k(pages: pl.DataFrame, collection_attributes: pl.DataF
     return matched.group_by("slug").agg((pl.col("hits") == pl.col("n_attrs")).mean().alias("p_at_k")).sort("slug")
 
 
+def concept_precision_at_k(pages: pl.DataFrame, combination_attributes: pl.DataFrame, truth: pl.DataFrame, k: int = 10, labeled_keys: set[str] | None = None, comparable: pl.DataFrame | None = None) -> pl.DataFrame:
+    """slug -> p_at_k for concept pages (`style_concepts.concept_pages`: each product carries
+    the `combination_slug` it matched): the share of a page's top-k products whose labels carry
+    every checkable attribute of *their* combination. A product whose combination has no
+    checkable attribute is not counted; a page with none such is not in the frame.
+    combination_attributes: slug (= combination_slug), key, value."""
+    labeled_keys = labeled_keys if labeled_keys is not None else set(truth.get_column("key").unique().to_list())
+    attrs = combination_attributes.filter(pl.col("key").is_in(labeled_keys)).select(pl.col("slug").alias("combination_slug"), "key", "value")
+    if comparable is not None:
+        attrs = attrs.join(comparable.select("key", "value"), on=["key", "value"], how="semi")
+    checkable = attrs.group_by("combination_slug").agg(pl.len().alias("n_attrs"))
+    top = pages.filter(pl.col("rank") <= k).join(checkable, on="combination_slug")
+    matched = (
+        top.join(attrs, on="combination_slug")
+        .join(truth.select("product_id", "key", "value").unique().with_columns(pl.lit(True).alias("hit")), on=["product_id", "key", "value"], how="left")
+        .group_by("slug", "product_id", "n_attrs")
+        .agg(pl.col("hit").fill_null(False).sum().alias("hits"))
+    )
+    return matched.group_by("slug").agg((pl.col("hits") == pl.col("n_attrs")).mean().alias("p_at_k")).sort("slug")
+
+
+def concept_precision_against_catalog_labels(pages: pl.DataFrame, combination_attributes: pl.DataFrame, products: pl.DataFrame, k: int = 10) -> float:
+    """Mean `concept_precision_at_k` of concept pages against the catalog's labels, judged as
+    `precision_against_catalog_labels` judges collections (lenient, nameable values only)."""
+    labels = catalog_label_attributes(products)
+    values = combination_attributes.select("key", "value").unique()
+    truth = expand_to_vocabulary(labels, values, "lenient")
+    labeled_keys = set(labels.get_column("key").unique().to_list())
+    per_page = concept_precision_at_k(pages, combination_attributes, truth, k, labeled_keys, comparable_values(labels, values))
+    return float(per_page.get_column("p_at_k").mean()) if per_page.height else float("nan")
+
+
 def collection_precision_at_k(pages: pl.DataFrame, collection_attributes: pl.DataFrame, truth: pl.DataFrame, k: int = 10, labeled_keys: set[str] | None = None, comparable: pl.DataFrame | None = None) -> float:
     """Mean over pages of `per_page_precision_at_k` (NaN when no page can be checked)."""
     per_page = per_page_precision_at_k(pages, collection_attributes, truth, k, labeled_keys, comparable)

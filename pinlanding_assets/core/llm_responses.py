@@ -115,6 +115,26 @@ class CollectionTitleScore(StructuredAnswer):  # title_writer step 3: the title'
     reason: str
 
 
+class ConceptCombination(StrictJson):
+    attributes: list[AttributePair]
+    rationale: str
+
+
+class ConceptDecomposition(StructuredAnswer):  # style_concepts: a concept as attribute combinations
+    schema_name = "concept_decomposition"
+    combinations: list[ConceptCombination]
+
+
+class ProposedConcept(StrictJson):
+    name: str
+    hints: list[str]
+
+
+class ConceptProposals(StructuredAnswer):  # style_concepts: concepts the LLM proposes from the vocabulary
+    schema_name = "concept_proposals"
+    concepts: list[ProposedConcept]
+
+
 # -- schema and errors as sent ------------------------------------------------------------
 
 _KEY_ORDER = ("type", "enum", "properties", "items", "required", "additionalProperties")

@@ -7,7 +7,10 @@ each other's files. In order:
 
 1. match the assigned attributes against the collections (`matching.py`: on Spark, or on
    embedded DuckDB when there is no Java; the same pages), and merge pages whose products
-   nearly coincide (`page_dedup.py`: the merged slug redirects to the page kept);
+   nearly coincide (`page_dedup.py`: the merged slug redirects to the page kept); the
+   style concepts' combinations (`concept_decompositions`) are matched on the same engine
+   and merged into one page per concept (`style_concepts.py`), never merged away as a
+   near-duplicate: a concept page is asked for by name;
 2. verify and copy the images of the products on the pages into a new site build
    (`site.SiteBuild`): a product whose image fails is quarantined (stage `publish`) and
    withheld from its pages, in the tables, the export and the site alike;
@@ -32,14 +35,15 @@ import polars as pl
 
 from .checks import CheckOutcome, PageCheckConfig, page_checks
 from .collection_mining import collection_attribute_rows
-from .evaluation import precision_against_catalog_labels
+from .evaluation import concept_precision_against_catalog_labels, precision_against_catalog_labels
 from .file_lock import exclusive_lock
-from .matching import MATCHING_ENGINES, MatchingConfig, join_uri, match_pages_duckdb, match_pages_spark, remove_staged_inputs, spark_input_location, withhold_products
+from .matching import MATCHING_ENGINES, PAGE_SCHEMA, MatchingConfig, join_uri, match_pages_duckdb, match_pages_spark, remove_staged_inputs, spark_input_location, withhold_products
 from .page_dedup import Dedup, DedupConfig, dedup_pages
 from .page_quality import IndexingConfig, QualityReport, indexing, quality_report
 from .page_refresh import PUBLISHED_SCHEMA, RefreshSummary, diff_pages, published_pages, update_retired
 from .settings import DataHome
 from .site import SiteBuild, SiteConfig, SiteResult, StagedImages
+from .style_concepts import CONCEPT_PAGE_SCHEMA, CONCEPT_SCHEMA, combination_attribute_rows, combination_matching, concept_page_rows, concept_pages, concept_views
 from .warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -76,6 +80,8 @@ class Publication:
     site: SiteResult
     export: Path
     precision_at_10: float  # against catalog labels; NaN where none can judge the pages
+    concept_pages: pl.DataFrame  # CONCEPT_PAGE_SCHEMA: as published, with the combination each product matched
+    concept_precision_at_10: float  # concept pages, each product judged on its own combination
 
     @property
     def page_sizes(self) -> pl.DataFrame:
@@ -145,6 +151,11 @@ def _publish(warehouse: Warehouse, paths: DataHome, catalog_root: Path, run_id: 
     if dedup.merges.height:
         log.info("%d near-duplicate pages merged (product Jaccard >= %s)", dedup.merges.height, dedup_config.max_jaccard)
 
+    concepts = read_concepts(warehouse)
+    concept_matches = match_concepts(product_attributes, concepts, matching, config, spark, paths.spark_inputs, run_id, log)
+    pages = pl.concat([pages, concept_matches.select(list(PAGE_SCHEMA))])
+    page_rows = pl.concat([collections.select("slug", "title", "attributes"), concept_page_rows(concepts)]) if collections.height else concept_page_rows(concepts)
+
     products = warehouse.read_table("catalog_products")
     with SiteBuild(paths.site, run_id, site_config) as build:  # switched in when the block ends without an error
         # Images first: a product whose image fails its checks leaves the pages everywhere.
@@ -159,7 +170,7 @@ def _publish(warehouse: Warehouse, paths: DataHome, catalog_root: Path, run_id: 
         # Refresh semantics: compare with the previous publication before replacing it.
         refreshed_at = datetime.now(timezone.utc)
         previous = read_published(warehouse)
-        current = published_pages(collections, pages)
+        current = published_pages(page_rows, pages)
         refresh = diff_pages(previous, current, run_id, refreshed_at)
         retired = update_retired(warehouse.read_table("retired_slugs"), refresh, previous, current, run_id, refreshed_at, dedup.merged_into)
         if refresh.changes.height:
@@ -170,10 +181,14 @@ def _publish(warehouse: Warehouse, paths: DataHome, catalog_root: Path, run_id: 
         export = export_pages(pages, paths.exports, run_id)
         index = indexing(pages, index_config)
         noindex = set(index.filter(~pl.col("indexed")).get_column("slug").to_list())
-        site = build.render(collections, pages, products, redirects(retired, dedup, current), images, noindex=noindex)
-    report = quality_report(dedup.pages.get_column("slug").n_unique() + dedup.merges.height, dedup.merges, pages, index, collections, collection_attrs, products, index_config)
+        published_concepts = pages.join(concept_matches.select("slug", "product_id", "combination_slug"), on=["slug", "product_id"]).select(list(CONCEPT_PAGE_SCHEMA))
+        views = concept_views(concepts, published_concepts)
+        site = build.render(page_rows, pages, products, redirects(retired, dedup, current), images, noindex=noindex, concepts=views)
+    n_matched = dedup.pages.get_column("slug").n_unique() + dedup.merges.height + concept_matches.get_column("slug").n_unique()
+    report = quality_report(n_matched, dedup.merges, pages, index, page_rows, collection_attrs, products, index_config)
     publication = Publication(
-        pages, matched_pages, dedup, index, report, images, refresh, retired, site, export, precision_against_catalog_labels(pages, collection_attrs, products)
+        pages, matched_pages, dedup, index, report, images, refresh, retired, site, export, precision_against_catalog_labels(pages, collection_attrs, products),
+        published_concepts, concept_precision_against_catalog_labels(published_concepts, combination_attribute_rows(concepts), products),
     )
     log.info(
         "%d landing pages (%d added, %d removed, %d changed); site at %s", publication.n_pages, refresh.added, refresh.removed, refresh.changed, site.index
@@ -204,6 +219,24 @@ def match_pages(
         return match_pages_spark(session, product_attributes, collection_attrs, matching, input_uri=run_input)
     finally:
         remove_staged_inputs(run_input)
+
+
+def read_concepts(warehouse: Warehouse) -> pl.DataFrame:
+    """The stored concept decompositions (none before the step first ran)."""
+    concepts = warehouse.read_table("concept_decompositions")
+    return concepts if not concepts.is_empty() else pl.DataFrame(schema=CONCEPT_SCHEMA)
+
+
+def match_concepts(
+    product_attributes: pl.DataFrame, concepts: pl.DataFrame, matching: MatchingConfig, config: PublishConfig, spark: SparkSource | None, local_inputs: Path, run_id: str, log: logging.Logger = log
+) -> pl.DataFrame:
+    """CONCEPT_PAGE_SCHEMA: the concepts' combinations matched on the configured engine (no
+    size bar per combination) and merged into one page per concept."""
+    rows = combination_attribute_rows(concepts)
+    if rows.is_empty():
+        return pl.DataFrame(schema=CONCEPT_PAGE_SCHEMA)
+    combination_pages = match_pages(product_attributes, rows, combination_matching(matching), config, spark, local_inputs, f"{run_id}-concepts", log)
+    return concept_pages(combination_pages, concepts, matching)
 
 
 def redirects(retired: pl.DataFrame, dedup: Dedup, current: pl.DataFrame) -> pl.DataFrame:

@@ -4,7 +4,10 @@ Layout under the site directory:
 
     index.html                 every page, grouped by product type, with a thumbnail
     pages/<slug>.html          title, attribute chips, product grid, related pages by
-                               relation (`related_pages`); for search engines and link
+                               relation (`related_pages`); a style concept's page shows
+                               instead its decomposition ("why these products": each
+                               attribute combination, its products, and on each product
+                               card the combination it matched); for search engines and link
                                previews a meta description written from the attributes and
                                the product count, schema.org JSON-LD (a CollectionPage whose
                                mainEntity is an ItemList of its products) and Open Graph
@@ -66,6 +69,7 @@ IMAGE_HASH = re.compile(r"[0-9a-f]{8,128}")  # hex digests only: the hash become
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
 RELATED_PER_RELATION = 4  # links per relation (broader, narrower, other colours, shared products)
 META_DESCRIPTION_CHARS = 160  # what search result snippets show
+CONCEPT_GROUP = "style concept"  # the index group of concept pages
 RELATION_HEADINGS = {"broader": "Broader", "narrower": "Narrower", "other colours": "In other colours", "shared products": "Sharing products"}
 
 # Every template is HTML or XML, so every {{ value }} is escaped (quotes included); None
@@ -231,17 +235,20 @@ class SiteBuild:
         retired: pl.DataFrame | None,
         images: StagedImages,
         noindex: set[str] | frozenset[str] = frozenset(),
+        concepts: dict[str, dict] | None = None,
     ) -> SiteResult:
         """collections: slug, title, attributes; pages: slug, product_id, relevance, rank
         (without the refused products); products: product_id, title, image_hash; retired:
         slug, title, redirect_to (retired and merged slugs); noindex: thin pages, rendered
-        noindex and left out of the sitemap."""
+        noindex and left out of the sitemap; concepts: slug -> `style_concepts.concept_views`
+        for the pages that are style concepts."""
+        concepts = concepts or {}
         config = self.config
         page_slugs = pl.Series(sorted(set(pages.get_column("slug").to_list())), dtype=pl.String)
         shown_all = collections.filter(pl.col("slug").is_in(page_slugs))
         safe = shown_all.filter(pl.col("slug").map_elements(is_safe_slug, return_dtype=pl.Boolean)) if shown_all.height else shown_all
         skipped = shown_all.height - safe.height
-        shown = safe.with_columns(_group_column(safe)).sort("group", "title")
+        shown = safe.with_columns(_group_column(safe, set(concepts))).sort("group", "title")
         members = pages.filter(pl.col("slug").is_in(shown.get_column("slug"))).join(
             products.select("product_id", "title", "image_hash"), on="product_id", how="left"
         )
@@ -266,7 +273,7 @@ class SiteBuild:
         for row in shown.iter_rows(named=True):
             items = by_slug.get(row["slug"], members.head(0))
             links = _related_sections(related_by_slug.get(row["slug"]), titles, sizes)
-            page = _collection_html(row, items, links, config, indexed=row["slug"] not in noindex)
+            page = _collection_html(row, items, links, config, indexed=row["slug"] not in noindex, concept=concepts.get(row["slug"]))
             (self.dir / "pages" / f"{row['slug']}.html").write_text(page, encoding="utf-8")
             feed_items.append(_feed_item(row, items, config, generated_at))
 
@@ -396,10 +403,11 @@ def prune_builds(builds: Path, live: Path, keep: int) -> list[Path]:
     return doomed
 
 
-def _group_column(collections: pl.DataFrame) -> pl.Expr:
-    """The product type of each collection (the index groups by it)."""
+def _group_column(collections: pl.DataFrame, concept_slugs: set[str] = frozenset()) -> pl.Expr:
+    """The product type of each collection (the index groups by it); style concepts form a
+    group of their own."""
     groups = {
-        row["slug"]: next((a["value"] for a in row["attributes"] or [] if a["key"] == "product_type"), "other")
+        row["slug"]: CONCEPT_GROUP if row["slug"] in concept_slugs else next((a["value"] for a in row["attributes"] or [] if a["key"] == "product_type"), "other")
         for row in collections.select("slug", "attributes").iter_rows(named=True)
     }
     return pl.col("slug").replace_strict(groups, default="other", return_dtype=pl.String).alias("group")
@@ -462,8 +470,10 @@ def script_json(data: dict) -> Markup:
     return Markup(text)
 
 
-def _collection_html(collection: dict, items: pl.DataFrame, related: list[dict], config: SiteConfig, indexed: bool = True) -> str:
+def _collection_html(collection: dict, items: pl.DataFrame, related: list[dict], config: SiteConfig, indexed: bool = True, concept: dict | None = None) -> str:
     products = list(items.iter_rows(named=True))
+    if concept is not None:
+        products = [p | {"combination": concept["matched"].get(p["product_id"])} for p in products]
     url = f"{config.base_url}/pages/{collection['slug']}.html"
     attributes = collection["attributes"] or []
     description = meta_description(collection["title"], attributes, len(products))
@@ -484,6 +494,7 @@ def _collection_html(collection: dict, items: pl.DataFrame, related: list[dict],
         attributes=attributes,
         products=products,
         related=related,
+        concept=concept,
     )
 
 

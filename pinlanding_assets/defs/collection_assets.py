@@ -12,6 +12,13 @@ keys and values go with which product types (`KeyTypeCompatibility`; the model's
 assignments when no sample is stored); and `catalog_products` to retire the scores of products
 that left it: the step first deletes the rows of shards that left the catalog from the
 per-shard tables (`core/retirement.py`), which the lineage graph cannot draw.
+
+The step's second table, `concept_decompositions`: the style concepts of the concepts file
+(plus, with an LLM key, `propose_concepts` the LLM proposes) decomposed into combinations of
+the curated vocabulary (`core/style_concepts.py`; `concept_decomposer` = auto (LLM when an
+API key is set) | llm | offline (MiniLM on the CPU: it embeds a few hundred values)), every
+proposal validated; `landing_pages` makes one page per concept. A concept with no valid
+combination is listed in the metadata (`concepts_without_combination`).
 """
 
 
@@ -24,6 +31,19 @@ from ..core.catalog import list_shards
 from ..core.collection_mining import COLLECTION_SCHEMA, KeyTypeCompatibility, MiningConfig, TemplateTitleWriter, TitleWriter, learned_compatibility, mine_combinations, write_collections
 from ..core.llm_client import CachedLLMClient, LLMProgress
 from ..core.retirement import retire_removed
+from ..core.style_concepts import (
+    CONCEPT_SCHEMA,
+    DECOMPOSERS,
+    ConceptConfig,
+    LLMDecomposer,
+    OfflineDecomposer,
+    Vocabulary,
+    decompose_concepts,
+    decomposition_summary,
+    load_concepts,
+    propose_concepts,
+)
+from ..core.vocabulary import kept_attributes, minilm_encoder
 from ..core.title_writer import LLMTitleWriter
 from .config_from_core import CoreSettings, with_core_settings
 from .llm_resources import LLMResource
@@ -31,12 +51,16 @@ from .resources import CatalogResource, DataHomeResource
 from .automation import PUBLISH_AFTER_SHARD_UPDATES
 from .tables import table_spec, written_table_metadata
 
-CODE_VERSION = "4"  # bump when this step's logic (here or in core/collection_mining.py, title_writer.py, retirement.py) changes the table
+CODE_VERSION = "5"  # bump when this step's logic (here or in core/collection_mining.py, title_writer.py, retirement.py, style_concepts.py) changes the table
 
 TITLE_WRITERS = ("auto", "llm", "template")
 
 
-class CollectionConfig(with_core_settings(Config, CoreSettings(MiningConfig))):
+# Two names the mining settings use already: the concepts' get a prefix in run config.
+CONCEPT_SETTINGS = CoreSettings(ConceptConfig, rename={"max_attributes": "concept_max_attributes", "min_support": "concept_min_support"})
+
+
+class CollectionConfig(with_core_settings(Config, CoreSettings(MiningConfig), CONCEPT_SETTINGS)):
     title_writer: str = "auto"  # auto (llm when the llm resource has an API key) | llm | template
     title_model: str | None = None  # default: the llm resource's model
 
@@ -60,6 +84,33 @@ def choose_title_writer(
     return LLMTitleWriter(client, config.title_characters, compatibility), client
 
 
+def concept_decompositions_of(
+    warehouse, config: CollectionConfig, llm: LLMResource, data_home: DataHomeResource, assignments: pl.DataFrame, collections: pl.DataFrame, on_progress=None
+) -> tuple[pl.DataFrame, CachedLLMClient | None]:
+    """The `concept_decompositions` table: the file's concepts (and the LLM's, with a key),
+    decomposed by the LLM or MiniLM, validated against the curated vocabulary."""
+    concepts_config = config.to_core(ConceptConfig)
+    if concepts_config.concept_decomposer not in DECOMPOSERS:
+        raise ValueError(f"concept_decomposer must be one of {DECOMPOSERS}, got {concepts_config.concept_decomposer!r}")
+    concepts = load_concepts(concepts_config.concepts_file)
+    vocabulary_table = warehouse.read_table("curated_vocabulary")
+    if vocabulary_table.is_empty():
+        return pl.DataFrame(schema=CONCEPT_SCHEMA), None
+    vocabulary = Vocabulary.build(kept_attributes(vocabulary_table), assignments)
+    use_llm = concepts_config.concept_decomposer == "llm" or (concepts_config.concept_decomposer == "auto" and llm.api_key() is not None)
+    offline = OfflineDecomposer(minilm_encoder("cpu"), vocabulary, concepts_config)
+    client = None
+    decomposer = offline
+    if use_llm:
+        if llm.api_key() is None:
+            raise ValueError(f"concept_decomposer 'llm' needs an API key in ${llm.api_key_env} (or choose 'offline')")
+        client = llm.client(warehouse, on_progress, model=config.title_model)
+        concepts = concepts + propose_concepts(client, vocabulary, concepts_config.propose_concepts, concepts, config.title_characters)
+        decomposer = LLMDecomposer(client, vocabulary, concepts_config, fallback=offline)
+    taken = set(collections.get_column("slug").to_list())
+    return decompose_concepts(concepts, decomposer, vocabulary, concepts_config, taken), client
+
+
 @multi_asset(
     name="collection_queries",
     specs=[
@@ -71,10 +122,19 @@ def choose_title_writer(
                 "over the assigned attributes of every shard still in the catalog; one row per combination, kept or "
                 "dropped with a reason."
             ),
-        )
+        ),
+        table_spec(
+            "concept_decompositions", group="pages", code_version=CODE_VERSION, kinds={"openai", "pytorch"}, schema=CONCEPT_SCHEMA,
+            deps=["product_attribute_scores", "curated_vocabulary", "collection_queries"], automation_condition=PUBLISH_AFTER_SHARD_UPDATES,
+            description=(
+                "Style concepts (data/style_concepts.yaml, and the LLM's proposals with a key) decomposed into attribute "
+                "combinations of the curated vocabulary (LLM or MiniLM similarity), each validated: one row per proposed "
+                "combination, kept or rejected with a reason, and a 'none' row for a concept without a valid one."
+            ),
+        ),
     ],
 )
-def collection_queries(context: AssetExecutionContext, config: CollectionConfig, data_home: DataHomeResource, llm: LLMResource, catalog: CatalogResource) -> MaterializeResult:
+def collection_queries(context: AssetExecutionContext, config: CollectionConfig, data_home: DataHomeResource, llm: LLMResource, catalog: CatalogResource):
     """Attribute combinations worth a page, with titles, mined over the assigned attributes
     of every shard still in the catalog (shards and products that left it are retired first,
     so they leave the pages)."""
@@ -92,7 +152,12 @@ def collection_queries(context: AssetExecutionContext, config: CollectionConfig,
     kept = collections.filter(pl.col("status") == "kept")
     context.log.info("%d combinations mined, %d collections kept (writer %s)", combos.height, kept.height, writer.name)
     writers = collections.with_columns(pl.col("writer").str.extract(r"^([^ (]+)").alias("w")).group_by("w").len()
-    return MaterializeResult(
+    concepts, concept_client = concept_decompositions_of(warehouse, config, llm, data_home, assignments, collections, on_progress=lambda p: context.log.info(p.describe()))
+    warehouse.replace_table("concept_decompositions", concepts)
+    summary = decomposition_summary(concepts)
+    if summary["concepts_without_combination"]:
+        context.log.warning("style concepts without a valid combination (no page): %s", summary["concepts_without_combination"])
+    yield MaterializeResult(
         asset_key="collection_queries",
         metadata={
             **written_table_metadata(warehouse, ["collection_queries"])["collection_queries"],
@@ -108,4 +173,12 @@ def collection_queries(context: AssetExecutionContext, config: CollectionConfig,
             "sample_titles": MetadataValue.json(kept.get_column("title").head(20).to_list()),
             **(client.stats.as_metadata("llm_") if client else {}),
         }
+    )
+    yield MaterializeResult(
+        asset_key="concept_decompositions",
+        metadata={
+            **written_table_metadata(warehouse, ["concept_decompositions"])["concept_decompositions"],
+            **{k: (MetadataValue.json(v) if isinstance(v, (list, dict)) else v) for k, v in summary.items()},
+            **(concept_client.stats.as_metadata("llm_") if concept_client else {}),
+        },
     )

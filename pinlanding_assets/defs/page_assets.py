@@ -12,7 +12,8 @@ pass the checks of `core/site.py` are published, a product whose image fails is 
 (stage `publish`) and left off its pages.
 
 One step, four tables (a `@multi_asset`, see `defs/tables.py`): `landing_pages` (read from
-`product_attribute_scores`, `collection_queries` and `catalog_products`), `published_pages`,
+`product_attribute_scores`, `collection_queries`, `concept_decompositions` (one page per
+style concept, with its decomposition shown) and `catalog_products`), `published_pages`,
 `retired_slugs` and `page_refresh_log`. The step reads back its previous `published_pages`
 and `retired_slugs` to diff against (not drawn: no self-dependencies), and replaces the
 `quarantine` rows of stage `publish` (that table belongs to `raw_attributes`).
@@ -35,7 +36,7 @@ from .config_from_core import CoreSettings, with_core_settings
 from .resources import CatalogResource, DataHomeResource
 from .tables import table_spec, written_table_metadata
 
-CODE_VERSION = "5"  # bump when this step's logic (here or in core/publishing.py, matching.py, page_dedup.py, page_quality.py, related_pages.py, page_refresh.py, site.py) changes its tables or the site
+CODE_VERSION = "6"  # bump when this step's logic (here or in core/publishing.py, matching.py, style_concepts.py, page_dedup.py, page_quality.py, related_pages.py, page_refresh.py, site.py) changes its tables or the site
 GROUP = "pages"
 TABLES = ("landing_pages", "published_pages", "retired_slugs", "page_refresh_log")  # the asset first: its materialization comes first
 # Every table of the step waits for the same thing: one publish per batch of shard updates.
@@ -43,9 +44,10 @@ LANDING_PAGES_SPECS = [
     spec.replace_attributes(automation_condition=PUBLISH_AFTER_SHARD_UPDATES) for spec in [
     table_spec(
         "landing_pages", group=GROUP, code_version=CODE_VERSION, kinds={"spark"}, schema=PAGE_SCHEMA,
-        deps=["product_attribute_scores", "collection_queries", "catalog_products"],
+        deps=["product_attribute_scores", "collection_queries", "concept_decompositions", "catalog_products"],
         description=(
-            "Products matched to collections on Spark: one row per (page, product) with relevance and rank; also "
+            "Products matched to collections on Spark, and to the style concepts' combinations (one page per concept, "
+            "its products matching any of them): one row per (page, product) with relevance and rank; also "
             "written as a Parquet export and rendered as the static site (`site`, switched atomically). Products "
             "whose images fail the publish checks are left off and quarantined (stage `publish`)."
         ),
@@ -113,6 +115,8 @@ def landing_pages(
             "smallest_page": smallest,
             "largest_page": largest,
             "precision_at_10": published.precision_at_10,
+            "concept_pages": published.concept_pages.get_column("slug").n_unique(),
+            "concept_precision_at_10": published.concept_precision_at_10,
             **published.refresh.as_metadata(),
             "retired_slugs": published.retired.height,
             "changes_sample": MetadataValue.json(published.refresh.changes.head(20).select("slug", "change", "products_added", "products_removed").to_dicts()),

@@ -85,6 +85,7 @@ def publish_site(
     catalog_root: Path | None = None,
     min_page_size: int = 1,
     noindex: set[str] = frozenset(),
+    concepts: dict | None = None,
 ) -> tuple[SiteResult, StagedImages]:
     """A publish as `landing_pages` does it: verify images, withhold refused products,
     render, switch. The catalog defaults to the sample catalog the products come from."""
@@ -93,7 +94,7 @@ def publish_site(
     with SiteBuild(site_dir, "test", config) as build:
         images = build.stage_images(pages.select("product_id").unique().join(products, on="product_id", how="left"), catalog_root or SAMPLE_CATALOG)
         pages = withhold_products(pages, images.refused_ids, MatchingConfig(min_page_size=min_page_size))
-        result = build.render(collections, pages, products, retired, images, noindex=noindex)
+        result = build.render(collections, pages, products, retired, images, noindex=noindex, concepts=concepts)
     return result, images
 
 
@@ -465,3 +466,47 @@ def test_related_links_are_shown_by_relation(sample_catalog, tmp_path) -> None:
     assert headings == ["Broader", "Narrower", "In other colours"]
     hrefs = [attrs["href"] for tag, attrs in page.tags if tag == "a" and attrs.get("href", "").endswith(".html") and not attrs["href"].startswith("../")]
     assert hrefs == ["shirts.html", "white-shirts-for-men.html", "black-shirts.html"]
+
+
+def test_a_concept_page_shows_its_decomposition(sample_catalog, tmp_path) -> None:
+    """A style concept's page says why its products are there: each combination with its
+    attributes and counts, and on each product card the combination it matched."""
+    from pinlanding_assets.core.style_concepts import CONCEPT_PAGE_SCHEMA, CONCEPT_SCHEMA, concept_page_rows, concept_views
+
+    products = sample_products(sample_catalog)
+    collections, pages = site_inputs(products)
+    ids = products.get_column("product_id").to_list()
+    decompositions = pl.DataFrame(
+        [
+            {"concept_slug": "quiet-luxury", "concept": "quiet luxury", "title": "Quiet Luxury", "source": "file", "hints": ["leather"], "combination": 1,
+             "combination_slug": "quiet-luxury--1", "attributes": [{"key": "material", "value": "leather"}, {"key": "product_type", "value": "handbag"}],
+             "n_attributes": 2, "support": 20, "score": 1.0, "status": "kept", "reason": "minilm similarity to quiet luxury, leather", "decomposer": "minilm"},
+            {"concept_slug": "quiet-luxury", "concept": "quiet luxury", "title": "Quiet Luxury", "source": "file", "hints": ["leather"], "combination": 2,
+             "combination_slug": "quiet-luxury--2", "attributes": [{"key": "material", "value": "cashmere"}, {"key": "product_type", "value": "sweater"}],
+             "n_attributes": 2, "support": 0, "score": None, "status": "rejected", "reason": "outside the curated vocabulary: material: cashmere", "decomposer": "llm"},
+            {"concept_slug": "quiet-luxury", "concept": "quiet luxury", "title": "Quiet Luxury", "source": "file", "hints": ["leather"], "combination": 3,
+             "combination_slug": "quiet-luxury--3", "attributes": [{"key": "product_type", "value": "watch"}],
+             "n_attributes": 1, "support": 30, "score": 0.3, "status": "kept", "reason": None, "decomposer": "minilm"},
+        ],
+        schema=CONCEPT_SCHEMA,
+    )
+    concept = pl.DataFrame(
+        {"slug": ["quiet-luxury"] * 3, "product_id": ids[:3], "relevance": [0.9, 0.8, 0.7], "rank": [1, 2, 3], "combination_slug": ["quiet-luxury--3", "quiet-luxury--1", "quiet-luxury--3"]},
+        schema=CONCEPT_PAGE_SCHEMA,
+    )
+    all_pages = pl.concat([pages, concept.drop("combination_slug")], how="vertical_relaxed")
+    rows = pl.concat([collections, concept_page_rows(decompositions)])
+    publish_site(tmp_path / "site", rows, all_pages, products, SiteConfig(), concepts=concept_views(decompositions, concept))
+    html = (tmp_path / "site" / "pages" / "quiet-luxury.html").read_text(encoding="utf-8")
+    page = parse(tmp_path / "site" / "pages" / "quiet-luxury.html")
+    text = " ".join(" ".join(page.text).split())
+    assert "Why these products" in text and "“quiet luxury” is not one attribute" in text
+    items = [attrs.get("id") for tag, attrs in page.tags if tag == "li"]
+    assert items == ["combination-1", "combination-3"]  # the rejected combination is not shown
+    assert "material leather" in text and "product type handbag" in text and "cashmere" not in html
+    assert "1 on this page, 20 in the catalog" in text and "2 on this page, 30 in the catalog" in text
+    card_links = [attrs["href"] for tag, attrs in page.tags if tag == "a" and attrs.get("href", "").startswith("#combination-")]
+    assert card_links == ["#combination-3", "#combination-1", "#combination-3"]  # in rank order
+    assert "Style Concepts" in " ".join(parse(tmp_path / "site" / "index.html").text)
+    # an ordinary collection page has no such section
+    assert "Why these products" not in (tmp_path / "site" / "pages" / "white-shirt-def456.html").read_text(encoding="utf-8")

@@ -25,6 +25,7 @@ from pinlanding_assets.core.page_quality import IndexingConfig
 from pinlanding_assets.core.publishing import PublishConfig
 from pinlanding_assets.core.scoring import ScoringSettings
 from pinlanding_assets.core.site import SiteConfig
+from pinlanding_assets.core.style_concepts import ConceptConfig
 from pinlanding_assets.core.training import TrainingConfig
 from pinlanding_assets.core.type_discovery import DiscoveryConfig
 from pinlanding_assets.core.vlm_extraction import VLMExtractionConfig
@@ -47,7 +48,7 @@ STAGES = {
     "curated_vocabulary": (VocabularyConfig, "train_model", {CurationConfig, VocabularyCheckConfig, ComputeSettings}),
     "clip_model": (ModelConfig, "train_model", {ModelSpec, TrainingConfig, AssignmentConfig, GateConfig, HeldoutConfig, ComputeSettings}),
     "product_attribute_scores": (ScoringConfig, "shard_scoring", {ScoringSettings, ShardGateConfig, ComputeSettings}),
-    "collection_queries": (CollectionConfig, "publish_pages", {MiningConfig}),
+    "collection_queries": (CollectionConfig, "publish_pages", {MiningConfig, ConceptConfig}),
     "landing_pages": (PagesConfig, "publish_pages", {MatchingConfig, SiteConfig, PublishConfig, PageCheckConfig, DedupConfig, IndexingConfig}),
 }
 RESOURCES = {

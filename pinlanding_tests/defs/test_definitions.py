@@ -4,7 +4,7 @@ from pinlanding_assets.definitions import ASSETS, asset_code_versions, defs
 
 SIX = ["raw_attributes", "curated_vocabulary", "clip_model", "product_attribute_scores", "collection_queries", "landing_pages"]
 # Every table another stage (or the refresh sensor) reads, besides the six.
-TABLES = ["catalog_products", "quarantine", "shard_ingests", "product_embeddings", "published_pages", "retired_slugs", "page_refresh_log"]
+TABLES = ["catalog_products", "quarantine", "shard_ingests", "product_embeddings", "concept_decompositions", "published_pages", "retired_slugs", "page_refresh_log"]
 # What each step reads: the lineage graph is the data flow.
 READS = {
     "raw_attributes": set(),
@@ -14,7 +14,8 @@ READS = {
     "product_attribute_scores": {"catalog_products", "product_embeddings", "clip_model", "raw_attributes", "curated_vocabulary"},
     "product_embeddings": {"catalog_products", "clip_model"},
     "collection_queries": {"product_attribute_scores", "raw_attributes", "curated_vocabulary", "catalog_products"},
-    "landing_pages": {"product_attribute_scores", "collection_queries", "catalog_products"},
+    "concept_decompositions": {"product_attribute_scores", "curated_vocabulary", "collection_queries"},
+    "landing_pages": {"product_attribute_scores", "collection_queries", "concept_decompositions", "catalog_products"},
 }
 KINDS = {
     "raw_attributes": {"duckdb", "openai"},
@@ -24,6 +25,7 @@ KINDS = {
     "product_attribute_scores": {"duckdb", "pytorch", "spark"},
     "product_embeddings": {"duckdb", "pytorch", "spark"},
     "collection_queries": {"duckdb", "openai"},
+    "concept_decompositions": {"duckdb", "openai", "pytorch"},
     "landing_pages": {"duckdb", "spark"},
     "published_pages": {"duckdb"},
 }
@@ -32,7 +34,7 @@ JOB_TABLES = {
     "shard_ingest": {"raw_attributes", "catalog_products", "quarantine", "shard_ingests"},
     "train_model": {"curated_vocabulary", "clip_model"},
     "shard_scoring": {"product_attribute_scores", "product_embeddings"},
-    "publish_pages": {"collection_queries", "landing_pages", "published_pages", "retired_slugs", "page_refresh_log"},
+    "publish_pages": {"collection_queries", "concept_decompositions", "landing_pages", "published_pages", "retired_slugs", "page_refresh_log"},
 }
 JOB_TABLES["shard_refresh"] = JOB_TABLES["shard_ingest"] | JOB_TABLES["shard_scoring"]  # pages follow once per batch (automation.py)
 

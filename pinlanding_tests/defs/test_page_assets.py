@@ -24,6 +24,14 @@ from pinlanding_assets.core.settings import SAMPLE_CATALOG
 from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource, SparkResource, spark_resource as project_spark_resource
 
 
+def vocabulary_from_labels(products: pl.DataFrame) -> pl.DataFrame:
+    """A curated vocabulary (the columns later stages read) of every label value: what the
+    style concepts are decomposed into."""
+    labels = catalog_label_attributes(products)
+    counts = labels.group_by("key", "value").agg(pl.col("product_id").n_unique().cast(pl.Int64).alias("frequency"))
+    return counts.with_columns(pl.col("value").alias("canonical"), pl.lit("kept").alias("status")).sort("key", "value")
+
+
 def scores_from_labels(products: pl.DataFrame, drop_products: set[str] = frozenset()) -> pl.DataFrame:
     labels = catalog_label_attributes(products).filter(~pl.col("product_id").is_in(list(drop_products)))
     return labels.with_columns(
@@ -67,6 +75,7 @@ def test_pages_site_and_refresh(sample_catalog, tmp_path, spark_resource, monkey
     products = load_catalog(locate_catalog(sample_catalog)).products
     warehouse.replace_table("catalog_products", products)
     warehouse.replace_table("product_attribute_scores", scores_from_labels(products))
+    warehouse.replace_table("curated_vocabulary", vocabulary_from_labels(products))
 
     with DagsterInstance.ephemeral() as instance:
         first = run_pages(home, spark_resource, instance)
@@ -87,12 +96,28 @@ def test_pages_site_and_refresh(sample_catalog, tmp_path, spark_resource, monkey
         assert first["precision_at_10"] == 1.0  # pages built from the labels themselves
         collections = warehouse.read_table("collection_queries")
         assert set(collections.get_column("writer").unique().to_list()) == {"template"}
+        # Style concepts (data/style_concepts.yaml, offline MiniLM): a page each, showing why.
+        concepts = warehouse.read_table("concept_decompositions")
+        kept = concepts.filter(pl.col("status") == "kept")
+        assert kept.height and set(kept.get_column("decomposer")) == {"minilm"}
+        concept_slugs = set(warehouse.read("SELECT DISTINCT slug FROM landing_pages").get_column("slug")) & set(kept.get_column("concept_slug"))
+        assert first["concept_pages"] == len(concept_slugs) >= 2
+        assert first["concept_precision_at_10"] == 1.0  # labels are the scores: every product carries its combination
+        assert "office-essentials" in concept_slugs
+        office = (home / "site" / "pages" / "office-essentials.html").read_text()
+        assert "Why these products" in office and "formal" in office
+        published = warehouse.read_table("published_pages").filter(pl.col("slug") == "office-essentials")
+        assert published.height == 1 and published.get_column("title")[0] == "Office Essentials"
+        index = (home / "site" / "index.html").read_text()
+        assert "Style Concepts" in index and "pages/office-essentials.html" in index
 
         # Refresh: the dresses lose their scores, so every dress page goes and must redirect.
         labels = catalog_label_attributes(products)
         dresses = set(labels.filter((pl.col("key") == "product_type") & (pl.col("value") == "dress")).get_column("product_id").to_list())
-        dress_slugs = set(warehouse.read("SELECT DISTINCT slug FROM landing_pages WHERE slug LIKE '%dress%'").get_column("slug").to_list())
-        assert dresses and dress_slugs
+        # every page of dresses only: the mined dress pages, and a concept page whose combinations all name dresses
+        pages_now = warehouse.read_table("landing_pages")
+        dress_slugs = set(pages_now.group_by("slug").agg(pl.col("product_id").is_in(sorted(dresses)).all().alias("only")).filter("only").get_column("slug").to_list())
+        assert dresses and dress_slugs and {s for s in dress_slugs if "dress" in s}
         warehouse.replace_table("product_attribute_scores", scores_from_labels(products, dresses))
         second = run_pages(home, spark_resource, instance)
 
@@ -151,6 +176,7 @@ def seed_scores(home: Path, catalog: Path) -> Warehouse:
     products = load_catalog(locate_catalog(catalog)).products
     warehouse.replace_table("catalog_products", products)
     warehouse.replace_table("product_attribute_scores", scores_from_labels(products))
+    warehouse.replace_table("curated_vocabulary", vocabulary_from_labels(products))
     return warehouse
 
 
@@ -178,6 +204,7 @@ def test_duckdb_engine_publishes_the_pages_spark_publishes(duckdb_engine_pages, 
     on_spark_metadata, on_spark = engine_pages(tmp_path / "home", spark_resource, "spark", spark_input_dir=shared.as_uri())
     assert on_spark_metadata["engine"] == "spark"
     assert on_spark.equals(pages)
+    assert metadata["concept_pages"] == on_spark_metadata["concept_pages"] >= 2  # concept pages too, on both engines
     assert shared.is_dir() and not list(shared.iterdir()), "the run's input folder was left behind"
     assert not Path("file:").exists()
 
@@ -212,10 +239,12 @@ def test_an_unknown_engine_is_refused_clearly(tmp_path, spark_resource) -> None:
 
 
 def test_collection_queries_with_the_llm_writer(sample_catalog, tmp_path, monkeypatch) -> None:
-    from pinlanding_tests.fake_openai_server import FakeOpenAIServer
+    from pinlanding_tests.fake_openai_server import FakeOpenAIServer, PlausibleModel
 
     def model(body: dict) -> dict:
         stage = body["response_format"]["json_schema"]["name"]
+        if stage.startswith("concept_"):  # style concepts: plausible, one invented value each
+            return PlausibleModel()(body)
         if stage == "collection_validation":
             return {"valid": True, "reason": "ok"}
         if stage == "collection_title":
@@ -226,6 +255,7 @@ def test_collection_queries_with_the_llm_writer(sample_catalog, tmp_path, monkey
     warehouse = Warehouse(home / "warehouse.duckdb")
     products = load_catalog(locate_catalog(sample_catalog)).products
     warehouse.replace_table("product_attribute_scores", scores_from_labels(products))
+    warehouse.replace_table("curated_vocabulary", vocabulary_from_labels(products))
     monkeypatch.setenv("PINLANDING_TEST_LLM_KEY", "test")
     with FakeOpenAIServer(responder=model) as server:
         llm = LLMResource(base_url=server.base_url, api_key_env="PINLANDING_TEST_LLM_KEY", model="fake-llm", max_retries=0)
@@ -237,9 +267,18 @@ def test_collection_queries_with_the_llm_writer(sample_catalog, tmp_path, monkey
         )
         calls = server.request_count()
     assert result.success
-    metadata = {k: v.value for k, v in result.get_asset_materialization_events()[0].materialization.metadata.items()}
-    assert metadata["writer"] == "llm" and metadata["llm_calls_made"] == calls > 0
+    metadata, concept_metadata = ({k: v.value for k, v in e.materialization.metadata.items()} for e in result.get_asset_materialization_events())
+    # every call counted once: the titles' client and the concepts' (one per concept, one for proposals)
+    assert metadata["writer"] == "llm" and metadata["llm_calls_made"] + concept_metadata["llm_calls_made"] == calls > 0
+    assert concept_metadata["llm_calls_made"] >= concept_metadata["concepts"] + 1
     collections = warehouse.read_table("collection_queries")
     kept = collections.filter(pl.col("status") == "kept")
     assert kept.height > 0 and "Amazing Deals" not in kept.get_column("title").to_list()
     assert all(w.startswith("llm+template-title") for w in kept.get_column("writer").to_list())
+    # The style concepts went to the LLM too: decomposed, validated, and one proposed.
+    concepts = warehouse.read_table("concept_decompositions")
+    assert set(concepts.get_column("decomposer")) == {"llm"}
+    assert concepts.filter(pl.col("status") == "kept").height > 0
+    invented = concepts.filter(pl.col("reason").str.contains("cashmere", literal=True))
+    assert invented.height and set(invented.get_column("status")) == {"rejected"}
+    assert "weekend sport" in concepts.filter(pl.col("source") == "llm").get_column("concept").to_list()

@@ -31,7 +31,7 @@ from .dagster_server import DagsterDevServer, prepare_dagster_home
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SIX_ASSETS = ["raw_attributes", "curated_vocabulary", "clip_model", "product_attribute_scores", "collection_queries", "landing_pages"]
-TABLE_ASSETS = ["catalog_products", "quarantine", "shard_ingests", "product_embeddings", "published_pages", "retired_slugs", "page_refresh_log"]
+TABLE_ASSETS = ["catalog_products", "quarantine", "shard_ingests", "product_embeddings", "concept_decompositions", "published_pages", "retired_slugs", "page_refresh_log"]
 # Kind tags as the graph shows them (the UI's display names of the kinds).
 GRAPH_KINDS = {
     "raw_attributes": ["DuckDB", "OpenAI"],
@@ -45,7 +45,7 @@ TABLE_PAGE = "catalog_products"  # materialized by the run below, with the shard
 TABLE_PAGE_COLUMNS = ["product_id", "shard", "title", "image_hash", "pixel_color", "in_sample"]
 SHARD = "apparel"
 RAW_ATTRIBUTES_CHECKS = ["attribute_coverage", "quarantine_share"]
-# The graph draws full nodes (names, kind tags) only above a zoom level; with 13 assets in four
+# The graph draws full nodes (names, kind tags) only above a zoom level; with 14 assets in four
 # groups it fits a 1920x1080 window only below it, so the graph gets a larger window.
 GRAPH_VIEWPORT = {"width": 3200, "height": 1800}
 PAGE_VIEWPORT = {"width": 1920, "height": 1080}
