@@ -14,6 +14,7 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 from ..core.catalog import QUARANTINE_SCHEMA
 from ..core.checks import IngestCheckConfig
 from ..core.evaluation import teacher_agreement
+from ..core.active_sampling import SamplingConfig
 from ..core.extraction import RAW_ATTRIBUTE_TABLE_SCHEMA, STORED_PRODUCT_SCHEMA, AttributeExtractor, OfflineExtractor, SampleSpec
 from ..core.ingest_state import INGESTS_SCHEMA, INGESTS_TABLE
 from ..core.llm_client import LLMProgress
@@ -74,6 +75,10 @@ EXTRACTION_SETTINGS = (
     ),
     CoreSettings(DiscoveryConfig, prefix="type_"),  # the offline teacher's product types
     CoreSettings(IngestCheckConfig),
+    # Which products the teacher labels under a call budget (issue 16). Read by
+    # bench/bench_active_sampling.py; the asset itself still labels the hash sample (see
+    # docs/extraction-and-curation.md, "Uncertainty-driven sampling").
+    CoreSettings(SamplingConfig, prefix="active_"),
 )
 
 
@@ -95,6 +100,9 @@ def raw_attributes(context: AssetExecutionContext, config: ExtractionConfig, cat
     """Validate the shard's rows (bad ones to `quarantine` with a reason), label its sample
     with the teacher, and store products, attributes and the shard's ingest fingerprint."""
     shard = context.partition_key
+    if config.to_core(SamplingConfig).sampling != "random":
+        # Not silently ignored: the rounds (ask -> retrain -> ask) are not in the graph yet.
+        raise ValueError("active_sampling='uncertainty' runs in bench/bench_active_sampling.py only; raw_attributes labels the hash sample (active_sampling='random')")
     warehouse = data_home.warehouse
     settings = IngestSettings(config.to_core(SampleSpec), config.to_core(DiscoveryConfig), catalog.ingest_limits(), catalog.teacher_inputs())
     teacher = teacher_choice(llm, warehouse, config, on_progress=lambda p: context.log.info(p.describe()))

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pytest
 from dagster import Config, validate_run_config
 
+from pinlanding_assets.core.active_sampling import SamplingConfig
 from pinlanding_assets.core.catalog import IngestLimits, TeacherInputs
 from pinlanding_assets.core.checks import IngestCheckConfig, PageCheckConfig, VocabularyCheckConfig
 from pinlanding_assets.core.clip_model import ModelSpec
@@ -44,7 +45,7 @@ from pinlanding_assets.defs.vocabulary_assets import VocabularyConfig
 # Each step's config (op config, or resource config under `resources`), the job that runs
 # it, and the core settings dataclasses it hands to the core.
 STAGES = {
-    "raw_attributes": (ExtractionConfig, "shard_ingest", {SampleSpec, VLMExtractionConfig, DiscoveryConfig, IngestCheckConfig}),
+    "raw_attributes": (ExtractionConfig, "shard_ingest", {SampleSpec, VLMExtractionConfig, DiscoveryConfig, IngestCheckConfig, SamplingConfig}),
     "curated_vocabulary": (VocabularyConfig, "train_model", {CurationConfig, VocabularyCheckConfig, ComputeSettings}),
     "clip_model": (ModelConfig, "train_model", {ModelSpec, TrainingConfig, AssignmentConfig, GateConfig, HeldoutConfig, ComputeSettings}),
     "product_attribute_scores": (ScoringConfig, "shard_scoring", {ScoringSettings, ShardGateConfig, ComputeSettings}),

@@ -1,0 +1,224 @@
+"""Which products the (paid) teacher labels: a random sample, or rounds picked by the
+model's uncertainty (issue 16).
+
+The paper labels a random sample. Here, under a budget of teacher calls, a first model is
+trained on a small random seed sample; then, round after round, the products of the
+unlabeled pool the current model is least sure of are sent to the teacher, and the model is
+retrained on everything labeled so far. Uncertainty of a product: per key, the margin
+(1 - (p1 - p2), the two most probable values) or the normalized entropy of the key's
+calibrated probabilities (`scoring.ScoringModel`, by default the published ones, text
+evidence included), averaged over the keys. Diversity: the
+picks are spread over the products' predicted product types (per-type quotas), so a round
+does not spend its calls on one confusing type.
+
+Rounds grow geometrically from the seed to the budget (250 -> 500 -> 1000 -> 2000 -> 4000):
+each round doubles what the model has seen, so later rounds are not dominated by the
+retraining cost. A product is asked at most once: the labeled set only grows (the VLM's
+answer cache also makes asking again free; the offline teacher is free anyway), and the
+calls counted are the distinct products labeled.
+
+`random` sampling takes the pool in the order of a seeded hash of the product ids (as
+`extraction.select_sample`): a budget's sample is a prefix of a larger budget's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .extraction import _stable_hash
+from .text_rules import PRODUCT_TYPE_KEY
+
+if TYPE_CHECKING:
+    from .scoring import ScoringModel
+
+SAMPLINGS = ("random", "uncertainty")
+MEASURES = ("margin", "entropy")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How the products the teacher labels are chosen, under a budget of calls."""
+
+    sampling: str = "random"  # "random": a seeded hash sample; "uncertainty": rounds picked by the model's uncertainty
+    seed_size: int = 250  # products of the first, random sample the first model trains on
+    budget: int = 4000  # teacher calls in all (distinct products labeled), seed sample included
+    # Rounds after the seed sample (a model is retrained after each); labeled products grow
+    # geometrically from seed_size to budget. Random sampling takes the next products of its
+    # hash order in each round (the same sample as all at once; the rounds' models show the curve).
+    rounds: int = 4
+    measure: str = "margin"  # per key: "margin" (1 - top-1 + top-2 probability) or "entropy" (normalized)
+    # Which probabilities uncertainty reads: "published" (with the text evidence, as pages
+    # are scored: on the full catalog it saves 15-40% of the calls, bench_active_sampling)
+    # or "encoder" (the towers alone: no better than random there).
+    uncertainty_of: str = "published"
+    # Spread each round over predicted product types: type t gets a quota proportional to
+    # (its pool count) ** type_quota_power (1: as in the pool, 0: equal per type).
+    diversity_by_type: bool = True
+    type_quota_power: float = 0.5
+    seed: int = 0  # the random order (seed sample, random sampling, ties)
+
+    def check(self) -> "SamplingConfig":
+        """This config, or ValueError for a setting outside its choices (checked where it is
+        used, not when built: run config builds it with any value its types allow)."""
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, not {self.sampling!r}")
+        if self.measure not in MEASURES:
+            raise ValueError(f"measure must be one of {MEASURES}, not {self.measure!r}")
+        if self.uncertainty_of not in ("encoder", "published"):
+            raise ValueError(f"uncertainty_of must be 'encoder' or 'published', not {self.uncertainty_of!r}")
+        if self.budget < 1 or self.seed_size < 1 or self.rounds < 0:
+            raise ValueError("budget and seed_size must be positive, rounds not negative")
+        return self
+
+    def round_targets(self) -> list[int]:
+        """Labeled products after each round, the seed sample first: geometric from
+        seed_size to budget."""
+        if self.rounds == 0 or self.seed_size >= self.budget:
+            return [self.budget]
+        ratio = (self.budget / self.seed_size) ** (1 / self.rounds)
+        targets = [min(self.budget, round(self.seed_size * ratio**r)) for r in range(self.rounds + 1)]
+        targets[-1] = self.budget
+        return sorted(set(targets))
+
+
+def random_order(product_ids: Sequence[str], seed: int) -> list[str]:
+    """`product_ids` in the order of a seeded hash (as `extraction.select_sample`)."""
+    return sorted(product_ids, key=lambda pid: _stable_hash(f"{seed}:{pid}"))
+
+
+def key_uncertainty(probs: np.ndarray, measure: str) -> np.ndarray:
+    """[N] uncertainty in [0, 1] of one key's [N, V] probabilities (rows sum to 1)."""
+    if probs.shape[1] < 2:
+        return np.zeros(len(probs))
+    if measure == "margin":
+        top2 = -np.partition(-probs, 1, axis=1)[:, :2]
+        return 1.0 - (top2[:, 0] - top2[:, 1])
+    p = np.clip(probs, 1e-12, 1.0)
+    return -(p * np.log(p)).sum(axis=1) / math.log(probs.shape[1])
+
+
+def product_uncertainty(probs: np.ndarray, key_slices: dict[str, slice], measure: str = "margin", keys: Sequence[str] | None = None) -> np.ndarray:
+    """[N] mean over `keys` (default: every key) of each key's uncertainty."""
+    chosen = [k for k in (keys or key_slices) if k in key_slices]
+    if not chosen:
+        return np.zeros(len(probs))
+    return np.mean([key_uncertainty(probs[:, key_slices[k]], measure) for k in chosen], axis=0)
+
+
+def predicted_values(probs: np.ndarray, key_slices: dict[str, slice], values: Sequence[str], key: str = PRODUCT_TYPE_KEY) -> list[str]:
+    """Each product's top-1 value of `key` ("" for every product when the space lacks it)."""
+    if key not in key_slices:
+        return [""] * len(probs)
+    sl = key_slices[key]
+    names = list(values[sl])
+    return [names[i] for i in probs[:, sl].argmax(axis=1)]
+
+
+@dataclass(frozen=True)
+class PoolScores:
+    """The current model's view of the unlabeled pool: what `choose_next` reads."""
+
+    product_ids: list[str]
+    uncertainty: np.ndarray  # [N] in [0, 1]
+    predicted_type: list[str]  # [N] top-1 product type ("" when unknown)
+
+
+def choose_next(pool: PoolScores, already_labeled: set[str], n: int, config: SamplingConfig) -> list[str]:
+    """Up to `n` products of the pool, none already labeled, most uncertain first within
+    per-type quotas (see `SamplingConfig`); ties go by the seeded hash order. Deterministic."""
+    tiebreak = {pid: _stable_hash(f"{config.seed}:{pid}") for pid in pool.product_ids}
+    candidates = [i for i, pid in enumerate(pool.product_ids) if pid not in already_labeled]
+    # most uncertain first (uncertainty rounded so float noise does not beat the hash order)
+    candidates.sort(key=lambda i: (-round(float(pool.uncertainty[i]), 9), tiebreak[pool.product_ids[i]]))
+    if n <= 0 or not candidates:
+        return []
+    if not config.diversity_by_type:
+        return [pool.product_ids[i] for i in candidates[:n]]
+    by_type: dict[str, list[int]] = {}
+    for i in candidates:
+        by_type.setdefault(pool.predicted_type[i], []).append(i)
+    weight = {t: len(rows) ** config.type_quota_power for t, rows in by_type.items()}
+    # The k-th pick of type t comes at "time" (k + 0.5) / weight_t: a type is drawn from in
+    # proportion to its weight (a smooth round-robin), each type's most uncertain first.
+    # A type that runs out simply stops being drawn.
+    order = sorted(
+        ((k + 0.5) / weight[t], -round(float(pool.uncertainty[i]), 9), tiebreak[pool.product_ids[i]], i)
+        for t, rows in by_type.items()
+        for k, i in enumerate(rows)
+    )
+    return [pool.product_ids[entry[-1]] for entry in order[:n]]
+
+
+@dataclass
+class SamplingRound:
+    """One round: the products it sent to the teacher and the calls paid so far."""
+
+    index: int  # 0: the seed sample
+    asked: list[str]
+    calls: int  # distinct products labeled after this round (the budget counts these)
+    evaluation: dict = field(default_factory=dict)  # whatever `fit` returned for the model trained after it
+
+
+@dataclass
+class ActiveSamplingRun:
+    rounds: list[SamplingRound]
+    labeled: list[str]  # in the order they were asked
+
+    @property
+    def calls(self) -> int:
+        return len(self.labeled)
+
+
+# label(product ids) -> None: ask the teacher about these products (never asked before).
+Label = Callable[[list[str]], None]
+# fit(labeled product ids, round index, score the pool?) -> (evaluation record, the
+# model's view of the unlabeled pool when asked for it, else None).
+Fit = Callable[[list[str], int, bool], tuple[dict, PoolScores | None]]
+
+
+def active_sample(pool_ids: Sequence[str], label: Label, fit: Fit, config: SamplingConfig) -> ActiveSamplingRun:
+    """The loop: label a random seed sample, fit a model, and until the budget is spent,
+    pick the next products (uncertainty: `choose_next` on the model's view of the pool;
+    random: the next ones in the hash order), label them, refit. `fit` is called after every
+    round; it is asked to score the pool only when a next round will read it."""
+    config.check()
+    order = random_order(list(pool_ids), config.seed)
+    targets = sorted({min(t, len(order)) for t in config.round_targets()})
+    labeled: list[str] = []
+    seen: set[str] = set()
+    rounds: list[SamplingRound] = []
+    pool_view: PoolScores | None = None
+    for index, target in enumerate(targets):
+        want = target - len(labeled)
+        if index == 0 or config.sampling == "random":
+            picked = [pid for pid in order if pid not in seen][:want]
+        else:
+            assert pool_view is not None
+            picked = choose_next(pool_view, seen, want, config)
+        if picked:
+            label(picked)
+            labeled.extend(picked)
+            seen.update(picked)
+        score_pool = config.sampling == "uncertainty" and index + 1 < len(targets)
+        evaluation, pool_view = fit(list(labeled), index, score_pool)
+        rounds.append(SamplingRound(index, picked, len(labeled), evaluation))
+    return ActiveSamplingRun(rounds, labeled)
+
+
+def pool_scores(model: "ScoringModel", embeddings: np.ndarray, products, config: SamplingConfig) -> PoolScores:
+    """The model's view of `products` (a frame in the order of `embeddings`, with the text
+    columns scoring reads): uncertainty of the probabilities `config.uncertainty_of` names,
+    and the predicted product type (from the published scores: the best guess we have)."""
+    scores = model.score(embeddings, products)
+    probs = scores.encoder_probability if config.uncertainty_of == "encoder" else scores.probability
+    values = model.space.attributes.get_column("value").to_list()
+    return PoolScores(
+        products.get_column("product_id").to_list(),
+        product_uncertainty(probs, model.space.key_slices, config.measure),
+        predicted_values(scores.probability, model.space.key_slices, values),
+    )
