@@ -271,19 +271,7 @@ def per_page_precision_at_k(pages: pl.DataFrame, collection_attributes: pl.DataF
     catalog labels onto it). `labeled_keys`: the keys the catalog has labels for (default:
     the keys in `truth`); `comparable`: when given, only page attributes among these (key,
     value) pairs are checked (`comparable_values`)."""
-    labeled_keys = labeled_keys if labeled_keys is not None else set(truth.get_column("key").unique().to_list())
-    attrs = collection_attributes.filter(pl.col("key").is_in(labeled_keys)).select("slug", "key", "value")
-    if comparable is not None:
-        attrs = attrs.join(comparable.select("key", "value"), on=["key", "value"], how="semi")
-    checkable = attrs.group_by("slug").agg(pl.len().alias("n_attrs"))
-    top = pages.filter(pl.col("rank") <= k).join(checkable, on="slug")
-    matched = (
-        top.join(attrs, on="slug")
-        .join(truth.select("product_id", "key", "value").unique().with_columns(pl.lit(True).alias("hit")), on=["product_id", "key", "value"], how="left")
-        .group_by("slug", "product_id", "n_attrs")
-        .agg(pl.col("hit").fill_null(False).sum().alias("hits"))
-    )
-    return matched.group_by("slug").agg((pl.col("hits") == pl.col("n_attrs")).mean().alias("p_at_k")).sort("slug")
+    return _top_k_precision(pages, collection_attributes, truth, k, labeled_keys, comparable, judged_by="slug")
 
 
 def concept_precision_at_k(pages: pl.DataFrame, combination_attributes: pl.DataFrame, truth: pl.DataFrame, k: int = 10, labeled_keys: set[str] | None = None, comparable: pl.DataFrame | None = None) -> pl.DataFrame:
@@ -292,14 +280,20 @@ def concept_precision_at_k(pages: pl.DataFrame, combination_attributes: pl.DataF
     every checkable attribute of *their* combination. A product whose combination has no
     checkable attribute is not counted; a page with none such is not in the frame.
     combination_attributes: slug (= combination_slug), key, value."""
+    return _top_k_precision(pages, combination_attributes, truth, k, labeled_keys, comparable, judged_by="combination_slug")
+
+
+def _top_k_precision(pages: pl.DataFrame, attributes: pl.DataFrame, truth: pl.DataFrame, k: int, labeled_keys: set[str] | None, comparable: pl.DataFrame | None, judged_by: str) -> pl.DataFrame:
+    """slug -> p_at_k, each top-k product judged on the attribute set its `judged_by` column
+    names (`attributes.slug`): its page's own (`slug`) or its concept combination's."""
     labeled_keys = labeled_keys if labeled_keys is not None else set(truth.get_column("key").unique().to_list())
-    attrs = combination_attributes.filter(pl.col("key").is_in(labeled_keys)).select(pl.col("slug").alias("combination_slug"), "key", "value")
+    attrs = attributes.filter(pl.col("key").is_in(labeled_keys)).select(pl.col("slug").alias(judged_by), "key", "value")
     if comparable is not None:
         attrs = attrs.join(comparable.select("key", "value"), on=["key", "value"], how="semi")
-    checkable = attrs.group_by("combination_slug").agg(pl.len().alias("n_attrs"))
-    top = pages.filter(pl.col("rank") <= k).join(checkable, on="combination_slug")
+    checkable = attrs.group_by(judged_by).agg(pl.len().alias("n_attrs"))
+    top = pages.filter(pl.col("rank") <= k).join(checkable, on=judged_by)
     matched = (
-        top.join(attrs, on="combination_slug")
+        top.join(attrs, on=judged_by)
         .join(truth.select("product_id", "key", "value").unique().with_columns(pl.lit(True).alias("hit")), on=["product_id", "key", "value"], how="left")
         .group_by("slug", "product_id", "n_attrs")
         .agg(pl.col("hit").fill_null(False).sum().alias("hits"))
