@@ -188,9 +188,10 @@ class EncodedInputs:
 
     def collection_layout(self) -> pl.DataFrame:
         """One row per collection, Spark's input: cid, a1, a2, ... (rarest first; null past
-        its size). A collection whose rows disagree with its n_attributes matches nothing,
-        as in the reference, and is left out."""
-        slots = range(1, max(self.max_attributes, 1) + 1)
+        its size; a2 always, since the join reads it: every collection may have one
+        attribute, as a style concept's combinations often do). A collection whose rows
+        disagree with its n_attributes matches nothing, as in the reference, and is left out."""
+        slots = range(1, max(self.max_attributes, 2) + 1)
         grouped = (
             self.collection_attributes.sort("cid", "attr")
             .group_by("cid", maintain_order=True)

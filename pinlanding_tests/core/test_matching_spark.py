@@ -9,7 +9,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from pinlanding_assets.core.matching import MatchingConfig, join_uri, match_pages_duckdb, match_pages_spark, remove_staged_inputs, synthetic_inputs
+from pinlanding_assets.core.matching import COLLECTION_INPUT_SCHEMA, MatchingConfig, join_uri, match_pages_duckdb, match_pages_spark, remove_staged_inputs, synthetic_inputs
 
 
 @pytest.mark.parametrize("config", [MatchingConfig(), MatchingConfig(min_relevance=0.35, min_page_size=3, max_page_size=8)])
@@ -107,6 +107,23 @@ def test_spark_and_duckdb_agree_on_the_edge_cases_of_the_pair_plan(spark) -> Non
         assert {"single-color", "single-type"} <= slugs and not {"unknown-value", "short-rows"} & slugs
         assert reference.group_by("slug", "relevance").len().get_column("len").max() > 1  # real ties
         assert match_pages_spark(spark, product_attributes, collection_attributes, config).equals(reference)
+
+
+@pytest.mark.parametrize("staged", [False, True])
+def test_collections_of_one_attribute_only_match_on_spark_as_in_the_reference(spark, tmp_path, staged: bool) -> None:
+    """A style concept's combinations are often single product types: with no collection of
+    two attributes the collections' input had no a2 column, which the pair join reads
+    (Spark refused the query: `c.a2` cannot be resolved; the label-free VLM run failed)."""
+    product_attributes, _ = synthetic_inputs(2000, 10, seed=3)
+    singles = pl.DataFrame(
+        [("type-a", "product_type", "pro0", 1), ("type-b", "product_type", "pro1", 1), ("colour-a", "color", "col2", 1)],
+        schema=COLLECTION_INPUT_SCHEMA, orient="row",
+    )
+    config = MatchingConfig(min_page_size=3)
+    reference = match_pages_duckdb(product_attributes, singles, config)
+    assert reference.get_column("slug").n_unique() == 3
+    on_spark = match_pages_spark(spark, product_attributes, singles, config, input_uri=str(tmp_path / "in") if staged else None)
+    assert on_spark.equals(reference)
 
 
 def test_spark_plan_broadcasts_the_collections_and_shuffles_only_the_top_of_each_page(spark) -> None:

@@ -101,7 +101,9 @@ def test_label_free_catalog_through_the_vlm_path(label_free_slice: Path, tmp_pat
         assert "landing pages" in first.stdout
         calls = server.request_count()
         kinds = {r.body["response_format"]["json_schema"]["name"] for r in server.requests}
-        assert kinds == {"product_attributes", "attribute_verdicts", "collection_validation", "collection_title", "collection_title_score"}
+        # Extraction, the vocabulary judge, the title writer and the style concepts (issue 16: with
+        # an endpoint, concepts are proposed and decomposed by the LLM).
+        assert kinds == {"product_attributes", "attribute_verdicts", "collection_validation", "collection_title", "collection_title_score", "concept_proposals", "concept_decomposition"}
         assert any(r.fault for r in server.requests)  # faults were injected and survived
 
         again = subprocess.run([*command, "--force"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
