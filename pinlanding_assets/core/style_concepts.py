@@ -57,6 +57,7 @@ from .llm_responses import ConceptDecomposition, ConceptProposals
 from .matching import PAGE_SCHEMA, MatchingConfig
 from .settings import REPO_ROOT
 from .text_rules import display_words
+from .vocabulary import kept_attributes
 
 STYLE_CONCEPTS_FILE = REPO_ROOT / "data" / "style_concepts.yaml"
 ANCHOR_KEYS = (ANCHOR_KEY, "occasion")  # a combination names what or for what
@@ -426,6 +427,45 @@ def decompose_concepts(concepts: Sequence[Concept], decomposer: Decomposer, voca
             why = "no proposal passed validation" if decomposition.proposals else "no combination proposed"
             rows.append(base | {"combination": None, "combination_slug": None, "attributes": [], "n_attributes": 0, "support": 0, "score": None, "status": "none", "reason": why})
     return pl.DataFrame(rows, schema=CONCEPT_SCHEMA)
+
+
+class _OfflineWhenNeeded:
+    """The offline decomposer, built (MiniLM loaded, the vocabulary embedded) only when a
+    concept needs it: behind the LLM it is the fallback for a failed call, rarely used."""
+
+    name = OfflineDecomposer.name
+
+    def __init__(self, build: Callable[[], OfflineDecomposer]):
+        self._build = build
+        self._built: OfflineDecomposer | None = None
+
+    def decompose(self, concepts: Sequence[Concept]) -> list[Decomposition]:
+        self._built = self._built or self._build()
+        return self._built.decompose(concepts)
+
+
+def style_concept_decompositions(
+    vocabulary_table: pl.DataFrame,
+    assignments: pl.DataFrame,
+    collections: pl.DataFrame,
+    config: ConceptConfig,
+    client: CachedLLMClient | None,
+    encoder: Callable[[], TextEncoder],
+    title_characters: str = TITLE_CHARACTERS,
+) -> pl.DataFrame:
+    """The `concept_decompositions` table: the concepts file's concepts (and, with an LLM
+    `client`, those it proposes) decomposed by the LLM, else by MiniLM (`encoder` loads it),
+    every proposal validated against the curated vocabulary (`vocabulary_table`, as stored)."""
+    concepts = load_concepts(config.concepts_file)
+    if vocabulary_table.is_empty():
+        return pl.DataFrame(schema=CONCEPT_SCHEMA)
+    vocabulary = Vocabulary.build(kept_attributes(vocabulary_table), assignments)
+    offline = _OfflineWhenNeeded(lambda: OfflineDecomposer(encoder(), vocabulary, config))
+    decomposer: Decomposer = offline
+    if client is not None:
+        concepts = concepts + propose_concepts(client, vocabulary, config.propose_concepts, concepts, title_characters)
+        decomposer = LLMDecomposer(client, vocabulary, config, fallback=offline)
+    return decompose_concepts(concepts, decomposer, vocabulary, config, set(collections.get_column("slug").to_list()))
 
 
 def concepts_without_pages(decompositions: pl.DataFrame) -> list[str]:

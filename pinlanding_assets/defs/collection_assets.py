@@ -31,19 +31,8 @@ from ..core.catalog import list_shards
 from ..core.collection_mining import COLLECTION_SCHEMA, KeyTypeCompatibility, MiningConfig, TemplateTitleWriter, TitleWriter, learned_compatibility, mine_combinations, write_collections
 from ..core.llm_client import CachedLLMClient, LLMProgress
 from ..core.retirement import retire_removed
-from ..core.style_concepts import (
-    CONCEPT_SCHEMA,
-    DECOMPOSERS,
-    ConceptConfig,
-    LLMDecomposer,
-    OfflineDecomposer,
-    Vocabulary,
-    decompose_concepts,
-    decomposition_summary,
-    load_concepts,
-    propose_concepts,
-)
-from ..core.vocabulary import kept_attributes, minilm_encoder
+from ..core.style_concepts import CONCEPT_SCHEMA, DECOMPOSERS, ConceptConfig, decomposition_summary, style_concept_decompositions
+from ..core.vocabulary import minilm_encoder
 from ..core.title_writer import LLMTitleWriter
 from .config_from_core import CoreSettings, with_core_settings
 from .llm_resources import LLMResource
@@ -84,31 +73,17 @@ def choose_title_writer(
     return LLMTitleWriter(client, config.title_characters, compatibility), client
 
 
-def concept_decompositions_of(
-    warehouse, config: CollectionConfig, llm: LLMResource, data_home: DataHomeResource, assignments: pl.DataFrame, collections: pl.DataFrame, on_progress=None
-) -> tuple[pl.DataFrame, CachedLLMClient | None]:
-    """The `concept_decompositions` table: the file's concepts (and the LLM's, with a key),
-    decomposed by the LLM or MiniLM, validated against the curated vocabulary."""
-    concepts_config = config.to_core(ConceptConfig)
-    if concepts_config.concept_decomposer not in DECOMPOSERS:
-        raise ValueError(f"concept_decomposer must be one of {DECOMPOSERS}, got {concepts_config.concept_decomposer!r}")
-    concepts = load_concepts(concepts_config.concepts_file)
-    vocabulary_table = warehouse.read_table("curated_vocabulary")
-    if vocabulary_table.is_empty():
-        return pl.DataFrame(schema=CONCEPT_SCHEMA), None
-    vocabulary = Vocabulary.build(kept_attributes(vocabulary_table), assignments)
-    use_llm = concepts_config.concept_decomposer == "llm" or (concepts_config.concept_decomposer == "auto" and llm.api_key() is not None)
-    offline = OfflineDecomposer(minilm_encoder("cpu"), vocabulary, concepts_config)
-    client = None
-    decomposer = offline
-    if use_llm:
-        if llm.api_key() is None:
-            raise ValueError(f"concept_decomposer 'llm' needs an API key in ${llm.api_key_env} (or choose 'offline')")
-        client = llm.client(warehouse, on_progress, model=config.title_model)
-        concepts = concepts + propose_concepts(client, vocabulary, concepts_config.propose_concepts, concepts, config.title_characters)
-        decomposer = LLMDecomposer(client, vocabulary, concepts_config, fallback=offline)
-    taken = set(collections.get_column("slug").to_list())
-    return decompose_concepts(concepts, decomposer, vocabulary, concepts_config, taken), client
+def concept_client(config: CollectionConfig, llm: LLMResource, warehouse, on_progress=None) -> CachedLLMClient | None:
+    """The LLM client that decomposes the style concepts, or None for the offline decomposer
+    (`concept_decomposer` = auto: the LLM when the llm resource has an API key)."""
+    decomposer = config.to_core(ConceptConfig).concept_decomposer
+    if decomposer not in DECOMPOSERS:
+        raise ValueError(f"concept_decomposer must be one of {DECOMPOSERS}, got {decomposer!r}")
+    if decomposer == "offline" or (decomposer == "auto" and llm.api_key() is None):
+        return None
+    if llm.api_key() is None:
+        raise ValueError(f"concept_decomposer 'llm' needs an API key in ${llm.api_key_env} (or choose 'offline')")
+    return llm.client(warehouse, on_progress, model=config.title_model)
 
 
 @multi_asset(
@@ -152,7 +127,10 @@ def collection_queries(context: AssetExecutionContext, config: CollectionConfig,
     kept = collections.filter(pl.col("status") == "kept")
     context.log.info("%d combinations mined, %d collections kept (writer %s)", combos.height, kept.height, writer.name)
     writers = collections.with_columns(pl.col("writer").str.extract(r"^([^ (]+)").alias("w")).group_by("w").len()
-    concepts, concept_client = concept_decompositions_of(warehouse, config, llm, data_home, assignments, collections, on_progress=lambda p: context.log.info(p.describe()))
+    concepts_llm = concept_client(config, llm, warehouse, on_progress=lambda p: context.log.info(p.describe()))
+    concepts = style_concept_decompositions(
+        warehouse.read_table("curated_vocabulary"), assignments, collections, config.to_core(ConceptConfig), concepts_llm, lambda: minilm_encoder("cpu"), config.title_characters
+    )
     warehouse.replace_table("concept_decompositions", concepts)
     summary = decomposition_summary(concepts)
     if summary["concepts_without_combination"]:
@@ -179,6 +157,6 @@ def collection_queries(context: AssetExecutionContext, config: CollectionConfig,
         metadata={
             **written_table_metadata(warehouse, ["concept_decompositions"])["concept_decompositions"],
             **{k: (MetadataValue.json(v) if isinstance(v, (list, dict)) else v) for k, v in summary.items()},
-            **(concept_client.stats.as_metadata("llm_") if concept_client else {}),
+            **(concepts_llm.stats.as_metadata("llm_") if concepts_llm else {}),
         },
     )
