@@ -7,8 +7,9 @@ training, scoring and the MiniLM vocabulary merge (one definition, `ComputeSetti
   GPU lacks bfloat16) for training and inference; on a CPU with native bfloat16 (AVX-512
   BF16 / AMX, `torch.ops.mkldnn._is_mkldnn_bf16_supported`), bfloat16 autocast for
   inference only — the towers' forward passes run 1.8x faster there and the held-out and
-  page figures did not move (docs/model.md) — while CPU training stays float32 (autocast
-  bought it 4%); `fp32`: no autocast anywhere (the results of earlier versions, bit for
+  page figures did not move (docs/model.md); a model loaded for inference then has its
+  weights cast to bfloat16 rather than autocast (`casts_weights_for_inference`) — while CPU
+  training stays float32 (autocast bought it 4%); `fp32`: no autocast anywhere (the results of earlier versions, bit for
   bit); `bf16`: bfloat16 autocast for inference and training on any device.
 
 On CUDA, inference batches grow (`inference_batch_size`) and the uint8 images are pinned
@@ -53,6 +54,13 @@ class Compute:
         if dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=dtype)
+
+    @property
+    def casts_weights_for_inference(self) -> bool:
+        """A model loaded for inference only gets its weights cast to the inference dtype
+        instead of autocast, on the CPU: autocast there casts every weight on every call, a
+        fifth of the towers' time at our sizes (bench/bench_model.py). On CUDA autocast stays."""
+        return self.device.type == "cpu" and self.inference_dtype is not None
 
     def needs_grad_scaler(self) -> bool:
         """float16 training needs loss scaling (bfloat16 does not)."""

@@ -38,7 +38,7 @@ from .catalog import TeacherInputs
 from .clip_model import DualEncoder, embed_attributes, embed_products
 from .evaluation import top1_accuracy_per_key
 from .extraction import PIXEL_COLOR, PIXEL_WEIGHT, text_attributes
-from .image_cache import DecodedImageStore
+from .model_inputs import ModelInputs
 from .lexicon import ATTRIBUTE_PHRASES
 from .text_rules import BrandPrefixes, PhraseIndex
 from .training import ABSENT, AttributeSpace, mean_top1_accuracy
@@ -285,9 +285,10 @@ class ScoringSettings:
     batch_size: int = 512  # products per encoding batch (in process) or per Spark partition
     engine: str = "local"  # "local": encode in this process; "spark": mapInPandas on the spark resource
     spark_task_threads: int = 1  # torch threads per Spark task (Spark runs one task per core)
-    # In process, keep decoded images in the data home (`decoded-images/`): scoring after a
-    # retrain reads them instead of decoding every image again (`image_cache.py`).
-    keep_decoded_images: bool = True
+    # In process, read the towers' inputs from the data home's stores (`model-inputs/`:
+    # decoded images and title tokens, prepared at ingest or by the first scoring) instead of
+    # decoding every image and tokenizing every title again (`model_inputs.py`).
+    keep_model_inputs: bool = True
 
 
 EMBEDDING_SCHEMA = {
@@ -303,13 +304,16 @@ EMBEDDING_SCHEMA = {
 Embedder = Callable[[list[str], list[str], Callable[[int, int], None] | None], np.ndarray]
 
 
-def local_embedder(encoder: DualEncoder, batch_size: int = ScoringSettings.batch_size, decoded_images: Path | None = None) -> Embedder:
-    """In-process encoding; with `decoded_images` (a folder), images decoded once are read
-    from there (`image_cache.DecodedImageStore`)."""
-    store = DecodedImageStore(decoded_images, encoder.image_size) if decoded_images is not None else None
+def local_embedder(encoder: DualEncoder, batch_size: int = ScoringSettings.batch_size, model_inputs: Path | None = None) -> Embedder:
+    """In-process encoding; with `model_inputs` (the data home's folder), decoded images and
+    title tokens are read from its stores, and what is missing there is stored
+    (`model_inputs.ModelInputs`)."""
+    stores = ModelInputs(model_inputs, encoder.image_size, encoder.tokenizer.context_length) if model_inputs is not None else None
 
     def embed(image_paths: list[str], titles: list[str], progress=None) -> np.ndarray:
-        return embed_products(encoder, image_paths, titles, batch_size, progress, store.load if store else None).numpy()
+        if stores is None:
+            return embed_products(encoder, image_paths, titles, batch_size, progress).numpy()
+        return embed_products(encoder, image_paths, titles, batch_size, progress, stores.images.load, stores.titles.bpe).numpy()
 
     return embed
 

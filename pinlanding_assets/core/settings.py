@@ -47,9 +47,9 @@ class DataHome:
         return self.root / "models"
 
     @property
-    def decoded_images(self) -> Path:
-        """Product images decoded for the towers, per size (core/image_cache.py)."""
-        return self.root / "decoded-images"
+    def model_inputs(self) -> Path:
+        """The towers' inputs: decoded images per size, title tokens (core/model_inputs.py)."""
+        return self.root / "model-inputs"
 
     @property
     def site(self) -> Path:

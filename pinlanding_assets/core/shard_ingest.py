@@ -20,6 +20,7 @@ from .catalog import CatalogTable, IngestLimits, LoadedCatalog, TeacherInputs, l
 from .checks import CheckOutcome, IngestCheckConfig, ingest_checks
 from .extraction import IN_SAMPLE, PIXEL_COLOR, PIXEL_WEIGHT, AttributeExtractor, ExtractionResult, OfflineExtractor, SampleSpec, select_sample
 from .ingest_state import record_ingest
+from .model_inputs import ModelInputs, PreparedInputs
 from .type_discovery import DiscoveryConfig
 from .warehouse import Warehouse
 
@@ -51,6 +52,7 @@ class ShardIngest:
     extraction: ExtractionResult
     attributes: pl.DataFrame  # as stored in raw_attributes
     quarantine: pl.DataFrame  # as stored: refused catalog rows and sampled products the teacher could not label
+    prepared: PreparedInputs | None = None  # the towers' inputs prepared for scoring (None: not asked)
 
     @property
     def catalog_rows(self) -> int:
@@ -103,14 +105,24 @@ def ingest_shard(
     settings: IngestSettings,
     choose_teacher: ChooseTeacher = offline_teacher,
     log: logging.Logger = log,
+    model_inputs: ModelInputs | None = None,
 ) -> ShardIngest:
-    """Validate, label and store one shard (see the module docstring)."""
+    """Validate, label and store one shard (see the module docstring); with `model_inputs`,
+    also decode the valid products' images and tokenize their titles for the towers, so
+    scoring reads them (`model_inputs.py`)."""
     fingerprint = shard_fingerprints(catalog, [shard]).get(shard)  # before loading: a later edit is then seen as a change
     loaded = load_catalog(catalog, shards=[shard], limits=settings.limits)
     products = loaded.products
     log.info("shard %s: %d valid products, %d quarantined", shard, products.height, loaded.quarantine.height)
     if loaded.cut_counts:  # the text every later stage reads is the cut one: say so where a person looks
         log.info("shard %s: text cut to the ingest limits in %d products: %s", shard, loaded.cut_products, loaded.cut_counts)
+    prepared = None
+    if model_inputs is not None:
+        prepared = model_inputs.prepare(products.get_column("image_path").to_list(), products.get_column("title").to_list())
+        log.info(
+            "shard %s: towers' inputs prepared in %.1fs (%d images decoded, %d titles tokenized; the rest were stored)",
+            shard, prepared.seconds, prepared.images_decoded, prepared.titles_tokenized,
+        )
     sample = select_sample(products, settings.sample)
     # The offline teacher's eye costs nothing: every product whose text names no colour gets
     # its pixel colour and what that is worth, stored with the product (scoring reads them).
@@ -138,4 +150,4 @@ def ingest_shard(
     warehouse.replace_rows("raw_attributes", attributes, "shard", [shard])
     warehouse.replace_rows("quarantine", quarantine, "shard", [shard])
     record_ingest(warehouse, shard, fingerprint)
-    return ShardIngest(shard, loaded, products, sample, teacher, extraction, attributes, quarantine)
+    return ShardIngest(shard, loaded, products, sample, teacher, extraction, attributes, quarantine, prepared)

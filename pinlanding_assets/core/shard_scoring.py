@@ -61,11 +61,11 @@ def score_shard(
     spark_session: Callable[[], object] | None = None,
     log: logging.Logger = log,
     compute: ComputeSettings = ComputeSettings(),
-    decoded_images: Path | None = None,
+    model_inputs: Path | None = None,
 ) -> ShardScoring:
     """Score the shard, store its new embeddings, check its assignments, and store its
-    scores when the check does not block. `decoded_images`: the data home's store of decoded
-    images (in-process encoding reads and fills it). `spark_session` gives the session for the spark
+    scores when the check does not block. `model_inputs`: the data home's stores of decoded
+    images and title tokens (in-process encoding reads and fills them). `spark_session` gives the session for the spark
     engine (asked for only then: creating one starts a JVM or a connection)."""
     model = ModelRegistry(warehouse, models_dir).current()  # never a rejected candidate
     encoder, extra = load_encoder(model.path, resolve_compute(compute))  # the driver embeds the attributes: in the precision of the products
@@ -77,7 +77,7 @@ def score_shard(
 
     if settings.engine not in SCORING_ENGINES:
         raise ValueError(f"engine must be 'local' or 'spark', got {settings.engine!r}")
-    embedder = local_embedder(encoder, settings.batch_size, decoded_images if settings.keep_decoded_images else None)
+    embedder = local_embedder(encoder, settings.batch_size, model_inputs if settings.keep_model_inputs else None)
     if settings.engine == "spark":
         if spark_session is None:
             raise ValueError("engine 'spark' needs a Spark session")

@@ -18,6 +18,7 @@ from ..core.active_sampling import SamplingConfig
 from ..core.extraction import RAW_ATTRIBUTE_TABLE_SCHEMA, STORED_PRODUCT_SCHEMA, AttributeExtractor, OfflineExtractor, SampleSpec
 from ..core.ingest_state import INGESTS_SCHEMA, INGESTS_TABLE
 from ..core.llm_client import LLMProgress
+from ..core.model_inputs import ModelInputs, ModelInputSettings
 from ..core.shard_ingest import ChooseTeacher, IngestSettings, ingest_shard
 from ..core.type_discovery import DiscoveryConfig
 from ..core.vlm_extraction import VLMExtractionConfig, VLMExtractor, describe_domain
@@ -79,6 +80,7 @@ EXTRACTION_SETTINGS = (
     # bench/bench_active_sampling.py; the asset itself still labels the hash sample (see
     # docs/extraction-and-curation.md, "Uncertainty-driven sampling").
     CoreSettings(SamplingConfig, prefix="active_"),
+    CoreSettings(ModelInputSettings),  # decoded images and title tokens for scoring
 )
 
 
@@ -106,7 +108,8 @@ def raw_attributes(context: AssetExecutionContext, config: ExtractionConfig, cat
     warehouse = data_home.warehouse
     settings = IngestSettings(config.to_core(SampleSpec), config.to_core(DiscoveryConfig), catalog.ingest_limits(), catalog.teacher_inputs())
     teacher = teacher_choice(llm, warehouse, config, on_progress=lambda p: context.log.info(p.describe()))
-    ingest = ingest_shard(warehouse, catalog.table(), shard, settings, teacher, log=context.log)
+    model_inputs = ModelInputs(data_home.paths.model_inputs) if config.to_core(ModelInputSettings).prepare_at_ingest else None
+    ingest = ingest_shard(warehouse, catalog.table(), shard, settings, teacher, log=context.log, model_inputs=model_inputs)
     extraction = ingest.extraction
     tables = written_table_metadata(warehouse, TABLES, shard)
     yield MaterializeResult(
@@ -132,6 +135,7 @@ def raw_attributes(context: AssetExecutionContext, config: ExtractionConfig, cat
             "teacher_per_key": MetadataValue.json(teacher_agreement(extraction.attributes, ingest.sample)),
             "discovered_product_types": MetadataValue.json({t.value: t.count for t in getattr(ingest.teacher, "product_types", [])[:60]}),
             **{f"stats/{k}": v for k, v in extraction.stats.items()},
+            **({"model_inputs_prepared_seconds": round(ingest.prepared.seconds, 1), "model_inputs_images_decoded": ingest.prepared.images_decoded} if ingest.prepared else {}),
         },
         check_results=check_results(ingest.checks(config.to_core(IngestCheckConfig))),
     )

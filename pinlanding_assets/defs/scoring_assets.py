@@ -63,7 +63,7 @@ def product_attribute_scores(context: AssetExecutionContext, config: ScoringConf
     scoring = score_shard(
         warehouse, data_home.paths.models, shard, config.to_core(ScoringSettings), config.to_core(ShardGateConfig),
         spark_session=lambda: spark.spark_session, log=context.log, compute=config.to_core(ComputeSettings),
-        decoded_images=data_home.paths.decoded_images,
+        model_inputs=data_home.paths.model_inputs,
     )
     scored, check = scoring.scored, scoring.check
     tables = written_table_metadata(warehouse, ["product_attribute_scores", "product_embeddings"], shard)

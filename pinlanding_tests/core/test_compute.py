@@ -52,6 +52,23 @@ def test_bf16_inference_stays_close_to_fp32(products: pl.DataFrame) -> None:
     assert cosine.min() > 0.99, cosine.min()
 
 
+def test_a_model_loaded_for_inference_on_a_bf16_cpu_has_bf16_weights_and_scores_like_fp32(products: pl.DataFrame, tmp_path: Path) -> None:
+    bf16 = resolve_compute(ComputeSettings(device="cpu", precision="bf16"))
+    assert bf16.casts_weights_for_inference and not CPU_FP32.casts_weights_for_inference
+    assert not type(bf16)(torch.device("cuda"), torch.bfloat16, torch.bfloat16).casts_weights_for_inference  # autocast stays on a GPU
+    saved = save_encoder(build_encoder(ModelSpec(), seed=0), tmp_path / "model", {"spec": {**vars(ModelSpec())}})
+    paths, titles = products.get_column("image_path").to_list(), products.get_column("title").to_list()
+    exact = embed_products(load_encoder(saved.directory)[0], paths, titles)
+    cast, _ = load_encoder(saved.directory, bf16)
+    assert {p.dtype for p in cast.model.parameters()} == {torch.bfloat16}
+    half = embed_products(cast, paths, titles)
+    assert half.dtype == torch.float32
+    assert (exact * half).sum(dim=1).min() > 0.99
+
+    trained = build_encoder(ModelSpec(), seed=0).place_on(bf16)  # a model that may train keeps float32 weights
+    assert {p.dtype for p in trained.model.parameters()} == {torch.float32}
+
+
 @pytest.mark.skipif(not HAS_CUDA, reason="no CUDA GPU on this machine: the GPU path of training and scoring is not exercised here")
 def test_on_a_gpu_the_checkpoint_scores_like_on_the_cpu(products: pl.DataFrame, tmp_path: Path) -> None:
     saved = save_encoder(build_encoder(ModelSpec(), seed=0), tmp_path / "ckpt", {})

@@ -10,7 +10,9 @@ import polars as pl
 from pinlanding_assets.core.catalog import locate_catalog, shard_fingerprints
 from pinlanding_assets.core.checks import IngestCheckConfig
 from pinlanding_assets.core.extraction import IN_SAMPLE, QUARANTINE_COLUMNS, ExtractionResult, OfflineExtractor
+from pinlanding_assets.core.clip_model import ModelSpec
 from pinlanding_assets.core.ingest_state import ingested_fingerprints
+from pinlanding_assets.core.model_inputs import ModelInputs, image_key
 from pinlanding_assets.core.shard_ingest import IngestSettings, ingest_shard
 from pinlanding_assets.core.warehouse import Warehouse
 
@@ -63,3 +65,17 @@ def test_unanswered_products_are_quarantined_or_reported_lost(sample_catalog: Pa
     checks = {o.name: o for o in ingest.checks(IngestCheckConfig())}
     assert not checks["attribute_coverage"].passed and not checks["sample_accounted_for"].passed
     assert checks["sample_accounted_for"].metadata["lost_products"] == 5 and checks["quarantine_share"].passed
+
+
+def test_ingest_prepares_the_towers_inputs_of_every_valid_product(sample_catalog: Path, tmp_path: Path) -> None:
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    inputs = ModelInputs(tmp_path / "model-inputs")
+    ingest = ingest_shard(warehouse, locate_catalog(sample_catalog), "footwear", IngestSettings(), model_inputs=inputs)
+    assert ingest.prepared.products == ingest.products.height == 80
+    assert ingest.prepared.images_decoded == 80 and ingest.prepared.images_left_to_scoring == 0
+    assert ingest.prepared.titles_tokenized == ingest.products.get_column("title").n_unique()
+    images, missing = inputs.images.chunks.find([image_key(p) for p in ingest.products.get_column("image_path")])
+    assert missing == [] and images.shape == (80, 3, *ModelSpec.image_size)
+
+    again = ingest_shard(warehouse, locate_catalog(sample_catalog), "footwear", IngestSettings(), model_inputs=ModelInputs(tmp_path / "model-inputs"))
+    assert (again.prepared.images_decoded, again.prepared.titles_tokenized) == (0, 0)  # a re-run prepares nothing twice

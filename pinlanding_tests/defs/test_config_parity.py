@@ -21,6 +21,7 @@ from pinlanding_assets.core.gates import GateConfig, ShardGateConfig
 from pinlanding_assets.core.llm_client import LLMSettings
 from pinlanding_assets.core.matching import MatchingConfig
 from pinlanding_assets.core.model_fitting import AssignmentConfig, HeldoutConfig
+from pinlanding_assets.core.model_inputs import ModelInputSettings
 from pinlanding_assets.core.page_dedup import DedupConfig
 from pinlanding_assets.core.page_quality import IndexingConfig
 from pinlanding_assets.core.publishing import PublishConfig
@@ -45,7 +46,7 @@ from pinlanding_assets.defs.vocabulary_assets import VocabularyConfig
 # Each step's config (op config, or resource config under `resources`), the job that runs
 # it, and the core settings dataclasses it hands to the core.
 STAGES = {
-    "raw_attributes": (ExtractionConfig, "shard_ingest", {SampleSpec, VLMExtractionConfig, DiscoveryConfig, IngestCheckConfig, SamplingConfig}),
+    "raw_attributes": (ExtractionConfig, "shard_ingest", {SampleSpec, VLMExtractionConfig, DiscoveryConfig, IngestCheckConfig, SamplingConfig, ModelInputSettings}),
     "curated_vocabulary": (VocabularyConfig, "train_model", {CurationConfig, VocabularyCheckConfig, ComputeSettings}),
     "clip_model": (ModelConfig, "train_model", {ModelSpec, TrainingConfig, AssignmentConfig, GateConfig, HeldoutConfig, ComputeSettings}),
     "product_attribute_scores": (ScoringConfig, "shard_scoring", {ScoringSettings, ShardGateConfig, ComputeSettings}),

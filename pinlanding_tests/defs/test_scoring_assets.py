@@ -4,6 +4,9 @@ refresh re-encodes only changed products, and the Spark engine assigns the same 
 import csv
 
 import polars as pl
+import pytest
+
+from pinlanding_assets.core import model_inputs
 
 from .test_model_assets import TrainedHome, trained_home  # noqa: F401  (session fixture)
 
@@ -18,9 +21,13 @@ def _assigned(home: TrainedHome, shard: str) -> pl.DataFrame:
     return home.warehouse.read("SELECT product_id, key, value, assigned, probability FROM product_attribute_scores WHERE shard = ? ORDER BY ALL", [shard])
 
 
-def test_scoring_refresh_and_spark_engine(trained_home: TrainedHome) -> None:  # noqa: F811
+def test_scoring_refresh_and_spark_engine(trained_home: TrainedHome, monkeypatch) -> None:  # noqa: F811
     home = trained_home
-    first = _scoring(home, "footwear")
+    # Ingest prepared the towers' inputs: the first scoring decodes and tokenizes nothing.
+    with monkeypatch.context() as patched:
+        patched.setattr(model_inputs, "load_images", lambda *a: pytest.fail("scoring decoded an image ingest prepared"))
+        patched.setattr(model_inputs, "clip_tokenizer", lambda *a: pytest.fail("scoring tokenized a title ingest prepared"))
+        first = _scoring(home, "footwear")
     assert first["encoded"] == first["products"] > 0 and first["reused_embeddings"] == 0
     assert first["products_per_second"] > 0 and first["engine"] == "local"
     local = _assigned(home, "footwear")
