@@ -9,7 +9,9 @@ Exit status: 0 every step ran (or was unchanged); 3 pages were published but som
 were blocked by a gate or failed (listed at the end; they keep their last good results);
 1 no pages could be published; 2 the preflight found the machine or the catalog unfit (no
 Java for Spark, wrong Python, no catalog, unwritable data home: one line each) and nothing
-ran. `--preflight` (`make preflight`) runs only that check.
+ran. `--preflight` (`make preflight`) runs only that check. `--rounds N` runs ingest ->
+train -> score N times and publishes after the last (with uncertainty-driven teacher
+sampling, one round of picks per pass).
 
 Dagster is imported after the preflight, so a machine that lacks something hears it in the
 first second, not after the imports and the training (before: at `publish_pages`).

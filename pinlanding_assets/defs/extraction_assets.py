@@ -40,7 +40,9 @@ RAW_ATTRIBUTES_SPECS = [
             "Key-value attributes of a sample of the shard's products, from the teacher: the VLM (`openai`, "
             "cached per product, image and prompt version) or its offline stand-in, which reads the products' "
             "content (types discovered from the shard's titles). Neither reads the catalog's labels unless the "
-            "catalog resource's `teacher_columns` name them."
+            "catalog resource's `teacher_columns` name them. With `active_sampling: uncertainty` each materialization "
+            "is one round: the previous sample plus the products the last model is least sure of, read as state from "
+            "the stored `product_attribute_scores` (a loop the asset graph cannot declare: it would be a cycle)."
         ),
     ),
     table_spec(
