@@ -9,7 +9,9 @@ Exit status: 0 every step ran (or was unchanged); 3 pages were published but som
 were blocked by a gate or failed (listed at the end; they keep their last good results);
 1 no pages could be published; 2 the preflight found the machine or the catalog unfit (no
 Java for Spark, wrong Python, no catalog, unwritable data home: one line each) and nothing
-ran. `--preflight` (`make preflight`) runs only that check.
+ran. `--preflight` (`make preflight`) runs only that check. `--rounds N` runs ingest ->
+train -> score N times and publishes after the last (with uncertainty-driven teacher
+sampling, one round of picks per pass).
 
 Dagster is imported after the preflight, so a machine that lacks something hears it in the
 first second, not after the imports and the training (before: at `publish_pages`).
@@ -105,6 +107,7 @@ def run_graph(
     force: bool = False,
     on_stage: Callable[[str], None] | None = None,
     retrain: RetrainPolicy = RetrainPolicy(),
+    publish: bool = True,
 ) -> list[StageRun]:
     """Register the catalog's shards and run ingest -> model -> scoring -> pages.
 
@@ -117,6 +120,12 @@ def run_graph(
     catalog are unregistered (and retired from the pages by the publish step). The model is
     trained again only when the teacher's answers moved by `retrain.min_sample_change` since
     the promoted model was trained (`core/retraining.py`), or its config or code changed.
+
+    With uncertainty sampling (`active_sampling: uncertainty` in `shard_ingest`'s config) one
+    call is one round: a shard is ingested again when the scores stored for it changed (a
+    new model scored it: its sample takes the next picks), and any change of the teacher's
+    answers retrains (a round's new labels must reach the next round's model).
+    `publish: False` stops after scoring (the rounds before the last, `--rounds`).
     """
     from .defs.partitions import shard_partitions
 
@@ -137,6 +146,9 @@ def run_graph(
     if force:
         state = {}
     config = run_config or {}
+    uncertainty = sampling_method(config.get("shard_ingest")) == "uncertainty"
+    if uncertainty:
+        retrain = RetrainPolicy(0.0)
     stages: list[StageRun] = []
 
     def remember(label: str, fingerprint: str, outcome: str, detail: str) -> None:
@@ -191,7 +203,8 @@ def run_graph(
     for s in shards:
         if last_ingested.get(s) != fingerprints[s]:
             state.pop(f"shard_ingest[{s}]", None)
-    ingested = {s: run("shard_ingest", _fingerprint(fingerprints[s], config.get("shard_ingest")), s) for s in shards}
+    # Uncertainty sampling reads the shard's stored scores (the last round's model): they are an input too.
+    ingested = {s: run("shard_ingest", _fingerprint(fingerprints[s], config.get("shard_ingest"), *([stored_scores_version(warehouse, s)] if uncertainty else [])), s) for s in shards}
     # The model reads every shard's stored rows, so its inputs are all shards' ingests.
     all_ingested = {s: ingested.get(s) or good.get(f"shard_ingest[{s}]") for s in all_shards}
     model = run("train_model", _fingerprint(training_basis(warehouse, defs, retrain, force), config.get("train_model"))) or good.get("train_model")
@@ -201,7 +214,38 @@ def run_graph(
     # A blocked shard's scores are its last good ones; publishing reads what is stored.
     scored = {s: run("shard_scoring", _fingerprint(ingested[s], model, config.get("shard_scoring")), s) if ingested[s] else None for s in shards}
     stored = {s: scored.get(s) or good.get(f"shard_scoring[{s}]") for s in all_shards}
+    if not publish:
+        return stages
     run("publish_pages", _fingerprint(model, stored, config.get("publish_pages")))
+    return stages
+
+
+def sampling_method(ingest_config: dict | None) -> str:
+    """`active_sampling` of raw_attributes in a `shard_ingest` run config (default random)."""
+    ops = (ingest_config or {}).get("ops", {})
+    return str(ops.get("raw_attributes", {}).get("config", {}).get("active_sampling", "random"))
+
+
+def stored_scores_version(warehouse: Warehouse, shard: str) -> str | None:
+    """The model version of the scores stored for a shard (None: not scored yet)."""
+    if not warehouse.has_table("product_attribute_scores"):
+        return None
+    versions = warehouse.read("SELECT DISTINCT model_version FROM product_attribute_scores WHERE shard = ? ORDER BY 1", [shard]).get_column("model_version").to_list()
+    return ",".join(versions) or None
+
+
+def run_rounds(defs: Definitions, instance: DagsterInstance, rounds: int, shards: list[str] | None = None, run_config: dict | None = None, force: bool = False, retrain: RetrainPolicy = RetrainPolicy()) -> list[StageRun]:
+    """`rounds` passes of `run_graph` (ingest -> train -> score), publishing after the last
+    only: with uncertainty sampling each pass is one round of teacher picks. The stages of
+    the last pass are returned (a step blocked earlier is met again there)."""
+    stages: list[StageRun] = []
+    for index in range(rounds):
+        last = index == rounds - 1
+        if rounds > 1:
+            print(f"== round {index + 1} of {rounds}", flush=True)
+        stages = run_graph(defs, instance, shards, run_config, force=force and index == 0, retrain=retrain, publish=last)
+        if not last:
+            print(summary(stages), flush=True)
     return stages
 
 
@@ -287,7 +331,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retrain-at", type=float, default=RetrainPolicy.min_sample_change, metavar="SHARE",
                         help="train again when this share of the teacher-labeled sample changed since the promoted model was trained "
                              f"(default {RetrainPolicy.min_sample_change}; 0: whenever any answer changed)")
+    parser.add_argument("--rounds", type=int, default=1, metavar="N",
+                        help="run ingest -> train -> score N times, publishing after the last: with active_sampling 'uncertainty' "
+                             "(shard_ingest's raw_attributes config) each pass is one round of teacher picks (default 1)")
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     home = default_home()
     dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(home / "dagster")))
     report = preflight(default_catalog(), default_shard_column(), {"data home (PINLANDING_HOME)": home, "Dagster home (DAGSTER_HOME)": dagster_home})
@@ -305,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with DagsterInstance.get() as instance:
         run_config = json.loads(args.config.read_text()) if args.config else None
-        stages = run_graph(defs, instance, args.shard, run_config, force=args.force, retrain=RetrainPolicy(args.retrain_at))
+        stages = run_rounds(defs, instance, args.rounds, args.shard, run_config, force=args.force, retrain=RetrainPolicy(args.retrain_at))
     status = exit_status(stages)
     print(summary(stages))
     paths = DataHome(home)

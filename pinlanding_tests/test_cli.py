@@ -1,4 +1,4 @@
-"""The command-line entry point's own duties: the instance settings it ships."""
+"""The command-line entry point's own duties: the instance settings it ships, the rounds it runs."""
 
 import importlib
 import tomllib
@@ -28,3 +28,13 @@ def test_the_installed_command_is_what_make_run_runs() -> None:
     module, function = scripts["pinlanding"].split(":")
     assert getattr(importlib.import_module(module), function) is cli.main
     assert f"-m {module} $(ARGS)" in (REPO_ROOT / "Makefile").read_text()
+
+
+def test_rounds_run_the_graph_n_times_and_publish_after_the_last(monkeypatch) -> None:
+    calls = []
+    monkeypatch.setattr(cli, "run_graph", lambda defs, instance, shards, run_config, force, retrain, publish: calls.append((force, publish)) or [cli.StageRun(f"pass{len(calls)}", 0.0, "ran")])
+    stages = cli.run_rounds(None, None, 3, force=True)
+    assert calls == [(True, False), (False, False), (False, True)]  # forced once, published once, at the end
+    assert [s.label for s in stages] == ["pass3"]
+    assert cli.sampling_method({"ops": {"raw_attributes": {"config": {"active_sampling": "uncertainty"}}}}) == "uncertainty"
+    assert cli.sampling_method(None) == cli.sampling_method({"ops": {}}) == "random"

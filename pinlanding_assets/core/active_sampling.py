@@ -222,3 +222,130 @@ def pool_scores(model: "ScoringModel", embeddings: np.ndarray, products, config:
         product_uncertainty(probs, model.space.key_slices, config.measure),
         predicted_values(scores.probability, model.space.key_slices, values),
     )
+
+
+# -- the graph's rounds: one materialization of the shards is one round ---------------------
+#
+# In the Dagster graph the loop above is unrolled over runs: each `raw_attributes[shard]`
+# materialization decides the shard's sample for the next round from what is stored (its
+# previous sample, and the scores the last model wrote for it), so re-running the graph
+# N times runs N rounds (`shard_round`). The budget is over all shards; each shard gets its
+# share of every round's target (`shard_shares`).
+
+
+def shard_shares(target: int, shard_rows: dict[str, int]) -> dict[str, int]:
+    """Each shard's share of `target` products: floor(target x its catalog rows / all rows).
+
+    Floors, not largest remainders: the shares never add up to more than the target, and a
+    shard's share never shrinks when the target grows (largest remainders can: the Alabama
+    paradox), so a round never has to take back a product. The rounding leaves fewer
+    products than there are shards unasked. Catalog rows (valid or not), not valid products:
+    every shard knows them before any shard is validated, so the split does not depend on
+    which shard is ingested first."""
+    total = sum(shard_rows.values())
+    if total <= 0:
+        return {shard: 0 for shard in shard_rows}
+    return {shard: (target * rows) // total for shard, rows in shard_rows.items()}
+
+
+def pool_scores_from_table(scores, config: SamplingConfig) -> PoolScores:
+    """`PoolScores` from stored scores (the `product_attribute_scores` rows of one model:
+    product_id, key, value, probability, encoder_probability; every product x every value of
+    the model's space): the same per-key uncertainty as `pool_scores`, of the column
+    `config.uncertainty_of` names, and the predicted product type from the published
+    probability. Products in the order they first appear."""
+    import polars as pl
+
+    if scores.is_empty():
+        return PoolScores([], np.zeros(0), [])
+    column = "encoder_probability" if config.uncertainty_of == "encoder" else "probability"
+    # The model's space, each key's values contiguous (a key's slice), in stored order.
+    attributes = scores.select("key", "value").unique(maintain_order=True).with_row_index("_first").sort("key", "_first").drop("_first")
+    key_slices: dict[str, slice] = {}
+    for i, key in enumerate(attributes.get_column("key").to_list()):
+        start = key_slices[key].start if key in key_slices else i
+        key_slices[key] = slice(start, i + 1)
+    product_ids = scores.get_column("product_id").unique(maintain_order=True).to_list()
+    index = scores.select("product_id", "key", "value", *dict.fromkeys([column, "probability"])).join(
+        pl.DataFrame({"product_id": product_ids}).with_row_index("_row"), on="product_id"
+    ).join(attributes.with_row_index("_col"), on=["key", "value"])
+    rows = index.get_column("_row").to_numpy()
+    cols = index.get_column("_col").to_numpy()
+
+    def matrix(name: str) -> np.ndarray:
+        out = np.zeros((len(product_ids), attributes.height), dtype=np.float32)
+        out[rows, cols] = index.get_column(name).to_numpy()
+        return out
+
+    published = matrix("probability")
+    probs = published if column == "probability" else matrix(column)
+    return PoolScores(product_ids, product_uncertainty(probs, key_slices, config.measure), predicted_values(published, key_slices, attributes.get_column("value").to_list()))
+
+
+@dataclass(frozen=True)
+class ShardRound:
+    """A shard's sample after one materialization with uncertainty sampling."""
+
+    index: int  # the round the sample is at: 0 the seed sample, r the r-th round of picks
+    status: str  # "seed sample" | "uncertainty picks" | "budget spent" | "waiting: ..." (why no round was taken)
+    sample: list[str]  # the shard's products for the teacher: the previous sample first, then the picks
+    picked: list[str]  # new this materialization (the teacher's new calls at most)
+    target: int  # the shard's share of this round's target
+    budget: int  # the shard's share of the budget
+    picked_uncertainty: float | None = None  # mean uncertainty of the picks (uncertainty rounds)
+    pool_uncertainty: float | None = None  # mean uncertainty of the scored products left unlabeled
+
+    @property
+    def took_round(self) -> bool:
+        return bool(self.picked)
+
+
+def shard_round(
+    product_ids: Sequence[str],
+    previous_sample: Sequence[str],
+    pool: PoolScores | None,
+    scores_saw_sample: bool,
+    targets: Sequence[int],
+    config: SamplingConfig,
+) -> ShardRound:
+    """The shard's sample for its next round (`targets`: the shard's share of each
+    `round_targets()`, non-decreasing; the last is its budget).
+
+    The previous sample is always kept (those answers are paid, or cached). Below the seed
+    target, the seed sample is topped up from the seeded hash order. Past it, the next
+    round's picks come from `choose_next` on `pool` (the last model's scores of the shard),
+    but only when that model was trained on the shard's current sample (`scores_saw_sample`):
+    otherwise the round's retraining has not happened yet and the sample stays, so
+    re-running without retraining asks nothing new. At the budget the sample stays too."""
+    config.check()
+    valid = set(product_ids)
+    previous = [pid for pid in dict.fromkeys(previous_sample) if pid in valid]
+    seen = set(previous)
+    n = len(previous)
+    if pool is not None:  # products that left the shard are no candidates
+        keep = [i for i, pid in enumerate(pool.product_ids) if pid in valid]
+        pool = PoolScores([pool.product_ids[i] for i in keep], pool.uncertainty[keep], [pool.predicted_type[i] for i in keep])
+    targets = [min(t, len(valid)) for t in targets] or [0]
+    reached = max((i for i, t in enumerate(targets) if t <= n), default=-1)  # the last round whose target the sample reached
+    index, status, picked = max(reached, 0), "", []
+    if n < targets[0]:
+        status = "seed sample"
+        picked = [pid for pid in random_order(sorted(valid), config.seed) if pid not in seen][: targets[0] - n]
+    elif reached + 1 >= len(targets):
+        status = "budget spent"
+    elif pool is None:
+        status = "waiting: no scores of this shard yet (train the model and score the shard)"
+    elif not scores_saw_sample:
+        status = "waiting: the stored scores come from a model not trained on this sample (train the model and score the shard)"
+    else:
+        index, status = reached + 1, "uncertainty picks"
+        picked = choose_next(pool, seen, targets[index] - n, config)
+    picked_uncertainty = pool_uncertainty = None
+    if pool is not None and pool.product_ids:
+        of = dict(zip(pool.product_ids, pool.uncertainty.tolist()))
+        labeled = seen | set(picked)
+        left = [u for pid, u in of.items() if pid not in labeled]
+        if status == "uncertainty picks" and picked:
+            picked_uncertainty = float(np.mean([of[pid] for pid in picked]))
+        pool_uncertainty = float(np.mean(left)) if left else None
+    return ShardRound(index, status, previous + picked, picked, targets[index], targets[-1], picked_uncertainty, pool_uncertainty)

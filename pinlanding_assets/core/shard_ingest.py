@@ -6,6 +6,13 @@ every product whose text names none (it costs nothing: scoring reads it as evide
 deterministic sample is labeled by the teacher (the VLM, or the offline teacher itself);
 and the shard's products (with the sample flag), attributes, quarantine rows and content
 fingerprint are stored, each replacing the shard's earlier rows.
+
+With uncertainty sampling (`SamplingConfig.sampling`, issue 16) the sample is one round of
+`active_sampling.shard_round` instead: the shard's previous sample plus the next picks by
+the uncertainty of the scores the last model wrote for the shard. Those scores are read as
+state from the warehouse (`product_attribute_scores`, and the model's record of what it was
+trained on), as the VLM's answers are read from its cache: scores feeding the next sample
+are a loop, which an asset graph cannot declare as a dependency.
 """
 
 from __future__ import annotations
@@ -13,14 +20,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 
-from .catalog import CatalogTable, IngestLimits, LoadedCatalog, TeacherInputs, load_catalog, shard_fingerprints
+from .active_sampling import SamplingConfig, ShardRound, pool_scores_from_table, shard_round, shard_shares
+from .catalog import CatalogTable, IngestLimits, LoadedCatalog, TeacherInputs, load_catalog, read_catalog_table, shard_fingerprints
 from .checks import CheckOutcome, IngestCheckConfig, ingest_checks
 from .extraction import IN_SAMPLE, PIXEL_COLOR, PIXEL_WEIGHT, AttributeExtractor, ExtractionResult, OfflineExtractor, SampleSpec, select_sample
 from .ingest_state import record_ingest
 from .model_inputs import ModelInputs, PreparedInputs
+from .retraining import trained_sample
 from .type_discovery import DiscoveryConfig
 from .warehouse import Warehouse
 
@@ -34,12 +44,15 @@ ChooseTeacher = Callable[[OfflineExtractor, pl.DataFrame], AttributeExtractor]
 @dataclass(frozen=True)
 class IngestSettings:
     """What ingesting a shard is given: the sample, the offline teacher's type discovery,
-    and from the catalog, its ingest limits and what the teacher may read."""
+    and from the catalog, its ingest limits and what the teacher may read. `sampling`:
+    `random` labels the `sample` spec's hash sample; `uncertainty` takes one round of
+    uncertainty sampling under its budget instead (`sample` is then unused)."""
 
     sample: SampleSpec = SampleSpec()
     discovery: DiscoveryConfig = DiscoveryConfig()
     limits: IngestLimits = IngestLimits()
     teacher_inputs: TeacherInputs = TeacherInputs()
+    sampling: SamplingConfig = SamplingConfig()
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,7 @@ class ShardIngest:
     attributes: pl.DataFrame  # as stored in raw_attributes
     quarantine: pl.DataFrame  # as stored: refused catalog rows and sampled products the teacher could not label
     prepared: PreparedInputs | None = None  # the towers' inputs prepared for scoring (None: not asked)
+    round: ShardRound | None = None  # uncertainty sampling: the round this ingest took (None: the hash sample)
 
     @property
     def catalog_rows(self) -> int:
@@ -123,7 +137,17 @@ def ingest_shard(
             "shard %s: towers' inputs prepared in %.1fs (%d images decoded, %d titles tokenized; the rest were stored)",
             shard, prepared.seconds, prepared.images_decoded, prepared.titles_tokenized,
         )
-    sample = select_sample(products, settings.sample)
+    if settings.sampling.check().sampling == "uncertainty":
+        round_ = sampling_round(warehouse, catalog, shard, products, settings.sampling)
+        log.info(
+            "shard %s: uncertainty sampling round %d (%s): %d products, %d new picks (shard budget %d)",
+            shard, round_.index, round_.status, len(round_.sample), len(round_.picked), round_.budget,
+        )
+        order = pl.DataFrame({"product_id": round_.sample}, schema={"product_id": pl.String})
+        sample = order.join(products, on="product_id", maintain_order="left").select(products.columns)
+    else:
+        round_ = None
+        sample = select_sample(products, settings.sample)
     # The offline teacher's eye costs nothing: every product whose text names no colour gets
     # its pixel colour and what that is worth, stored with the product (scoring reads them).
     offline = OfflineExtractor.for_shard(products, settings.teacher_inputs, settings.discovery)
@@ -150,4 +174,47 @@ def ingest_shard(
     warehouse.replace_rows("raw_attributes", attributes, "shard", [shard])
     warehouse.replace_rows("quarantine", quarantine, "shard", [shard])
     record_ingest(warehouse, shard, fingerprint)
-    return ShardIngest(shard, loaded, products, sample, teacher, extraction, attributes, quarantine, prepared)
+    return ShardIngest(shard, loaded, products, sample, teacher, extraction, attributes, quarantine, prepared=prepared, round=round_)
+
+
+def catalog_rows_per_shard(catalog: CatalogTable) -> dict[str, int]:
+    """Rows of each shard in the catalog table (read, not validated: cheap)."""
+    return dict(read_catalog_table(catalog).group_by("shard").len().iter_rows())
+
+
+def shard_targets(catalog: CatalogTable, shard: str, config: SamplingConfig) -> list[int]:
+    """The shard's share of each round's target (`active_sampling.shard_shares`)."""
+    rows = catalog_rows_per_shard(catalog)
+    return [shard_shares(target, rows).get(shard, 0) for target in config.round_targets()]
+
+
+def sampling_round(warehouse: Warehouse, catalog: CatalogTable, shard: str, products: pl.DataFrame, config: SamplingConfig) -> ShardRound:
+    """The shard's next round of uncertainty sampling, from what the warehouse holds: its
+    previous sample (`catalog_products.in_sample`), the scores the last model wrote for it
+    (`product_attribute_scores`) and whether that model was trained on the shard's current
+    labels (its `training_sample` record, `retraining.py`)."""
+    previous: list[str] = []
+    if warehouse.has_table("catalog_products"):
+        previous = warehouse.read(f"SELECT product_id FROM catalog_products WHERE shard = ? AND {IN_SAMPLE} ORDER BY product_id", [shard]).get_column("product_id").to_list()
+    pool, saw = None, False
+    if warehouse.has_table("product_attribute_scores"):
+        scores = warehouse.read(
+            "SELECT product_id, key, value, probability, encoder_probability, model_version FROM product_attribute_scores WHERE shard = ?", [shard]
+        )
+        if not scores.is_empty():
+            pool = pool_scores_from_table(scores, config)
+            labeled = set(warehouse.read("SELECT DISTINCT product_id FROM raw_attributes WHERE shard = ?", [shard]).get_column("product_id").to_list()) if warehouse.has_table("raw_attributes") else set()
+            saw = all(labeled <= trained_products(warehouse, version) for version in scores.get_column("model_version").unique().to_list())
+    return shard_round(products.get_column("product_id").to_list(), previous, pool, saw, shard_targets(catalog, shard, config), config)
+
+
+def trained_products(warehouse: Warehouse, model_version: str) -> set[str]:
+    """The products whose teacher answers the promoted model `model_version` was trained on
+    (empty when it has no record of them)."""
+    from .model_registry import REGISTRY_TABLE  # torch: only when a model is asked about
+
+    if not warehouse.has_table(REGISTRY_TABLE):
+        return set()
+    paths = warehouse.read(f"SELECT path FROM {REGISTRY_TABLE} WHERE version = ? AND status = 'promoted'", [model_version]).get_column("path").to_list()
+    trained = trained_sample(Path(paths[-1])) if paths else None
+    return set(trained.get_column("product_id").to_list()) if trained is not None else set()

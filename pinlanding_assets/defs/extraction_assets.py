@@ -19,7 +19,7 @@ from ..core.extraction import RAW_ATTRIBUTE_TABLE_SCHEMA, STORED_PRODUCT_SCHEMA,
 from ..core.ingest_state import INGESTS_SCHEMA, INGESTS_TABLE
 from ..core.llm_client import LLMProgress
 from ..core.model_inputs import ModelInputs, ModelInputSettings
-from ..core.shard_ingest import ChooseTeacher, IngestSettings, ingest_shard
+from ..core.shard_ingest import ChooseTeacher, IngestSettings, ShardIngest, ingest_shard
 from ..core.type_discovery import DiscoveryConfig
 from ..core.vlm_extraction import VLMExtractionConfig, VLMExtractor, describe_domain
 from ..core.warehouse import Warehouse
@@ -41,7 +41,9 @@ RAW_ATTRIBUTES_SPECS = [
             "Key-value attributes of a sample of the shard's products, from the teacher: the VLM (`openai`, "
             "cached per product, image and prompt version) or its offline stand-in, which reads the products' "
             "content (types discovered from the shard's titles). Neither reads the catalog's labels unless the "
-            "catalog resource's `teacher_columns` name them."
+            "catalog resource's `teacher_columns` name them. With `active_sampling: uncertainty` each materialization "
+            "is one round: the previous sample plus the products the last model is least sure of, read as state from "
+            "the stored `product_attribute_scores` (a loop the asset graph cannot declare: it would be a cycle)."
         ),
     ),
     table_spec(
@@ -76,9 +78,10 @@ EXTRACTION_SETTINGS = (
     ),
     CoreSettings(DiscoveryConfig, prefix="type_"),  # the offline teacher's product types
     CoreSettings(IngestCheckConfig),
-    # Which products the teacher labels under a call budget (issue 16). Read by
-    # bench/bench_active_sampling.py; the asset itself still labels the hash sample (see
-    # docs/extraction-and-curation.md, "Uncertainty-driven sampling").
+    # Which products the teacher labels under a call budget (issue 16): `random` is the
+    # SampleSpec hash sample above; `uncertainty` makes each materialization one round of
+    # `shard_round` (docs/extraction-and-curation.md, "Uncertainty-driven sampling"), as
+    # bench/bench_active_sampling.py runs them in one process.
     CoreSettings(SamplingConfig, prefix="active_"),
     CoreSettings(ModelInputSettings),  # decoded images and title tokens for scoring
 )
@@ -100,13 +103,16 @@ class ExtractionConfig(with_core_settings(Config, *EXTRACTION_SETTINGS)):
 )
 def raw_attributes(context: AssetExecutionContext, config: ExtractionConfig, catalog: CatalogResource, data_home: DataHomeResource, llm: LLMResource):
     """Validate the shard's rows (bad ones to `quarantine` with a reason), label its sample
-    with the teacher, and store products, attributes and the shard's ingest fingerprint."""
+    with the teacher, and store products, attributes and the shard's ingest fingerprint.
+
+    With `active_sampling: uncertainty` one materialization is one round: the sample is the
+    shard's previous one plus the products the last model is least sure of. Those scores
+    are read as state from the warehouse (`product_attribute_scores`), not as an input of
+    the graph: scores of round r choose the sample of round r+1, a cycle an asset graph
+    cannot declare (like the VLM's answer cache, which makes the previous sample free)."""
     shard = context.partition_key
-    if config.to_core(SamplingConfig).sampling != "random":
-        # Not silently ignored: the rounds (ask -> retrain -> ask) are not in the graph yet.
-        raise ValueError("active_sampling='uncertainty' runs in bench/bench_active_sampling.py only; raw_attributes labels the hash sample (active_sampling='random')")
     warehouse = data_home.warehouse
-    settings = IngestSettings(config.to_core(SampleSpec), config.to_core(DiscoveryConfig), catalog.ingest_limits(), catalog.teacher_inputs())
+    settings = IngestSettings(config.to_core(SampleSpec), config.to_core(DiscoveryConfig), catalog.ingest_limits(), catalog.teacher_inputs(), config.to_core(SamplingConfig))
     teacher = teacher_choice(llm, warehouse, config, on_progress=lambda p: context.log.info(p.describe()))
     model_inputs = ModelInputs(data_home.paths.model_inputs) if config.to_core(ModelInputSettings).prepare_at_ingest else None
     ingest = ingest_shard(warehouse, catalog.table(), shard, settings, teacher, log=context.log, model_inputs=model_inputs)
@@ -136,11 +142,32 @@ def raw_attributes(context: AssetExecutionContext, config: ExtractionConfig, cat
             "discovered_product_types": MetadataValue.json({t.value: t.count for t in getattr(ingest.teacher, "product_types", [])[:60]}),
             **{f"stats/{k}": v for k, v in extraction.stats.items()},
             **({"model_inputs_prepared_seconds": round(ingest.prepared.seconds, 1), "model_inputs_images_decoded": ingest.prepared.images_decoded} if ingest.prepared else {}),
+            **sampling_metadata(ingest, config.to_core(SamplingConfig)),
         },
         check_results=check_results(ingest.checks(config.to_core(IngestCheckConfig))),
     )
     for table in TABLES[1:]:
         yield MaterializeResult(asset_key=table, metadata={**tables[table], "shard": shard})
+
+
+def sampling_metadata(ingest: ShardIngest, sampling: SamplingConfig) -> dict:
+    """How the shard's sample was chosen: the hash sample, or the round of uncertainty
+    sampling this materialization took."""
+    round_ = ingest.round
+    if round_ is None:
+        return {"sampling/method": "random"}
+    optional = {"sampling/picks_mean_uncertainty": round_.picked_uncertainty, "sampling/unlabeled_mean_uncertainty": round_.pool_uncertainty}
+    return {
+        "sampling/method": "uncertainty",
+        "sampling/round": round_.index,
+        "sampling/status": round_.status,
+        "sampling/sampled_of_budget": f"{len(round_.sample)} / {round_.budget}",  # products sent to the teacher so far (this shard)
+        "sampling/shard_budget": round_.budget,
+        "sampling/budget_all_shards": sampling.budget,
+        "sampling/round_target": round_.target,
+        "sampling/picks_this_round": len(round_.picked),
+        **{k: round(v, 4) for k, v in optional.items() if v is not None},
+    }
 
 
 def teacher_choice(llm: LLMResource, warehouse: Warehouse, config: ExtractionConfig, on_progress: Callable[[LLMProgress], None] | None = None) -> ChooseTeacher:

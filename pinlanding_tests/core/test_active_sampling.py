@@ -137,3 +137,124 @@ def test_a_budget_above_the_pool_labels_the_pool_once():
     run, asked, fits = run_loop(SamplingConfig(sampling="uncertainty", seed_size=20, budget=500, rounds=2), n_products=60)
     assert run.calls == 60 and len({p for b in asked for p in b}) == 60
     assert [n for n, _ in fits] == [20, 60]  # no model refitted on the same products
+
+
+# -- the graph's rounds: shard shares, stored scores, one shard's round ----------------------
+
+from pinlanding_assets.core.active_sampling import ShardRound, pool_scores_from_table, predicted_values, shard_round, shard_shares  # noqa: E402
+
+
+def test_shard_shares_split_a_target_by_catalog_rows_and_never_exceed_it():
+    rows = {"apparel": 600, "footwear": 300, "home": 100, "tiny": 7}
+    shares = shard_shares(250, rows)
+    assert shares == {"apparel": 148, "footwear": 74, "home": 24, "tiny": 1}
+    assert sum(shares.values()) <= 250 and 250 - sum(shares.values()) < len(rows)  # rounding leaves fewer than one per shard
+    # Monotone in the target: a larger round never takes a product back from a shard.
+    config = SamplingConfig(sampling="uncertainty", seed_size=50, budget=1007, rounds=4)
+    per_round = [shard_shares(t, rows) for t in config.round_targets()]
+    for before, after in zip(per_round, per_round[1:]):
+        assert all(after[s] >= before[s] for s in rows)
+    assert per_round[-1] == rows  # a budget of every row: every product
+    assert shard_shares(10, {}) == {} and shard_shares(10, {"a": 0}) == {"a": 0}
+
+
+def scores_table(product_ids, attributes, probs, encoder=None):
+    """Stored scores (product_attribute_scores rows) of [N, A] probabilities."""
+    import polars as pl
+
+    rows = []
+    for i, pid in enumerate(product_ids):
+        for j, (key, value) in enumerate(attributes):
+            rows.append({"product_id": pid, "key": key, "value": value, "probability": float(probs[i, j]), "encoder_probability": float((encoder if encoder is not None else probs)[i, j]), "model_version": "m1"})
+    return pl.DataFrame(rows)
+
+
+def test_pool_scores_from_the_stored_table_match_the_matrix_rule():
+    # Keys interleaved in the table: the slices must still group each key's values.
+    attributes = [("product_type", "shoe"), ("color", "black"), ("product_type", "bag"), ("color", "white"), ("product_type", "(none)")]
+    probs = np.array([[0.7, 0.5, 0.2, 0.5, 0.1], [0.1, 0.9, 0.8, 0.1, 0.1], [0.4, 0.6, 0.4, 0.4, 0.2]])
+    encoder = np.array([[0.5, 0.5, 0.5, 0.5, 0.0], [0.9, 1.0, 0.1, 0.0, 0.0], [0.9, 1.0, 0.1, 0.0, 0.0]])
+    table = scores_table(["a", "b", "c"], attributes, probs, encoder)
+    ordered = [1, 3, 0, 2, 4]  # color first (sorted keys), then product_type, each in stored order
+    slices = {"color": slice(0, 2), "product_type": slice(2, 5)}
+    for config in (SamplingConfig(), SamplingConfig(measure="entropy"), SamplingConfig(uncertainty_of="encoder")):
+        view = pool_scores_from_table(table, config)
+        source = encoder if config.uncertainty_of == "encoder" else probs
+        assert view.product_ids == ["a", "b", "c"]
+        assert view.uncertainty == pytest.approx(product_uncertainty(source[:, ordered], slices, config.measure), abs=1e-6)
+        # The predicted type always reads the published probability.
+        assert view.predicted_type == predicted_values(probs[:, ordered], slices, [attributes[j][1] for j in ordered]) == ["shoe", "bag", "shoe"]
+    assert view.uncertainty[0] == pytest.approx((1.0 + (1 - 0.0)) / 2)  # encoder: both keys split evenly
+    empty = pool_scores_from_table(table.head(0), SamplingConfig())
+    assert empty.product_ids == [] and len(empty.uncertainty) == 0
+
+
+UNCERTAIN = SamplingConfig(sampling="uncertainty", seed_size=10, budget=40, rounds=2, diversity_by_type=False)  # targets 10, 20, 40
+IDS = [f"p{i:03d}" for i in range(100)]
+
+
+def test_the_seed_round_is_the_seeded_hash_order_and_deterministic():
+    targets = [10, 20, 40]
+    first = shard_round(IDS, [], None, False, targets, UNCERTAIN)
+    assert (first.index, first.status, first.target, first.budget) == (0, "seed sample", 10, 40)
+    assert first.sample == first.picked == random_order(IDS, UNCERTAIN.seed)[:10]
+    assert shard_round(list(reversed(IDS)), [], None, False, targets, UNCERTAIN) == first  # the catalog's row order does not matter
+    # A stored sample below the seed target is kept and topped up.
+    kept = ["p099", "p098"]
+    topped = shard_round(IDS, kept, None, False, targets, UNCERTAIN)
+    assert topped.sample[:2] == kept and len(topped.sample) == 10 and len(set(topped.sample)) == 10
+    # Re-run before any model scored the shard: the same sample, nothing new to ask.
+    again = shard_round(IDS, first.sample, None, False, targets, UNCERTAIN)
+    assert again.sample == first.sample and again.picked == [] and again.status.startswith("waiting: no scores")
+
+
+def test_a_round_with_scores_adds_the_most_uncertain_unlabeled_products():
+    targets = [10, 20, 40]
+    seed = shard_round(IDS, [], None, False, targets, UNCERTAIN).sample
+    uncertainty = np.array([i / 100 for i in range(100)])  # p099 the least sure
+    scores = PoolScores(IDS, uncertainty, ["shoe"] * 100)
+    nxt = shard_round(IDS, seed, scores, True, targets, UNCERTAIN)
+    assert (nxt.index, nxt.status, nxt.target) == (1, "uncertainty picks", 20)
+    assert nxt.sample[:10] == seed and len(nxt.picked) == 10 and not set(nxt.picked) & set(seed)  # the previous sample kept, never asked twice
+    expected = [pid for pid in sorted(IDS, reverse=True) if pid not in seed][:10]
+    assert nxt.picked == expected
+    assert nxt.picked_uncertainty > nxt.pool_uncertainty
+    assert shard_round(IDS, seed, scores, True, targets, UNCERTAIN) == nxt  # deterministic
+    # The scores' model was not trained on this sample (no retraining yet): the sample stays.
+    stale = shard_round(IDS, nxt.sample, scores, False, targets, UNCERTAIN)
+    assert stale.picked == [] and stale.sample == nxt.sample and stale.index == 1 and stale.status.startswith("waiting: the stored scores")
+    # Scores of products that left the shard are no candidates.
+    gone = shard_round(IDS[:50], [pid for pid in seed if pid in IDS[:50]], scores, True, targets, UNCERTAIN)
+    assert set(gone.sample) <= set(IDS[:50])
+
+
+def test_at_the_budget_the_sample_stays_as_it_is():
+    targets = [10, 20, 40]
+    scores = PoolScores(IDS, np.linspace(0, 1, 100), [""] * 100)
+    sample = shard_round(IDS, [], None, False, targets, UNCERTAIN).sample
+    for expected_index in (1, 2):
+        step = shard_round(IDS, sample, scores, True, targets, UNCERTAIN)
+        assert step.index == expected_index and len(step.sample) == targets[expected_index]
+        sample = step.sample
+    spent = shard_round(IDS, sample, scores, True, targets, UNCERTAIN)
+    assert (spent.status, spent.picked, spent.sample, spent.index) == ("budget spent", [], sample, 2)
+    # A larger sample stored earlier (a random run's) is never cut back to the budget.
+    big = random_order(IDS, 1)[:60]
+    assert shard_round(IDS, big, scores, True, targets, UNCERTAIN).sample == sorted(big, key=big.index)
+    # A shard smaller than its share: every product, then nothing.
+    small = shard_round(IDS[:5], [], None, False, targets, UNCERTAIN)
+    assert sorted(small.sample) == IDS[:5] and small.target == 5
+    assert shard_round(IDS[:5], small.sample, scores, True, targets, UNCERTAIN).status == "budget spent"
+
+
+def test_shard_round_spreads_picks_over_types_and_checks_its_config():
+    targets = [4, 12]
+    ids = [f"q{i:02d}" for i in range(40)]
+    types = ["shoe"] * 30 + ["bag"] * 10
+    scores = PoolScores(ids, np.array([0.9] * 30 + [0.1] * 10), types)
+    seed = shard_round(ids, [], None, False, targets, SamplingConfig(sampling="uncertainty", seed_size=4, budget=12, rounds=1)).sample
+    step = shard_round(ids, seed, scores, True, targets, SamplingConfig(sampling="uncertainty", seed_size=4, budget=12, rounds=1))
+    assert {types[ids.index(p)] for p in step.picked} == {"shoe", "bag"}  # diversity by type, default on
+    assert isinstance(step, ShardRound)
+    with pytest.raises(ValueError):
+        shard_round(ids, [], None, False, targets, SamplingConfig(measure="gini"))

@@ -6,14 +6,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+import pytest
 
+from pinlanding_assets.core.active_sampling import SamplingConfig
 from pinlanding_assets.core.catalog import locate_catalog, shard_fingerprints
 from pinlanding_assets.core.checks import IngestCheckConfig
 from pinlanding_assets.core.extraction import IN_SAMPLE, QUARANTINE_COLUMNS, ExtractionResult, OfflineExtractor
 from pinlanding_assets.core.clip_model import ModelSpec
 from pinlanding_assets.core.ingest_state import ingested_fingerprints
 from pinlanding_assets.core.model_inputs import ModelInputs, image_key
-from pinlanding_assets.core.shard_ingest import IngestSettings, ingest_shard
+from pinlanding_assets.core.model_registry import REGISTRY_SCHEMA, REGISTRY_TABLE
+from pinlanding_assets.core.retraining import record_training_sample
+from pinlanding_assets.core.scoring import SCORE_TABLE_SCHEMA
+from pinlanding_assets.core.shard_ingest import IngestSettings, ingest_shard, shard_targets
 from pinlanding_assets.core.warehouse import Warehouse
 
 
@@ -79,3 +84,73 @@ def test_ingest_prepares_the_towers_inputs_of_every_valid_product(sample_catalog
 
     again = ingest_shard(warehouse, locate_catalog(sample_catalog), "footwear", IngestSettings(), model_inputs=ModelInputs(tmp_path / "model-inputs"))
     assert (again.prepared.images_decoded, again.prepared.titles_tokenized) == (0, 0)  # a re-run prepares nothing twice
+
+
+def store_scores(warehouse: Warehouse, shard: str, uncertain: set[str], version: str) -> None:
+    """Stored scores of a model for every product of the shard: a split colour for the
+    products in `uncertain`, a sure one for the rest."""
+    ids = warehouse.read("SELECT product_id FROM catalog_products WHERE shard = ?", [shard]).get_column("product_id").to_list()
+    rows = []
+    for pid in ids:
+        black = 0.5 if pid in uncertain else 0.99
+        for value, p in (("black", black), ("white", 1 - black)):
+            rows.append({"product_id": pid, "key": "color", "value": value, "score": 0.0, "probability": p, "encoder_probability": p, "assigned": False, "shard": shard, "model_version": version})
+    warehouse.replace_rows("product_attribute_scores", pl.DataFrame(rows, schema=SCORE_TABLE_SCHEMA), "shard", [shard])
+
+
+def register_trained_model(warehouse: Warehouse, models: Path, version: str) -> None:
+    """A promoted model's registry row and its record of the answers it was trained on."""
+    directory = models / version
+    directory.mkdir(parents=True)
+    record_training_sample(directory, warehouse.read_table("raw_attributes"))
+    row = {"version": version, "path": str(directory), "status": "promoted", "reason": None, "created_at": "2026-12-02T00:00:00", "evaluation": "{}"}
+    warehouse.upsert(REGISTRY_TABLE, pl.DataFrame([row], schema=REGISTRY_SCHEMA), ["version", "status"])
+
+
+def test_uncertainty_rounds_read_the_last_models_scores_from_the_warehouse(sample_catalog: Path, tmp_path: Path) -> None:
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    catalog = locate_catalog(sample_catalog)  # 120 accessories, 80 footwear, 160 apparel rows
+    sampling = SamplingConfig(sampling="uncertainty", seed_size=36, budget=144, rounds=2)  # targets 36, 72, 144
+    settings = IngestSettings(sampling=sampling)
+    assert shard_targets(catalog, "footwear", sampling) == [8, 16, 32]  # floor(target x 80 / 360)
+
+    seed = ingest_shard(warehouse, catalog, "footwear", settings)
+    assert (seed.round.index, seed.round.status, len(seed.round.picked)) == (0, "seed sample", 8)
+    stored = set(warehouse.read(f"SELECT product_id FROM catalog_products WHERE shard = 'footwear' AND {IN_SAMPLE}").get_column("product_id"))
+    assert stored == set(seed.round.sample) and seed.sample.height == 8 and seed.labeled == 8
+    # Ingested again before any model scored it: the same sample.
+    assert ingest_shard(warehouse, catalog, "footwear", settings).round.sample == sorted(seed.round.sample)
+
+    # A model trained on the seed scores the shard; it is unsure of some products.
+    unlabeled = sorted(set(seed.products.get_column("product_id")) - stored)
+    uncertain = set(unlabeled[:5]) | set(unlabeled[-3:])
+    register_trained_model(warehouse, tmp_path / "models", "m1")
+    store_scores(warehouse, "footwear", uncertain, "m1")
+    first = ingest_shard(warehouse, catalog, "footwear", settings).round
+    assert (first.index, first.status, len(first.sample)) == (1, "uncertainty picks", 16)
+    assert set(first.sample[:8]) == stored and set(first.picked) == uncertain  # the previous sample kept, then the uncertain ones
+    assert first.picked_uncertainty == pytest.approx(1.0) and first.pool_uncertainty == pytest.approx(0.02, abs=1e-4)
+
+    # Re-run with the same scores (m1 was not trained on the new labels): nothing new.
+    again = ingest_shard(warehouse, catalog, "footwear", settings).round
+    assert again.picked == [] and set(again.sample) == set(first.sample) and again.status.startswith("waiting: the stored scores")
+
+    # m2, trained on them, scores the shard: the next round fills the shard's budget.
+    register_trained_model(warehouse, tmp_path / "models", "m2")
+    store_scores(warehouse, "footwear", set(), "m2")
+    second = ingest_shard(warehouse, catalog, "footwear", settings).round
+    assert (second.index, len(second.sample), len(second.picked)) == (2, 32, 16) and set(first.sample) <= set(second.sample)
+    register_trained_model(warehouse, tmp_path / "models", "m3")
+    store_scores(warehouse, "footwear", set(), "m3")
+    spent = ingest_shard(warehouse, catalog, "footwear", settings).round
+    assert spent.status == "budget spent" and set(spent.sample) == set(second.sample)
+
+
+def test_random_sampling_ignores_the_stored_scores(sample_catalog: Path, tmp_path: Path) -> None:
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    catalog = locate_catalog(sample_catalog)
+    first = ingest_shard(warehouse, catalog, "footwear", IngestSettings())
+    register_trained_model(warehouse, tmp_path / "models", "m1")
+    store_scores(warehouse, "footwear", set(first.products.get_column("product_id").head(30)), "m1")
+    again = ingest_shard(warehouse, catalog, "footwear", IngestSettings())
+    assert again.round is None and again.sample.get_column("product_id").to_list() == first.sample.get_column("product_id").to_list()
