@@ -30,4 +30,7 @@ train_model_job = define_asset_job("train_model", selection=steps("curated_vocab
 shard_scoring_job = define_asset_job("shard_scoring", selection=steps("product_attribute_scores"), description="Score every product of a shard.")
 publish_pages_job = define_asset_job("publish_pages", selection=steps("collection_queries", "landing_pages"), description="Mine collections, match pages on Spark, render the site.")
 
+# Jobs made of other jobs' steps: their run config is those jobs' (RunProfileResource).
+JOB_PARTS = {shard_refresh_job.name: (shard_ingest_job.name, shard_scoring_job.name)}
+
 ALL_JOBS = [shard_refresh_job, shard_ingest_job, train_model_job, shard_scoring_job, publish_pages_job]

@@ -7,6 +7,7 @@ session starts (core/java_runtime.py).
 """
 
 
+import json
 import os
 from pathlib import Path
 
@@ -34,6 +35,38 @@ class DataHomeResource(ConfigurableResource):
     @property
     def warehouse(self) -> Warehouse:
         return Warehouse(self.paths.warehouse)
+
+
+RUN_PROFILE_ENV = "PINLANDING_RUN_PROFILE"
+
+
+class RunProfileResource(ConfigurableResource):
+    """The run config of the runs the sensors and the schedule start: a JSON file of
+    {job name: run config}, the file `make run ARGS="--config FILE"` reads (e.g.
+    data/run_configs/uncertainty_sampling.json), so a refresh the catalog sensor starts keeps
+    the settings of the runs a person started. Empty: every config's defaults."""
+
+    path: str = ""  # default: $PINLANDING_RUN_PROFILE
+
+    def profile(self) -> dict:
+        if not self.path:
+            return {}
+        file = Path(self.path)
+        if not file.is_file():
+            raise FileNotFoundError(f"run profile {file} not found (run_profile resource / ${RUN_PROFILE_ENV})")
+        profile = json.loads(file.read_text())
+        if not isinstance(profile, dict) or not all(isinstance(v, dict) for v in profile.values()):
+            raise ValueError(f"run profile {file} must be a JSON object of {{job name: run config}}")
+        return profile
+
+    def run_config(self, job_name: str, parts: tuple[str, ...] | None = None) -> dict:
+        """The profile's run config for `job_name`; a job made of other jobs' steps
+        (`parts`, e.g. shard_refresh = shard_ingest + shard_scoring) gets their ops merged."""
+        profile = self.profile()
+        ops: dict = {}
+        for part in parts or (job_name,):
+            ops |= profile.get(part, {}).get("ops", {})
+        return {"ops": ops} if ops else {}
 
 
 # What the catalog resource hands to the core, defined there (defaults and docs).
@@ -135,4 +168,5 @@ def default_resources() -> dict:
         ),
         "spark": spark_resource(home=home),
         "llm": LLMResource.from_env(),  # extractor + OpenAI-compatible endpoint (issue 3)
+        "run_profile": RunProfileResource(path=os.environ.get(RUN_PROFILE_ENV, "")),
     }

@@ -1,11 +1,15 @@
+import json
 import shutil
+from pathlib import Path
 
 import polars as pl
 import pytest
-from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context
+from dagster import DagsterInstance, SensorResult, SkipReason, build_schedule_context, build_sensor_context, validate_run_config
 
-from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource
-from pinlanding_assets.defs.sensors import catalog_refresh_sensor
+from pinlanding_assets.definitions import defs
+
+from pinlanding_assets.defs.resources import CatalogResource, DataHomeResource, RunProfileResource
+from pinlanding_assets.defs.sensors import catalog_refresh_sensor, weekly_model_retrain
 
 
 @pytest.fixture
@@ -15,9 +19,10 @@ def catalog_copy(sample_catalog, tmp_path):
     return target
 
 
-def tick(instance, catalog_dir, cursor):
+def tick(instance, catalog_dir, cursor, run_profile=RunProfileResource()):
     home = DataHomeResource(home=str(catalog_dir.parent / "home"))  # nothing ingested yet: the cursor alone prevents repeats
-    context = build_sensor_context(instance=instance, cursor=cursor, resources={"catalog": CatalogResource(location=str(catalog_dir)), "data_home": home})
+    resources = {"catalog": CatalogResource(location=str(catalog_dir)), "data_home": home, "run_profile": run_profile}
+    context = build_sensor_context(instance=instance, cursor=cursor, resources=resources)
     result = catalog_refresh_sensor(context)
     if isinstance(result, SensorResult):
         for request in result.dynamic_partitions_requests:
@@ -86,3 +91,21 @@ def test_pages_are_published_once_after_a_batch_of_shard_updates_settles():
     materialize("curated_vocabulary")
     result = evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor)
     assert result.total_requested == 0  # a new model alone does not republish
+
+
+def test_runs_the_sensor_and_schedule_start_carry_the_run_profile(catalog_copy, tmp_path):
+    profile = tmp_path / "profile.json"
+    shipped = Path(__file__).resolve().parents[2] / "data" / "run_configs" / "uncertainty_sampling.json"
+    profile.write_text(json.dumps({**json.loads(shipped.read_text()), "shard_scoring": {"ops": {"product_attribute_scores": {"config": {"batch_size": 64}}}}, "train_model": {"ops": {"clip_model": {"config": {"epochs": 2}}}}}))
+    first = tick(DagsterInstance.ephemeral(), catalog_copy, None, RunProfileResource(path=str(profile)))
+    ops = first.run_requests[0].run_config["ops"]  # shard_refresh = shard_ingest's and shard_scoring's ops
+    assert ops["raw_attributes"]["config"]["active_sampling"] == "uncertainty"
+    assert ops["product_attribute_scores"]["config"] == {"batch_size": 64} and "clip_model" not in ops
+    validate_run_config(defs.resolve_job_def("shard_refresh"), first.run_requests[0].run_config)  # raises when the merged config does not fit the job
+
+    weekly = weekly_model_retrain(build_schedule_context(resources={"run_profile": RunProfileResource(path=str(profile))}))
+    assert weekly.run_config == {"ops": {"clip_model": {"config": {"epochs": 2}}}}
+    assert tick(DagsterInstance.ephemeral(), catalog_copy, None).run_requests[0].run_config == {}  # no profile: the defaults
+
+    with pytest.raises(FileNotFoundError, match="run profile"):
+        tick(DagsterInstance.ephemeral(), catalog_copy, None, RunProfileResource(path=str(tmp_path / "missing.json")))
