@@ -83,7 +83,7 @@ def test_a_blocked_shard_does_not_stop_the_others(home: Home, capsys) -> None:
 
 
 def test_the_sensor_first_tick_after_make_run_starts_nothing(home: Home) -> None:
-    context = build_sensor_context(instance=home.instance, cursor=None, resources={"catalog": home.resources["catalog"], "data_home": home.resources["data_home"]})
+    context = build_sensor_context(instance=home.instance, cursor=None, resources={k: home.resources[k] for k in ("catalog", "data_home", "run_profile")})
     result = catalog_refresh_sensor(context)
     assert isinstance(result, SkipReason), result
 
@@ -130,7 +130,7 @@ def test_a_removed_shard_leaves_the_scores_the_pages_and_the_sitemap(home: Home)
     pl.read_csv(table, infer_schema=False).filter(pl.col("shard") != "accessories").write_csv(table)
 
     # The sensor sees it: the partition goes, a publish run retires it.
-    context = build_sensor_context(instance=home.instance, resources={"catalog": home.resources["catalog"], "data_home": home.resources["data_home"]})
+    context = build_sensor_context(instance=home.instance, resources={k: home.resources[k] for k in ("catalog", "data_home", "run_profile")})
     tick = catalog_refresh_sensor(context)
     assert isinstance(tick, SensorResult)
     assert [r.job_name for r in tick.run_requests] == ["publish_pages"]
