@@ -1,7 +1,9 @@
 """Benchmark of uncertainty-driven teacher sampling against random sampling (issue 16).
 
-    .venv/bin/python bench/bench_active_sampling.py [--budget 4000] [--seed-size 250] [--rounds 4]
-        [--eval-size 5000] [--pool-size 15000] [--limit N] [--png out.png] [--json out.json]
+    .venv/bin/python bench/bench_active_sampling.py [--seeds 0,1,2] [--budget 4000] [--seed-size 250]
+        [--rounds 4] [--min-key-share 0.5] [--explore-share 0] [--spread-factor 0]
+        [--eval-size 5000] [--pool-size 15000] [--limit N] [--methods random,uncertainty]
+        [--random-from earlier.json] [--png out.png] [--json out.json]
 
 On the shared catalog, with the offline teacher standing in for the VLM (each product it
 labels counts as one call; it reads content only, never the label columns):
@@ -18,8 +20,14 @@ labels counts as one call; it reads content only, never the label columns):
   evaluation slice against the catalog labels: per-key top-1 of the published scores
   (lenient mapping; product type also "mapped") and their mean over the five keys.
 
-It prints the table, whether uncertainty reaches with N/2 calls what random reaches with N,
-and writes the plot of mean top-1 against calls.
+Each method runs once per sampling seed (`--seeds`: another seed sample and random order;
+the evaluation slice, pool and training seed stay the same). It prints per round the mean
+(std) over seeds; for each quality measure (the headline 5-key mean, the mean over the
+three keys the teacher names, each key) whether uncertainty's seed-mean curve reaches with
+N/2 calls what random's reaches with N (and in how many seeds that holds seed by seed);
+and writes the plot of both means against calls (band: one std over seeds).
+`--random-from` takes random's curves from an earlier `--json` (random sampling does not
+depend on any uncertainty setting), to measure uncertainty variants alone.
 """
 
 from __future__ import annotations
@@ -230,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(x) for x in args.seeds.split(",")]
     # Run config as the pipeline takes it: SamplingConfig lives in raw_attributes' config
     # (prefix active_), model settings in clip_model's.
-    given = {"budget": args.budget, "seed_size": args.seed_size, "rounds": args.rounds, "measure": args.measure, "uncertainty_of": args.uncertainty_of, "type_quota_power": args.type_quota_power, "diversity_by_type": args.diversity_by_type, "min_key_share": args.min_key_share, "explore_share": args.explore_share, "spread_factor": args.spread_factor}
+    given = {"budget": args.budget, "seed_size": args.seed_size, "rounds": args.rounds, "measure": args.measure, "uncertainty_of": args.uncertainty_of, "type_quota_power": args.type_quota_power, "diversity_by_type": args.diversity_by_type, "uncertainty_min_key_share": args.min_key_share, "explore_share": args.explore_share, "spread_factor": args.spread_factor}
     sampling_fields = {f"active_{k}": v for k, v in given.items() if v is not None}
     model_config = ModelConfig()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")

@@ -7,7 +7,8 @@ unlabeled pool the current model is least sure of are sent to the teacher, and t
 retrained on everything labeled so far. Uncertainty of a product: per key, the margin
 (1 - (p1 - p2), the two most probable values) or the normalized entropy of the key's
 calibrated probabilities (`scoring.ScoringModel`, by default the published ones, text
-evidence included), averaged over the keys. Diversity: the
+evidence included), averaged over the keys the model learned (those the teacher names for
+at least half of the labeled products: `learned_keys`). Diversity: the
 picks are spread over the products' predicted product types (per-type quotas), so a round
 does not spend its calls on one confusing type.
 
@@ -63,8 +64,9 @@ class SamplingConfig:
     seed: int = 0  # the random order (seed sample, random sampling, ties)
     # Uncertainty averages only the keys whose teacher values (not "(none)") cover at least
     # this share of the labeled products (0: every key of the vocabulary). Keys the teacher
-    # rarely names (occasion, pattern, ...) are near-certain "(none)" or noise, and dilute it.
-    min_key_share: float = 0.0
+    # rarely names (occasion, style, pattern, ... under 15% of products with the offline
+    # teacher) are mostly "(none)", and their uncertainty dilutes that of the learned keys.
+    uncertainty_min_key_share: float = 0.5
     # Share of each uncertainty round taken from the random order instead (exploration).
     explore_share: float = 0.0
     # > 1: the round's picks are chosen among the `spread_factor` x n first candidates (in
@@ -83,8 +85,8 @@ class SamplingConfig:
             raise ValueError(f"uncertainty_of must be 'encoder' or 'published', not {self.uncertainty_of!r}")
         if self.budget < 1 or self.seed_size < 1 or self.rounds < 0:
             raise ValueError("budget and seed_size must be positive, rounds not negative")
-        if not 0.0 <= self.explore_share <= 1.0 or not 0.0 <= self.min_key_share <= 1.0:
-            raise ValueError("explore_share and min_key_share must be in [0, 1]")
+        if not 0.0 <= self.explore_share <= 1.0 or not 0.0 <= self.uncertainty_min_key_share <= 1.0:
+            raise ValueError("explore_share and uncertainty_min_key_share must be in [0, 1]")
         return self
 
     def round_targets(self) -> list[int]:
@@ -290,7 +292,7 @@ def pool_scores(model: "ScoringModel", embeddings: np.ndarray, products, config:
     scores = model.score(embeddings, products)
     probs = scores.encoder_probability if config.uncertainty_of == "encoder" else scores.probability
     values = model.space.attributes.get_column("value").to_list()
-    keys = learned_keys(model, config.min_key_share)
+    keys = learned_keys(model, config.uncertainty_min_key_share)
     return PoolScores(
         products.get_column("product_id").to_list(),
         product_uncertainty(probs, model.space.key_slices, config.measure, keys=keys or None),
