@@ -1,7 +1,9 @@
 """Benchmark of uncertainty-driven teacher sampling against random sampling (issue 16).
 
-    .venv/bin/python bench/bench_active_sampling.py [--budget 4000] [--seed-size 250] [--rounds 4]
-        [--eval-size 5000] [--pool-size 15000] [--limit N] [--png out.png] [--json out.json]
+    .venv/bin/python bench/bench_active_sampling.py [--seeds 0,1,2] [--budget 4000] [--seed-size 250]
+        [--rounds 4] [--min-key-share 0.5] [--explore-share 0] [--spread-factor 0]
+        [--eval-size 5000] [--pool-size 15000] [--limit N] [--methods random,uncertainty]
+        [--random-from earlier.json] [--png out.png] [--json out.json]
 
 On the shared catalog, with the offline teacher standing in for the VLM (each product it
 labels counts as one call; it reads content only, never the label columns):
@@ -18,8 +20,14 @@ labels counts as one call; it reads content only, never the label columns):
   evaluation slice against the catalog labels: per-key top-1 of the published scores
   (lenient mapping; product type also "mapped") and their mean over the five keys.
 
-It prints the table, whether uncertainty reaches with N/2 calls what random reaches with N,
-and writes the plot of mean top-1 against calls.
+Each method runs once per sampling seed (`--seeds`: another seed sample and random order;
+the evaluation slice, pool and training seed stay the same). It prints per round the mean
+(std) over seeds; for each quality measure (the headline 5-key mean, the mean over the
+three keys the teacher names, each key) whether uncertainty's seed-mean curve reaches with
+N/2 calls what random's reaches with N (and in how many seeds that holds seed by seed);
+and writes the plot of both means against calls (band: one std over seeds).
+`--random-from` takes random's curves from an earlier `--json` (random sampling does not
+depend on any uncertainty setting), to measure uncertainty variants alone.
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ from pinlanding_assets.core.clip_model import ModelSpec, embed_products, load_en
 from pinlanding_assets.core.evaluation import CATALOG_LABELS  # noqa: E402
 from pinlanding_assets.core.extraction import OfflineExtractor, SampleSpec, select_sample  # noqa: E402
 from pinlanding_assets.core.model_fitting import PUBLISHED, AssignmentConfig, fit_dual_encoder, training_inputs  # noqa: E402
-from pinlanding_assets.core.plots import quality_vs_calls_png  # noqa: E402
+from pinlanding_assets.core.plots import quality_vs_calls_panels_png  # noqa: E402
 from pinlanding_assets.core.scoring import ScoringModel  # noqa: E402
 from pinlanding_assets.core.settings import SHARED_DATASET  # noqa: E402
 from pinlanding_assets.core.training import TrainingConfig  # noqa: E402
@@ -54,6 +62,7 @@ from pinlanding_assets.defs.extraction_assets import ExtractionConfig  # noqa: E
 from pinlanding_assets.defs.model_assets import ModelConfig  # noqa: E402
 
 REPORTED_KEYS = ("product_type", "color", "gender", "occasion", "season")
+TEACHER_KEYS = ("product_type", "color", "gender")  # the keys the offline teacher names for nearly every product
 LENIENT, MAPPED = f"{CATALOG_LABELS} (lenient)", f"{CATALOG_LABELS} (mapped)"
 
 
@@ -107,6 +116,7 @@ def run_method(name: str, config: SamplingConfig, teacher: "Teacher", pool: pl.D
             **{f"top1/{k}": lenient.top1.get(k, float("nan")) for k in REPORTED_KEYS},
             "top1/product_type (mapped)": mapped.top1.get("product_type", float("nan")),
             "mean_top1": float(np.mean([lenient.top1.get(k, 0.0) for k in REPORTED_KEYS])),
+            "mean_top1_teacher_keys": float(np.mean([lenient.top1.get(k, 0.0) for k in TEACHER_KEYS])),
             "train_seconds": round(fitted.training.seconds, 1),
         }
         view = None
@@ -137,6 +147,71 @@ def calls_to_reach(points: list[tuple[int, float]], quality: float) -> float | N
     return None
 
 
+# The quality measures the verdict is computed for (record fields). The headline is the
+# 5-key mean; the teacher-keys mean leaves out occasion and season, which the offline
+# teacher rarely names (both stay near 0 whatever the sample).
+MEASURES = {"mean_top1": "mean top-1, 5 keys", "mean_top1_teacher_keys": "mean top-1, type/colour/gender", **{f"top1/{k}": f"top-1 {k}" for k in (*TEACHER_KEYS, "product_type (mapped)")}}
+
+
+def mean_curve(runs: dict[int, list[dict]], measure: str) -> list[tuple[int, float, float]]:
+    """(calls, mean over seeds, std over seeds) at each round's calls."""
+    by_calls: dict[int, list[float]] = {}
+    for rows in runs.values():
+        for row in rows:
+            by_calls.setdefault(row["calls"], []).append(row[measure])
+    return [(c, float(np.mean(v)), float(np.std(v))) for c, v in sorted(by_calls.items())]
+
+
+def n_over_2_verdict(random_runs: dict[int, list[dict]], active_runs: dict[int, list[dict]], measure: str, seed_size: int) -> dict[int, dict]:
+    """For each N of random's curve: the calls uncertainty needs (its seed-mean curve) to
+    reach random's seed-mean quality at N, whether that is <= N/2, and in how many seeds the
+    same holds seed by seed. N/2 at or below the seed sample cannot be met (both methods
+    share the seed sample): marked not applicable."""
+    random_mean = [(c, m) for c, m, _ in mean_curve(random_runs, measure)]
+    active_mean = [(c, m) for c, m, _ in mean_curve(active_runs, measure)]
+    verdict = {}
+    for calls, quality in random_mean:
+        needed = calls_to_reach(active_mean, quality)
+        per_seed = []
+        for seed in sorted(set(random_runs) & set(active_runs)):
+            q = next(r[measure] for r in random_runs[seed] if r["calls"] == calls)
+            n = calls_to_reach([(r["calls"], r[measure]) for r in active_runs[seed]], q)
+            per_seed.append(n is not None and n <= calls / 2)
+        verdict[calls] = {
+            "random_quality": quality,
+            "uncertainty_calls_needed": needed,
+            "applicable": calls / 2 > seed_size,
+            "met": calls / 2 > seed_size and needed is not None and needed <= calls / 2,
+            "seeds_met": int(sum(per_seed)),
+            "seeds": len(per_seed),
+        }
+    return verdict
+
+
+def print_tables(results: dict[str, dict[int, list[dict]]], configs: dict[str, SamplingConfig], heldout_size: int) -> dict:
+    print(f"held-out top-1 on {heldout_size} products never labeled, against catalog labels (lenient; product type also mapped), published scores; mean (std) over sampling seeds")
+    columns = ["mean_top1", "mean_top1_teacher_keys", *(f"top1/{k}" for k in REPORTED_KEYS), "top1/product_type (mapped)"]
+    for method, runs in results.items():
+        print(f"  {method} (seeds {sorted(runs)}): {configs[method]}")
+        print("    " + f"{'calls':>6}" + "".join(f"{c.replace('top1/', '').replace('mean_top1_teacher_keys', 'mean (3 keys)').replace('product_type (mapped)', 'type (mapped)'):>18}" for c in columns))
+        curves = {c: mean_curve(runs, c) for c in columns}
+        for i, (calls, _, _) in enumerate(curves["mean_top1"]):
+            print("    " + f"{calls:6d}" + "".join(f"{curves[c][i][1]:11.4f} ({curves[c][i][2]:.3f})" for c in columns))
+    verdicts = {}
+    if "random" in results and "uncertainty" in results:
+        seed_size = configs["uncertainty"].seed_size
+        print("  N/2 target: calls uncertainty needs (seed-mean curve, log-interpolated) to reach random's seed-mean quality at N")
+        for measure, label in MEASURES.items():
+            verdicts[measure] = v = n_over_2_verdict(results["random"], results["uncertainty"], measure, seed_size)
+            cells = []
+            for calls, r in v.items():
+                needed = "never" if r["uncertainty_calls_needed"] is None else f"{r['uncertainty_calls_needed']:.0f}"
+                state = "n/a" if not r["applicable"] else ("MET" if r["met"] else "not met")
+                cells.append(f"N={calls}: {needed} {state} ({r['seeds_met']}/{r['seeds']} seeds)" if r["applicable"] else f"N={calls}: {needed} n/a")
+            print(f"    {label:32s} " + "; ".join(cells))
+    return verdicts
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--catalog", default=str(SHARED_DATASET))
@@ -147,7 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--uncertainty-of", choices=["encoder", "published"])
     parser.add_argument("--type-quota-power", type=float)
     parser.add_argument("--no-diversity", action="store_const", const=False, dest="diversity_by_type")
+    parser.add_argument("--min-key-share", type=float)
+    parser.add_argument("--explore-share", type=float)
+    parser.add_argument("--spread-factor", type=float)
+    parser.add_argument("--seeds", default="0", help="sampling seeds (seed sample and random order), comma-separated; the evaluation slice and pool stay the same")
     parser.add_argument("--methods", default="random,uncertainty")
+    parser.add_argument("--random-from", help="a --json of an earlier run: take its random curves (same slice, pool, rounds and seeds) instead of running random again")
     parser.add_argument("--eval-size", type=int, default=5000)
     parser.add_argument("--pool-size", type=int, default=15000)
     parser.add_argument("--limit", type=int, help="only the first N products of the catalog (a slice)")
@@ -155,9 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--png", default="bench/active_sampling.png")
     parser.add_argument("--json")
     args = parser.parse_args(argv)
+    seeds = [int(x) for x in args.seeds.split(",")]
     # Run config as the pipeline takes it: SamplingConfig lives in raw_attributes' config
     # (prefix active_), model settings in clip_model's.
-    sampling_fields = {f"active_{k}": v for k, v in {"budget": args.budget, "seed_size": args.seed_size, "rounds": args.rounds, "measure": args.measure, "uncertainty_of": args.uncertainty_of, "type_quota_power": args.type_quota_power, "diversity_by_type": args.diversity_by_type}.items() if v is not None}
+    given = {"budget": args.budget, "seed_size": args.seed_size, "rounds": args.rounds, "measure": args.measure, "uncertainty_of": args.uncertainty_of, "type_quota_power": args.type_quota_power, "diversity_by_type": args.diversity_by_type, "uncertainty_min_key_share": args.min_key_share, "explore_share": args.explore_share, "spread_factor": args.spread_factor}
+    sampling_fields = {f"active_{k}": v for k, v in given.items() if v is not None}
     model_config = ModelConfig()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
@@ -172,42 +254,41 @@ def main(argv: list[str] | None = None) -> int:
     text_encoder = minilm_encoder()
     teacher = Teacher(products, inputs)
     print(f"[teacher] ready (pixel colours of every product), {time.perf_counter() - started:.0f}s", flush=True)
-    results: dict[str, list[dict]] = {}
+    setup = {"eval_size": args.eval_size, "pool_size": args.pool_size, "limit": args.limit, "catalog": args.catalog}
+    results: dict[str, dict[int, list[dict]]] = {}
     configs = {}
+    methods = args.methods.split(",")
+    if args.random_from:
+        earlier = json.loads(Path(args.random_from).read_text())
+        rounds_of = lambda c: (c["seed_size"], c["budget"], c["rounds"])  # noqa: E731
+        wanted = ExtractionConfig(active_sampling="random", **sampling_fields).to_core(SamplingConfig)
+        assert earlier["setup"] == setup and rounds_of(earlier["configs"]["random"]) == rounds_of(vars(wanted)), "--random-from: another slice, pool or rounds"
+        missing = set(seeds) - {int(s) for s in earlier["results"]["random"]}
+        assert not missing, f"--random-from has no random run of seeds {sorted(missing)}"
+        results["random"] = {s: earlier["results"]["random"][str(s)] for s in seeds}
+        configs["random"] = wanted
+        methods = [m for m in methods if m != "random"]
+        print(f"[random] curves of seeds {seeds} from {args.random_from}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for method in args.methods.split(","):
-            config = ExtractionConfig(active_sampling=method, **sampling_fields).to_core(SamplingConfig).check()
-            configs[method] = config
-            t0 = time.perf_counter()
-            run, asked = run_method(method, config, teacher.fresh(), pool, heldout, inputs, model_config, text_encoder, Path(tmp))
-            assert run.calls == len(asked.asked) <= config.budget
-            assert not set(run.labeled) & set(heldout.get_column("product_id").to_list()), "an evaluation product was labeled"
-            results[method] = [r.evaluation for r in run.rounds]
-            print(f"[{method}] {run.calls} calls, {time.perf_counter() - t0:.0f}s", flush=True)
+        for method in methods:
+            for seed in seeds:
+                config = ExtractionConfig(active_sampling=method, active_seed=seed, **sampling_fields).to_core(SamplingConfig).check()
+                configs[method] = config
+                t0 = time.perf_counter()
+                run, asked = run_method(f"{method}-seed{seed}", config, teacher.fresh(), pool, heldout, inputs, model_config, text_encoder, Path(tmp))
+                assert run.calls == len(asked.asked) <= config.budget
+                assert not set(run.labeled) & set(heldout.get_column("product_id").to_list()), "an evaluation product was labeled"
+                results.setdefault(method, {})[seed] = [r.evaluation for r in run.rounds]
+                print(f"[{method} seed {seed}] {run.calls} calls, {time.perf_counter() - t0:.0f}s", flush=True)
 
     print()
-    print(f"held-out top-1 on {heldout.height} products never labeled, against catalog labels (lenient; product type also mapped), published scores")
-    columns = ["calls", "mean_top1", *(f"top1/{k}" for k in REPORTED_KEYS), "top1/product_type (mapped)"]
-    for method, rows in results.items():
-        print(f"  {method}: {configs[method]}")
-        print("    " + "  ".join(f"{c.replace('top1/', ''):>12}" for c in columns))
-        for row in rows:
-            print("    " + "  ".join(f"{row[c]:12d}" if c == "calls" else f"{row[c]:12.4f}" for c in columns))
-    verdict = {}
-    if "random" in results and "uncertainty" in results:
-        random_curve = [(r["calls"], r["mean_top1"]) for r in results["random"]]
-        active_curve = [(r["calls"], r["mean_top1"]) for r in results["uncertainty"]]
-        print("  N/2 target (mean top-1): calls uncertainty needs to reach random's quality at N")
-        for calls, quality in random_curve:
-            needed = calls_to_reach(active_curve, quality)
-            verdict[calls] = {"random_quality": quality, "uncertainty_calls_needed": needed, "met": needed is not None and needed <= calls / 2}
-            print(f"    N={calls:5d}: random {quality:.4f}; uncertainty reaches it at {'never (within budget)' if needed is None else f'{needed:.0f}'} calls -> N/2 target {'met' if verdict[calls]['met'] else 'not met'}")
+    verdicts = print_tables(results, configs, heldout.height)
     if args.png:
-        curves = {m: [(r["calls"], r["mean_top1"]) for r in rows] for m, rows in results.items()}
-        Path(args.png).write_bytes(quality_vs_calls_png(curves, "held-out mean top-1 (5 keys, catalog labels)", f"Teacher sampling: random vs uncertainty ({heldout.height} held-out products)"))
+        panels = {label: {m: mean_curve(runs, measure) for m, runs in results.items()} for measure, label in list(MEASURES.items())[:2]}
+        Path(args.png).write_bytes(quality_vs_calls_panels_png(panels, f"Teacher sampling: random vs uncertainty ({heldout.height} held-out products, {len(seeds)} seeds, band: 1 std)"))
         print(f"plot: {args.png}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"command": " ".join(["bench/bench_active_sampling.py", *(argv if argv is not None else sys.argv[1:])]), "results": results, "n_over_2": verdict, "configs": {m: vars(c) for m, c in configs.items()}}, indent=2, default=float))
+        Path(args.json).write_text(json.dumps({"command": " ".join(["bench/bench_active_sampling.py", *(argv if argv is not None else sys.argv[1:])]), "setup": setup, "results": results, "n_over_2": verdicts, "configs": {m: vars(c) for m, c in configs.items()}}, indent=2, default=float))
     print(f"[end] {time.perf_counter() - started:.0f}s; load average %.2f %.2f %.2f" % os.getloadavg())
     return 0
 

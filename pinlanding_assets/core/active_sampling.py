@@ -7,7 +7,8 @@ unlabeled pool the current model is least sure of are sent to the teacher, and t
 retrained on everything labeled so far. Uncertainty of a product: per key, the margin
 (1 - (p1 - p2), the two most probable values) or the normalized entropy of the key's
 calibrated probabilities (`scoring.ScoringModel`, by default the published ones, text
-evidence included), averaged over the keys. Diversity: the
+evidence included), averaged over the keys the model learned (those the teacher names for
+at least half of the labeled products: `learned_keys`). Diversity: the
 picks are spread over the products' predicted product types (per-type quotas), so a round
 does not spend its calls on one confusing type.
 
@@ -61,6 +62,17 @@ class SamplingConfig:
     diversity_by_type: bool = True
     type_quota_power: float = 0.5
     seed: int = 0  # the random order (seed sample, random sampling, ties)
+    # Uncertainty averages only the keys whose teacher values (not "(none)") cover at least
+    # this share of the labeled products (0: every key of the vocabulary). Keys the teacher
+    # rarely names (occasion, style, pattern, ... under 15% of products with the offline
+    # teacher) are mostly "(none)", and their uncertainty dilutes that of the learned keys.
+    uncertainty_min_key_share: float = 0.5
+    # Share of each uncertainty round taken from the random order instead (exploration).
+    explore_share: float = 0.0
+    # > 1: the round's picks are chosen among the `spread_factor` x n first candidates (in
+    # the quota order) greedily by uncertainty x cosine distance to the round's picks so far,
+    # so near-duplicate products are not all asked (needs the pool's embeddings; 0: off).
+    spread_factor: float = 0.0
 
     def check(self) -> "SamplingConfig":
         """This config, or ValueError for a setting outside its choices (checked where it is
@@ -73,6 +85,8 @@ class SamplingConfig:
             raise ValueError(f"uncertainty_of must be 'encoder' or 'published', not {self.uncertainty_of!r}")
         if self.budget < 1 or self.seed_size < 1 or self.rounds < 0:
             raise ValueError("budget and seed_size must be positive, rounds not negative")
+        if not 0.0 <= self.explore_share <= 1.0 or not 0.0 <= self.uncertainty_min_key_share <= 1.0:
+            raise ValueError("explore_share and uncertainty_min_key_share must be in [0, 1]")
         return self
 
     def round_targets(self) -> list[int]:
@@ -126,19 +140,40 @@ class PoolScores:
     product_ids: list[str]
     uncertainty: np.ndarray  # [N] in [0, 1]
     predicted_type: list[str]  # [N] top-1 product type ("" when unknown)
+    embeddings: np.ndarray | None = None  # [N, D] L2-normalized product embeddings (for spread_factor)
 
 
 def choose_next(pool: PoolScores, already_labeled: set[str], n: int, config: SamplingConfig) -> list[str]:
-    """Up to `n` products of the pool, none already labeled, most uncertain first within
-    per-type quotas (see `SamplingConfig`); ties go by the seeded hash order. Deterministic."""
+    """Up to `n` products of the pool, none already labeled: `explore_share` of them the
+    next ones of the random order, the rest most uncertain first within per-type quotas
+    (see `SamplingConfig`), spread in embedding space when `spread_factor` > 1; ties go by
+    the seeded hash order. Deterministic."""
     tiebreak = {pid: _stable_hash(f"{config.seed}:{pid}") for pid in pool.product_ids}
     candidates = [i for i, pid in enumerate(pool.product_ids) if pid not in already_labeled]
-    # most uncertain first (uncertainty rounded so float noise does not beat the hash order)
-    candidates.sort(key=lambda i: (-round(float(pool.uncertainty[i]), 9), tiebreak[pool.product_ids[i]]))
     if n <= 0 or not candidates:
         return []
+    explored: list[int] = []
+    n_explore = min(n, round(config.explore_share * n))
+    if n_explore:
+        explored = sorted(candidates, key=lambda i: tiebreak[pool.product_ids[i]])[:n_explore]
+        taken = set(explored)
+        candidates = [i for i in candidates if i not in taken]
+    want = n - len(explored)
+    ranked = _quota_order(pool, candidates, tiebreak, config)
+    if config.spread_factor > 1 and pool.embeddings is not None:
+        chosen = _spread(pool, ranked[: math.ceil(config.spread_factor * want)], want)
+    else:
+        chosen = ranked[:want]
+    return [pool.product_ids[i] for i in explored + chosen]
+
+
+def _quota_order(pool: PoolScores, candidates: list[int], tiebreak: dict[str, int], config: SamplingConfig) -> list[int]:
+    """`candidates` (pool rows) in the order they are picked: most uncertain first, drawn
+    from the predicted types in proportion to their quotas when `diversity_by_type`."""
+    # most uncertain first (uncertainty rounded so float noise does not beat the hash order)
+    candidates = sorted(candidates, key=lambda i: (-round(float(pool.uncertainty[i]), 9), tiebreak[pool.product_ids[i]]))
     if not config.diversity_by_type:
-        return [pool.product_ids[i] for i in candidates[:n]]
+        return candidates
     by_type: dict[str, list[int]] = {}
     for i in candidates:
         by_type.setdefault(pool.predicted_type[i], []).append(i)
@@ -151,7 +186,27 @@ def choose_next(pool: PoolScores, already_labeled: set[str], n: int, config: Sam
         for t, rows in by_type.items()
         for k, i in enumerate(rows)
     )
-    return [pool.product_ids[entry[-1]] for entry in order[:n]]
+    return [entry[-1] for entry in order]
+
+
+def _spread(pool: PoolScores, ranked: list[int], n: int) -> list[int]:
+    """`n` of the `ranked` rows, greedily: each next one maximizes its uncertainty times its
+    cosine distance to the nearest one picked so far (the first: the first ranked)."""
+    if len(ranked) <= n:
+        return list(ranked)
+    assert pool.embeddings is not None
+    emb = np.asarray(pool.embeddings[ranked], dtype=np.float32)
+    gain = np.asarray(pool.uncertainty[ranked], dtype=np.float64)
+    nearest = np.full(len(ranked), 2.0)  # cosine distance to the nearest pick (2: none yet)
+    free = np.ones(len(ranked), dtype=bool)
+    picked = []
+    for _ in range(n):
+        value = np.where(free, gain * nearest, -np.inf)
+        j = int(np.argmax(value))  # the first of equal values: the ranked order decides ties
+        picked.append(ranked[j])
+        free[j] = False
+        nearest = np.minimum(nearest, 1.0 - emb @ emb[j])
+    return picked
 
 
 @dataclass
@@ -210,17 +265,39 @@ def active_sample(pool_ids: Sequence[str], label: Label, fit: Fit, config: Sampl
     return ActiveSamplingRun(rounds, labeled)
 
 
+def learned_keys(model: "ScoringModel", min_share: float) -> list[str]:
+    """The keys of `model`'s vocabulary whose values other than "(none)" cover at least
+    `min_share` of the labeled products (every key when min_share is 0)."""
+    from .training import ABSENT
+
+    attrs = model.space.attributes
+    keys = list(model.space.key_slices)
+    if min_share <= 0:
+        return keys
+    chosen = []
+    for key in keys:
+        rows = attrs.filter(attrs.get_column("key") == key)
+        total = int(rows.get_column("frequency").sum())
+        absent = int(rows.filter(rows.get_column("value") == ABSENT).get_column("frequency").sum())
+        if total and (total - absent) >= min_share * total - 1e-9:
+            chosen.append(key)
+    return chosen
+
+
 def pool_scores(model: "ScoringModel", embeddings: np.ndarray, products, config: SamplingConfig) -> PoolScores:
     """The model's view of `products` (a frame in the order of `embeddings`, with the text
-    columns scoring reads): uncertainty of the probabilities `config.uncertainty_of` names,
-    and the predicted product type (from the published scores: the best guess we have)."""
+    columns scoring reads): uncertainty of the probabilities `config.uncertainty_of` names
+    over the keys it learned (`learned_keys`), the predicted product type (from the
+    published scores: the best guess we have) and the embeddings."""
     scores = model.score(embeddings, products)
     probs = scores.encoder_probability if config.uncertainty_of == "encoder" else scores.probability
     values = model.space.attributes.get_column("value").to_list()
+    keys = learned_keys(model, config.uncertainty_min_key_share)
     return PoolScores(
         products.get_column("product_id").to_list(),
-        product_uncertainty(probs, model.space.key_slices, config.measure),
+        product_uncertainty(probs, model.space.key_slices, config.measure, keys=keys or None),
         predicted_values(scores.probability, model.space.key_slices, values),
+        np.asarray(embeddings),
     )
 
 

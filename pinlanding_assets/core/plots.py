@@ -82,6 +82,28 @@ def markdown_image(png: bytes, alt: str) -> str:
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
+def quality_vs_calls_panels_png(panels: dict[str, dict[str, list[tuple[int, float, float]]]], title: str) -> bytes:
+    """One panel per quality measure (its ylabel the key of `panels`), one line per sampling
+    method: the mean over seeds of held-out quality against the teacher calls, with a band of
+    one standard deviation over seeds (points: (calls, mean, std))."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.3), squeeze=False)
+    for ax, (ylabel, curves) in zip(axes[0], panels.items()):
+        for name, points in curves.items():
+            calls, mean, std = (np.asarray(v, dtype=float) for v in zip(*sorted(points)))
+            (line,) = ax.plot(calls, mean, "o-", label=name)
+            ax.fill_between(calls, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+            for x, y in zip(calls, mean):
+                ax.annotate(f"{y:.3f}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("teacher calls (distinct products labeled, log scale)")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def quality_vs_calls_png(curves: dict[str, list[tuple[int, float]]], ylabel: str, title: str) -> bytes:
     """One line per sampling method: held-out quality against the teacher calls paid."""
     fig, ax = plt.subplots(figsize=(6.5, 4.5))

@@ -1,6 +1,9 @@
 """Choosing the products the teacher labels: random vs uncertainty rounds (issue 16)."""
 
+from types import SimpleNamespace
+
 import numpy as np
+import polars as pl
 import pytest
 
 from pinlanding_assets.core.active_sampling import (
@@ -9,6 +12,7 @@ from pinlanding_assets.core.active_sampling import (
     active_sample,
     choose_next,
     key_uncertainty,
+    learned_keys,
     product_uncertainty,
     random_order,
 )
@@ -81,6 +85,45 @@ def test_selection_is_deterministic_and_ties_go_by_the_seeded_hash():
     assert random_order(view.product_ids, 0) == random_order(list(reversed(view.product_ids)), 0)
 
 
+def test_an_exploration_share_of_a_round_follows_the_random_order():
+    view = pool([0.9 if i % 2 else 0.1 for i in range(40)])
+    config = SamplingConfig(sampling="uncertainty", diversity_by_type=False, explore_share=0.25)
+    picked = choose_next(view, set(), 8, config)
+    explored = [p for p in random_order(view.product_ids, 0)][:2]
+    assert picked[:2] == explored  # 25% of 8: the first two of the random order
+    rest = picked[2:]
+    assert len(rest) == 6 and not set(rest) & set(explored)
+    assert all(int(p[1:]) % 2 for p in rest)  # the rest: the uncertain (odd) products
+    assert choose_next(view, set(), 8, SamplingConfig(sampling="uncertainty", explore_share=1.0))[:8] == random_order(view.product_ids, 0)[:8]
+
+
+def test_spread_skips_near_duplicates_of_a_pick():
+    # p000..p002 are the same product (one embedding), p003 another, p004 a third
+    e = np.array([[1.0, 0.0, 0.0]] * 3 + [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    view = PoolScores([f"p{i:03d}" for i in range(5)], np.array([0.9, 0.89, 0.88, 0.6, 0.5]), [""] * 5, e)
+    plain = choose_next(view, set(), 3, SamplingConfig(sampling="uncertainty", diversity_by_type=False))
+    spread = choose_next(view, set(), 3, SamplingConfig(sampling="uncertainty", diversity_by_type=False, spread_factor=2.0))
+    assert plain == ["p000", "p001", "p002"]
+    assert spread == ["p000", "p003", "p004"]
+    # without embeddings the setting cannot apply: the plain order
+    no_emb = PoolScores(view.product_ids, view.uncertainty, view.predicted_type)
+    assert choose_next(no_emb, set(), 3, SamplingConfig(sampling="uncertainty", diversity_by_type=False, spread_factor=2.0)) == plain
+
+
+def test_learned_keys_are_those_the_teacher_names_for_enough_products():
+    from pinlanding_assets.core.training import ABSENT, AttributeSpace
+
+    attrs = pl.DataFrame({
+        "key": ["color", "color", "occasion", "occasion", "season"],
+        "value": ["red", "blue", "party", ABSENT, ABSENT],
+        "frequency": [60, 40, 10, 90, 100],
+    })
+    model = SimpleNamespace(space=AttributeSpace(attrs))
+    assert learned_keys(model, 0.5) == ["color"]
+    assert learned_keys(model, 0.1) == ["color", "occasion"]
+    assert learned_keys(model, 0.0) == ["color", "occasion", "season"]
+
+
 def test_round_targets_grow_geometrically_to_the_budget():
     assert SamplingConfig(seed_size=250, budget=4000, rounds=4).round_targets() == [250, 500, 1000, 2000, 4000]
     assert SamplingConfig(seed_size=100, budget=100, rounds=3).round_targets() == [100]
@@ -92,6 +135,8 @@ def test_bad_settings_are_refused():
         SamplingConfig(sampling="active").check()
     with pytest.raises(ValueError):
         SamplingConfig(measure="variance").check()
+    with pytest.raises(ValueError):
+        SamplingConfig(explore_share=1.5).check()
     with pytest.raises(ValueError):
         active_sample(["a"], lambda ids: None, lambda ids, i, more: ({}, None), SamplingConfig(budget=0))
 
