@@ -102,20 +102,3 @@ def quality_vs_calls_panels_png(panels: dict[str, dict[str, list[tuple[int, floa
     fig.suptitle(title)
     fig.tight_layout()
     return _png(fig)
-
-
-def quality_vs_calls_png(curves: dict[str, list[tuple[int, float]]], ylabel: str, title: str) -> bytes:
-    """One line per sampling method: held-out quality against the teacher calls paid."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for name, points in curves.items():
-        calls, quality = zip(*sorted(points))
-        ax.plot(calls, quality, "o-", label=name)
-        for x, y in zip(calls, quality):
-            ax.annotate(f"{y:.3f}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("teacher calls (distinct products labeled, log scale)")
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    ax.set_title(title)
-    ax.legend(fontsize=8, loc="lower right")
-    return _png(fig)
