@@ -35,6 +35,8 @@ from .extraction import _stable_hash
 from .text_rules import PRODUCT_TYPE_KEY
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from .scoring import ScoringModel
 
 SAMPLINGS = ("random", "uncertainty")
@@ -141,6 +143,7 @@ class PoolScores:
     uncertainty: np.ndarray  # [N] in [0, 1]
     predicted_type: list[str]  # [N] top-1 product type ("" when unknown)
     embeddings: np.ndarray | None = None  # [N, D] L2-normalized product embeddings (for spread_factor)
+    keys: tuple[str, ...] = ()  # the keys whose uncertainty was averaged
 
 
 def choose_next(pool: PoolScores, already_labeled: set[str], n: int, config: SamplingConfig) -> list[str]:
@@ -265,18 +268,19 @@ def active_sample(pool_ids: Sequence[str], label: Label, fit: Fit, config: Sampl
     return ActiveSamplingRun(rounds, labeled)
 
 
-def learned_keys(model: "ScoringModel", min_share: float) -> list[str]:
-    """The keys of `model`'s vocabulary whose values other than "(none)" cover at least
-    `min_share` of the labeled products (every key when min_share is 0)."""
+def learned_keys(space_attributes: "pl.DataFrame", min_share: float) -> list[str]:
+    """The keys of a model's space (`AttributeSpace.attributes`: key, value, frequency, the
+    "(none)" rows counting the labeled products the teacher gave no value) whose values
+    other than "(none)" cover at least `min_share` of the labeled products (every key when
+    min_share is 0). In the order the keys first appear."""
     from .training import ABSENT
 
-    attrs = model.space.attributes
-    keys = list(model.space.key_slices)
+    keys = space_attributes.get_column("key").unique(maintain_order=True).to_list()
     if min_share <= 0:
         return keys
     chosen = []
     for key in keys:
-        rows = attrs.filter(attrs.get_column("key") == key)
+        rows = space_attributes.filter(space_attributes.get_column("key") == key)
         total = int(rows.get_column("frequency").sum())
         absent = int(rows.filter(rows.get_column("value") == ABSENT).get_column("frequency").sum())
         if total and (total - absent) >= min_share * total - 1e-9:
@@ -292,12 +296,13 @@ def pool_scores(model: "ScoringModel", embeddings: np.ndarray, products, config:
     scores = model.score(embeddings, products)
     probs = scores.encoder_probability if config.uncertainty_of == "encoder" else scores.probability
     values = model.space.attributes.get_column("value").to_list()
-    keys = learned_keys(model, config.uncertainty_min_key_share)
+    keys = learned_keys(model.space.attributes, config.uncertainty_min_key_share) or list(model.space.key_slices)
     return PoolScores(
         products.get_column("product_id").to_list(),
-        product_uncertainty(probs, model.space.key_slices, config.measure, keys=keys or None),
+        product_uncertainty(probs, model.space.key_slices, config.measure, keys=keys),
         predicted_values(scores.probability, model.space.key_slices, values),
         np.asarray(embeddings),
+        tuple(keys),
     )
 
 
@@ -325,12 +330,14 @@ def shard_shares(target: int, shard_rows: dict[str, int]) -> dict[str, int]:
     return {shard: (target * rows) // total for shard, rows in shard_rows.items()}
 
 
-def pool_scores_from_table(scores, config: SamplingConfig) -> PoolScores:
+def pool_scores_from_table(scores: "pl.DataFrame", config: SamplingConfig, space_attributes: "pl.DataFrame | None" = None) -> PoolScores:
     """`PoolScores` from stored scores (the `product_attribute_scores` rows of one model:
     product_id, key, value, probability, encoder_probability; every product x every value of
-    the model's space): the same per-key uncertainty as `pool_scores`, of the column
-    `config.uncertainty_of` names, and the predicted product type from the published
-    probability. Products in the order they first appear."""
+    the model's space): the same uncertainty as `pool_scores`, of the column
+    `config.uncertainty_of` names, over the keys the model learned (`learned_keys` of
+    `space_attributes`, the saved space of the model that wrote the scores; every key
+    when it is not known), and the predicted product type from the published probability.
+    Products in the order they first appear."""
     import polars as pl
 
     if scores.is_empty():
@@ -356,7 +363,14 @@ def pool_scores_from_table(scores, config: SamplingConfig) -> PoolScores:
 
     published = matrix("probability")
     probs = published if column == "probability" else matrix(column)
-    return PoolScores(product_ids, product_uncertainty(probs, key_slices, config.measure), predicted_values(published, key_slices, attributes.get_column("value").to_list()))
+    learned = set(learned_keys(space_attributes, config.uncertainty_min_key_share)) if space_attributes is not None else set()
+    keys = [k for k in key_slices if k in learned] or list(key_slices)
+    return PoolScores(
+        product_ids,
+        product_uncertainty(probs, key_slices, config.measure, keys=keys),
+        predicted_values(published, key_slices, attributes.get_column("value").to_list()),
+        keys=tuple(keys),
+    )
 
 
 @dataclass(frozen=True)
@@ -371,6 +385,7 @@ class ShardRound:
     budget: int  # the shard's share of the budget
     picked_uncertainty: float | None = None  # mean uncertainty of the picks (uncertainty rounds)
     pool_uncertainty: float | None = None  # mean uncertainty of the scored products left unlabeled
+    uncertainty_keys: tuple[str, ...] = ()  # the keys uncertainty was averaged over (the scoring model's learned keys)
 
     @property
     def took_round(self) -> bool:
@@ -401,7 +416,7 @@ def shard_round(
     n = len(previous)
     if pool is not None:  # products that left the shard are no candidates
         keep = [i for i, pid in enumerate(pool.product_ids) if pid in valid]
-        pool = PoolScores([pool.product_ids[i] for i in keep], pool.uncertainty[keep], [pool.predicted_type[i] for i in keep])
+        pool = PoolScores([pool.product_ids[i] for i in keep], pool.uncertainty[keep], [pool.predicted_type[i] for i in keep], keys=pool.keys)
     targets = [min(t, len(valid)) for t in targets] or [0]
     reached = max((i for i, t in enumerate(targets) if t <= n), default=-1)  # the last round whose target the sample reached
     index, status, picked = max(reached, 0), "", []
@@ -425,4 +440,5 @@ def shard_round(
         if status == "uncertainty picks" and picked:
             picked_uncertainty = float(np.mean([of[pid] for pid in picked]))
         pool_uncertainty = float(np.mean(left)) if left else None
-    return ShardRound(index, status, previous + picked, picked, targets[index], targets[-1], picked_uncertainty, pool_uncertainty)
+    keys = pool.keys if pool is not None else ()
+    return ShardRound(index, status, previous + picked, picked, targets[index], targets[-1], picked_uncertainty, pool_uncertainty, keys)

@@ -320,6 +320,12 @@ def save_encoder(encoder: DualEncoder, directory: Path, extra: dict) -> SavedMod
     return SavedModel(directory, digest)
 
 
+def saved_settings(directory: Path) -> dict:
+    """Our extra settings saved with the checkpoint in `directory` (its space's attributes,
+    calibration, thresholds, ...), without loading the weights."""
+    return json.loads((Path(directory) / CONFIG_NAME).read_text())["pinlanding"]
+
+
 def load_encoder(directory: Path, compute: Compute = CPU_FP32) -> tuple[DualEncoder, dict]:
     """The encoder saved in `directory`, placed on `compute`, and our extra settings
     (calibration, thresholds)."""

@@ -202,19 +202,43 @@ def sampling_round(warehouse: Warehouse, catalog: CatalogTable, shard: str, prod
             "SELECT product_id, key, value, probability, encoder_probability, model_version FROM product_attribute_scores WHERE shard = ?", [shard]
         )
         if not scores.is_empty():
-            pool = pool_scores_from_table(scores, config)
+            pool = pool_scores_from_table(scores, config, scoring_space(warehouse, scores.get_column("model_version").unique().sort().to_list()))
             labeled = set(warehouse.read("SELECT DISTINCT product_id FROM raw_attributes WHERE shard = ?", [shard]).get_column("product_id").to_list()) if warehouse.has_table("raw_attributes") else set()
             saw = all(labeled <= trained_products(warehouse, version) for version in scores.get_column("model_version").unique().to_list())
     return shard_round(products.get_column("product_id").to_list(), previous, pool, saw, shard_targets(catalog, shard, config), config)
 
 
-def trained_products(warehouse: Warehouse, model_version: str) -> set[str]:
-    """The products whose teacher answers the promoted model `model_version` was trained on
-    (empty when it has no record of them)."""
+def promoted_model_dir(warehouse: Warehouse, model_version: str) -> Path | None:
+    """The checkpoint directory of the promoted model `model_version` (None when the
+    registry has no such model)."""
     from .model_registry import REGISTRY_TABLE  # torch: only when a model is asked about
 
     if not warehouse.has_table(REGISTRY_TABLE):
-        return set()
+        return None
     paths = warehouse.read(f"SELECT path FROM {REGISTRY_TABLE} WHERE version = ? AND status = 'promoted'", [model_version]).get_column("path").to_list()
-    trained = trained_sample(Path(paths[-1])) if paths else None
+    return Path(paths[-1]) if paths else None
+
+
+def trained_products(warehouse: Warehouse, model_version: str) -> set[str]:
+    """The products whose teacher answers the promoted model `model_version` was trained on
+    (empty when it has no record of them)."""
+    directory = promoted_model_dir(warehouse, model_version)
+    trained = trained_sample(directory) if directory is not None else None
     return set(trained.get_column("product_id").to_list()) if trained is not None else set()
+
+
+def scoring_space(warehouse: Warehouse, model_versions: list[str]) -> pl.DataFrame | None:
+    """The attribute space (key, value, frequency) of the models that wrote a shard's
+    scores, as saved with their checkpoints: what `active_sampling.learned_keys` reads.
+    Several models (a shard scored partly by each): their frequencies summed. None when no
+    checkpoint is found (uncertainty then averages every key)."""
+    from .clip_model import saved_settings
+
+    frames = []
+    for version in model_versions:
+        directory = promoted_model_dir(warehouse, version)
+        if directory is not None and directory.is_dir():
+            frames.append(pl.DataFrame(saved_settings(directory)["attributes"]).select("key", "value", "frequency"))
+    if not frames:
+        return None
+    return pl.concat(frames).group_by("key", "value", maintain_order=True).agg(pl.col("frequency").sum())

@@ -166,6 +166,7 @@ def sampling_metadata(ingest: ShardIngest, sampling: SamplingConfig) -> dict:
         "sampling/budget_all_shards": sampling.budget,
         "sampling/round_target": round_.target,
         "sampling/picks_this_round": len(round_.picked),
+        **({"sampling/uncertainty_keys": ", ".join(round_.uncertainty_keys)} if round_.uncertainty_keys else {}),
         **{k: round(v, 4) for k, v in optional.items() if v is not None},
     }
 

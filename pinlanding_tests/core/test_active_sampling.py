@@ -1,6 +1,5 @@
 """Choosing the products the teacher labels: random vs uncertainty rounds (issue 16)."""
 
-from types import SimpleNamespace
 
 import numpy as np
 import polars as pl
@@ -118,10 +117,11 @@ def test_learned_keys_are_those_the_teacher_names_for_enough_products():
         "value": ["red", "blue", "party", ABSENT, ABSENT],
         "frequency": [60, 40, 10, 90, 100],
     })
-    model = SimpleNamespace(space=AttributeSpace(attrs))
-    assert learned_keys(model, 0.5) == ["color"]
-    assert learned_keys(model, 0.1) == ["color", "occasion"]
-    assert learned_keys(model, 0.0) == ["color", "occasion", "season"]
+    assert learned_keys(attrs, 0.5) == ["color"]
+    assert learned_keys(attrs, 0.1) == ["color", "occasion"]
+    assert learned_keys(attrs, 0.0) == ["color", "occasion", "season"]
+    # A model's space, as `pool_scores` reads it.
+    assert learned_keys(AttributeSpace(attrs).attributes, 0.5) == ["color"]
 
 
 def test_round_targets_grow_geometrically_to_the_budget():
@@ -230,8 +230,27 @@ def test_pool_scores_from_the_stored_table_match_the_matrix_rule():
         # The predicted type always reads the published probability.
         assert view.predicted_type == predicted_values(probs[:, ordered], slices, [attributes[j][1] for j in ordered]) == ["shoe", "bag", "shoe"]
     assert view.uncertainty[0] == pytest.approx((1.0 + (1 - 0.0)) / 2)  # encoder: both keys split evenly
+    assert view.keys == ("color", "product_type")  # no saved space given: every key
     empty = pool_scores_from_table(table.head(0), SamplingConfig())
     assert empty.product_ids == [] and len(empty.uncertainty) == 0
+
+
+def test_pool_scores_from_the_stored_table_average_the_keys_the_scoring_model_learned():
+    # The space saved with the model: the teacher named a colour for 9 products in 10, a
+    # product type for 1 in 10, so only colour is a learned key at the default share.
+    attributes = [("product_type", "shoe"), ("product_type", "(none)"), ("color", "black"), ("color", "white")]
+    space = pl.DataFrame({"key": [k for k, _ in attributes], "value": [v for _, v in attributes], "frequency": [1, 9, 5, 4]})
+    probs = np.array([[0.5, 0.5, 0.9, 0.1], [0.9, 0.1, 0.5, 0.5]])
+    table = scores_table(["a", "b"], attributes, probs)
+    view = pool_scores_from_table(table, SamplingConfig(), space)
+    assert view.keys == ("color",)
+    colour = probs[:, 2:4]
+    assert view.uncertainty == pytest.approx(product_uncertainty(colour, {"color": slice(0, 2)}, "margin"), abs=1e-6)
+    assert view.uncertainty[1] > view.uncertainty[0]  # b: sure of its type but not its colour
+    # Every key at share 0, and a space naming keys the table lacks falls back to the table's.
+    assert pool_scores_from_table(table, SamplingConfig(uncertainty_min_key_share=0.0), space).keys == ("color", "product_type")
+    other = pl.DataFrame({"key": ["pattern"], "value": ["striped"], "frequency": [3]})
+    assert pool_scores_from_table(table, SamplingConfig(), other).keys == ("color", "product_type")
 
 
 UNCERTAIN = SamplingConfig(sampling="uncertainty", seed_size=10, budget=40, rounds=2, diversity_by_type=False)  # targets 10, 20, 40

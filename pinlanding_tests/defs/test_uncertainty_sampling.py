@@ -15,7 +15,7 @@ from pinlanding_assets.cli import run_graph
 from pinlanding_assets.core.active_sampling import SamplingConfig, choose_next, pool_scores_from_table, random_order, shard_shares
 from pinlanding_assets.core.model_registry import ModelRegistry
 from pinlanding_assets.core.retraining import trained_sample
-from pinlanding_assets.core.shard_ingest import catalog_rows_per_shard
+from pinlanding_assets.core.shard_ingest import catalog_rows_per_shard, scoring_space
 from pinlanding_assets.core.catalog import locate_catalog
 from pinlanding_assets.core.warehouse import Warehouse
 from pinlanding_assets.definitions import build_definitions
@@ -97,7 +97,7 @@ def test_the_seed_round_is_a_random_sample_split_over_shards(rounds):
 
 
 def test_the_next_round_adds_the_products_the_first_model_was_least_sure_of(rounds):
-    passes, _, _, rows = rounds
+    passes, warehouse, _, rows = rounds
     seed, second = passes[0], passes[1]
     assert second["stages"]["shard_ingest[apparel]"] == "ran" and second["stages"]["train_model"] == "ran"
     budget = shard_shares(CONFIG.budget, rows)
@@ -106,9 +106,14 @@ def test_the_next_round_adds_the_products_the_first_model_was_least_sure_of(roun
         after = second["samples"][shard]
         assert before < after and len(after) == budget[shard]  # the seed kept, then the picks
         picked = after - before
-        # The picks are what choose_next makes of the scores the first model stored.
-        pool = pool_scores_from_table(seed["scores"].filter(pl.col("shard") == shard), CONFIG)
+        # The picks are what choose_next makes of the scores the first model stored, its
+        # uncertainty averaged over the keys that model learned (as the metadata says).
+        stored = seed["scores"].filter(pl.col("shard") == shard)
+        space = scoring_space(warehouse, stored.get_column("model_version").unique().to_list())
+        pool = pool_scores_from_table(stored, CONFIG, space)
         assert picked == set(choose_next(pool, before, len(picked), CONFIG))
+        assert pool.keys and set(pool.keys) <= set(stored.get_column("key"))
+        assert second["metadata"][shard]["sampling/uncertainty_keys"] == ", ".join(pool.keys)
         of = dict(zip(pool.product_ids, pool.uncertainty))
         picks_u += [of[p] for p in picked]
         left_u += [u for p, u in of.items() if p not in after]
