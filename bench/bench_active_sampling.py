@@ -221,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--measure", choices=["margin", "entropy"])
     parser.add_argument("--uncertainty-of", choices=["encoder", "published"])
     parser.add_argument("--type-quota-power", type=float)
+    parser.add_argument("--type-quota-of", choices=["count", "uncertainty"])
     parser.add_argument("--no-diversity", action="store_const", const=False, dest="diversity_by_type")
     parser.add_argument("--min-key-share", type=float)
     parser.add_argument("--explore-share", type=float)
@@ -238,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(x) for x in args.seeds.split(",")]
     # Run config as the pipeline takes it: SamplingConfig lives in raw_attributes' config
     # (prefix active_), model settings in clip_model's.
-    given = {"budget": args.budget, "seed_size": args.seed_size, "rounds": args.rounds, "measure": args.measure, "uncertainty_of": args.uncertainty_of, "type_quota_power": args.type_quota_power, "diversity_by_type": args.diversity_by_type, "uncertainty_min_key_share": args.min_key_share, "explore_share": args.explore_share, "spread_factor": args.spread_factor}
+    given = {"budget": args.budget, "seed_size": args.seed_size, "rounds": args.rounds, "measure": args.measure, "uncertainty_of": args.uncertainty_of, "type_quota_power": args.type_quota_power, "type_quota_of": args.type_quota_of, "diversity_by_type": args.diversity_by_type, "uncertainty_min_key_share": args.min_key_share, "explore_share": args.explore_share, "spread_factor": args.spread_factor}
     sampling_fields = {f"active_{k}": v for k, v in given.items() if v is not None}
     model_config = ModelConfig()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")

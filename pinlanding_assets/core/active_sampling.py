@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 SAMPLINGS = ("random", "uncertainty")
 MEASURES = ("margin", "entropy")
+QUOTA_MASSES = ("count", "uncertainty")
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,12 @@ class SamplingConfig:
     # or "encoder" (the towers alone: no better than random there).
     uncertainty_of: str = "published"
     # Spread each round over predicted product types: type t gets a quota proportional to
-    # (its pool count) ** type_quota_power (1: as in the pool, 0: equal per type).
+    # (its mass) ** type_quota_power (1: as the mass, 0: equal per type). The mass of a type
+    # (`type_quota_of`): "count", its unlabeled pool products; "uncertainty", the sum of
+    # their uncertainty (a type the model is sure of gets few calls however large it is).
     diversity_by_type: bool = True
     type_quota_power: float = 0.5
+    type_quota_of: str = "count"
     seed: int = 0  # the random order (seed sample, random sampling, ties)
     # Uncertainty averages only the keys whose teacher values (not "(none)") cover at least
     # this share of the labeled products (0: every key of the vocabulary). Keys the teacher
@@ -83,6 +87,8 @@ class SamplingConfig:
             raise ValueError(f"sampling must be one of {SAMPLINGS}, not {self.sampling!r}")
         if self.measure not in MEASURES:
             raise ValueError(f"measure must be one of {MEASURES}, not {self.measure!r}")
+        if self.type_quota_of not in QUOTA_MASSES:
+            raise ValueError(f"type_quota_of must be one of {QUOTA_MASSES}, not {self.type_quota_of!r}")
         if self.uncertainty_of not in ("encoder", "published"):
             raise ValueError(f"uncertainty_of must be 'encoder' or 'published', not {self.uncertainty_of!r}")
         if self.budget < 1 or self.seed_size < 1 or self.rounds < 0:
@@ -180,7 +186,8 @@ def _quota_order(pool: PoolScores, candidates: list[int], tiebreak: dict[str, in
     by_type: dict[str, list[int]] = {}
     for i in candidates:
         by_type.setdefault(pool.predicted_type[i], []).append(i)
-    weight = {t: len(rows) ** config.type_quota_power for t, rows in by_type.items()}
+    mass = {t: (len(rows) if config.type_quota_of == "count" else float(sum(pool.uncertainty[i] for i in rows))) for t, rows in by_type.items()}
+    weight = {t: max(m, 1e-12) ** config.type_quota_power for t, m in mass.items()}
     # The k-th pick of type t comes at "time" (k + 0.5) / weight_t: a type is drawn from in
     # proportion to its weight (a smooth round-robin), each type's most uncertain first.
     # A type that runs out simply stops being drawn.

@@ -76,6 +76,20 @@ def test_quotas_follow_the_type_counts_to_the_configured_power():
     assert sum(type_of[p] == "b" for p in equal) == 10  # b has only 10: a fills the rest
 
 
+def test_quotas_by_uncertainty_mass_give_a_type_the_model_is_sure_of_few_calls():
+    # a: 90 products the model is nearly sure of; b: 10 it is unsure of. By count a takes
+    # most of a round; by uncertainty mass (90 x 0.02 = 1.8 against 10 x 0.9 = 9) b does.
+    types = ["a"] * 90 + ["b"] * 10
+    view = pool([0.02] * 90 + [0.9] * 10, types)
+    type_of = dict(zip(view.product_ids, types))
+    by_count = choose_next(view, set(), 12, SamplingConfig(sampling="uncertainty", type_quota_power=1.0))
+    by_mass = choose_next(view, set(), 12, SamplingConfig(sampling="uncertainty", type_quota_power=1.0, type_quota_of="uncertainty"))
+    assert sum(type_of[p] == "b" for p in by_count) == 1
+    assert sum(type_of[p] == "b" for p in by_mass) == 10  # b's share of the mass is 9 / 10.8: every b, then a
+    with pytest.raises(ValueError, match="type_quota_of"):
+        SamplingConfig(type_quota_of="size").check()
+
+
 def test_selection_is_deterministic_and_ties_go_by_the_seeded_hash():
     view = pool([0.5] * 50, ["a", "b"] * 25)
     config = SamplingConfig(sampling="uncertainty")
