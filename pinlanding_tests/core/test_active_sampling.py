@@ -82,7 +82,7 @@ def test_quotas_by_uncertainty_mass_give_a_type_the_model_is_sure_of_few_calls()
     types = ["a"] * 90 + ["b"] * 10
     view = pool([0.02] * 90 + [0.9] * 10, types)
     type_of = dict(zip(view.product_ids, types))
-    by_count = choose_next(view, set(), 12, SamplingConfig(sampling="uncertainty", type_quota_power=1.0))
+    by_count = choose_next(view, set(), 12, SamplingConfig(sampling="uncertainty", type_quota_power=1.0, type_quota_of="count"))
     by_mass = choose_next(view, set(), 12, SamplingConfig(sampling="uncertainty", type_quota_power=1.0, type_quota_of="uncertainty"))
     assert sum(type_of[p] == "b" for p in by_count) == 1
     assert sum(type_of[p] == "b" for p in by_mass) == 10  # b's share of the mass is 9 / 10.8: every b, then a
@@ -329,10 +329,10 @@ def test_shard_round_spreads_picks_over_types_and_checks_its_config():
     targets = [4, 12]
     ids = [f"q{i:02d}" for i in range(40)]
     types = ["shoe"] * 30 + ["bag"] * 10
-    scores = PoolScores(ids, np.array([0.9] * 30 + [0.1] * 10), types)
+    scores = PoolScores(ids, np.array([0.9] * 30 + [0.5] * 10), types)  # bags less uncertain, not sure
     seed = shard_round(ids, [], None, False, targets, SamplingConfig(sampling="uncertainty", seed_size=4, budget=12, rounds=1)).sample
     step = shard_round(ids, seed, scores, True, targets, SamplingConfig(sampling="uncertainty", seed_size=4, budget=12, rounds=1))
-    assert {types[ids.index(p)] for p in step.picked} == {"shoe", "bag"}  # diversity by type, default on
+    assert {types[ids.index(p)] for p in step.picked} == {"shoe", "bag"}  # diversity by type, default on: bags keep a quota
     assert isinstance(step, ShardRound)
     with pytest.raises(ValueError):
         shard_round(ids, [], None, False, targets, SamplingConfig(measure="gini"))
