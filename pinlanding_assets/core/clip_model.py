@@ -320,10 +320,12 @@ def save_encoder(encoder: DualEncoder, directory: Path, extra: dict) -> SavedMod
     return SavedModel(directory, digest)
 
 
-def saved_settings(directory: Path) -> dict:
+def saved_settings(directory: Path) -> dict | None:
     """Our extra settings saved with the checkpoint in `directory` (its space's attributes,
-    calibration, thresholds, ...), without loading the weights."""
-    return json.loads((Path(directory) / CONFIG_NAME).read_text())["pinlanding"]
+    calibration, thresholds, ...), without loading the weights; None when `directory`
+    holds no saved config (a checkpoint removed, or a model record without one)."""
+    path = Path(directory) / CONFIG_NAME
+    return json.loads(path.read_text())["pinlanding"] if path.is_file() else None
 
 
 def load_encoder(directory: Path, compute: Compute = CPU_FP32) -> tuple[DualEncoder, dict]:

@@ -231,14 +231,15 @@ def scoring_space(warehouse: Warehouse, model_versions: list[str]) -> pl.DataFra
     """The attribute space (key, value, frequency) of the models that wrote a shard's
     scores, as saved with their checkpoints: what `active_sampling.learned_keys` reads.
     Several models (a shard scored partly by each): their frequencies summed. None when no
-    checkpoint is found (uncertainty then averages every key)."""
+    checkpoint with its settings is found (uncertainty then averages every key)."""
     from .clip_model import saved_settings
 
     frames = []
     for version in model_versions:
         directory = promoted_model_dir(warehouse, version)
-        if directory is not None and directory.is_dir():
-            frames.append(pl.DataFrame(saved_settings(directory)["attributes"]).select("key", "value", "frequency"))
+        settings = saved_settings(directory) if directory is not None else None
+        if settings is not None:
+            frames.append(pl.DataFrame(settings["attributes"]).select("key", "value", "frequency"))
     if not frames:
         return None
     return pl.concat(frames).group_by("key", "value", maintain_order=True).agg(pl.col("frequency").sum())

@@ -154,3 +154,31 @@ def test_random_sampling_ignores_the_stored_scores(sample_catalog: Path, tmp_pat
     store_scores(warehouse, "footwear", set(first.products.get_column("product_id").head(30)), "m1")
     again = ingest_shard(warehouse, catalog, "footwear", IngestSettings())
     assert again.round is None and again.sample.get_column("product_id").to_list() == first.sample.get_column("product_id").to_list()
+
+
+def test_scoring_space_sums_the_saved_spaces_of_the_scoring_models(tmp_path: Path) -> None:
+    import json
+
+    from pinlanding_assets.core.active_sampling import learned_keys
+    from pinlanding_assets.core.clip_model import CONFIG_NAME
+    from pinlanding_assets.core.shard_ingest import scoring_space
+
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    assert scoring_space(warehouse, ["m1"]) is None  # no registry yet
+    saved = {
+        "m1": [{"key": "color", "value": "red", "frequency": 3}, {"key": "occasion", "value": "(none)", "frequency": 5}],
+        "m2": [{"key": "color", "value": "red", "frequency": 2}, {"key": "occasion", "value": "party", "frequency": 1}],
+    }
+    for version, attributes in saved.items():
+        directory = tmp_path / "models" / version
+        directory.mkdir(parents=True)
+        (directory / CONFIG_NAME).write_text(json.dumps({"pinlanding": {"attributes": attributes}}))
+        row = {"version": version, "path": str(directory), "status": "promoted", "reason": None, "created_at": "2026-12-03T00:00:00", "evaluation": "{}"}
+        warehouse.upsert(REGISTRY_TABLE, pl.DataFrame([row], schema=REGISTRY_SCHEMA), ["version", "status"])
+    space = scoring_space(warehouse, ["m1", "m2"])
+    assert space.sort("key", "value").rows() == [("color", "red", 5), ("occasion", "(none)", 5), ("occasion", "party", 1)]
+    assert learned_keys(space, 0.5) == ["color"]  # occasion named for 1 of 6
+    # A model record whose checkpoint has no saved config, or an unknown version: not counted.
+    (tmp_path / "models" / "m2" / CONFIG_NAME).unlink()
+    assert scoring_space(warehouse, ["m1", "m2", "m9"]).height == 2
+    assert scoring_space(warehouse, ["m2"]) is None
