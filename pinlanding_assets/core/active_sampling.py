@@ -67,7 +67,7 @@ class SamplingConfig:
     # (`type_quota_of`): "count", its unlabeled pool products; "uncertainty", the sum of
     # their uncertainty (a type the model is sure of gets few calls however large it is).
     # Default: quotas by uncertainty mass, power 1 (bench_active_sampling, 3 seeds: count
-    # quotas at power 0.5 reached random's 4,000-call quality with 2,759 calls, these with 1,960).
+    # quotas at power 0.5 reached random's 4,000-call mean top-1 with 2,759 calls, these with 1,960).
     diversity_by_type: bool = True
     type_quota_power: float = 1.0
     type_quota_of: str = "uncertainty"
