@@ -202,9 +202,10 @@ def sampling_round(warehouse: Warehouse, catalog: CatalogTable, shard: str, prod
             "SELECT product_id, key, value, probability, encoder_probability, model_version FROM product_attribute_scores WHERE shard = ?", [shard]
         )
         if not scores.is_empty():
-            pool = pool_scores_from_table(scores, config, scoring_space(warehouse, scores.get_column("model_version").unique().sort().to_list()))
+            versions = scores.get_column("model_version").unique().sort().to_list()  # the models that wrote the shard's scores
+            pool = pool_scores_from_table(scores, config, scoring_space(warehouse, versions))
             labeled = set(warehouse.read("SELECT DISTINCT product_id FROM raw_attributes WHERE shard = ?", [shard]).get_column("product_id").to_list()) if warehouse.has_table("raw_attributes") else set()
-            saw = all(labeled <= trained_products(warehouse, version) for version in scores.get_column("model_version").unique().to_list())
+            saw = all(labeled <= trained_products(warehouse, version) for version in versions)
     return shard_round(products.get_column("product_id").to_list(), previous, pool, saw, shard_targets(catalog, shard, config), config)
 
 
