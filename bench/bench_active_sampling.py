@@ -1,7 +1,7 @@
 """Benchmark of uncertainty-driven teacher sampling against random sampling (issue 16).
 
     .venv/bin/python bench/bench_active_sampling.py [--seeds 0,1,2] [--budget 4000] [--seed-size 250]
-        [--rounds 4] [--min-key-share 0.5] [--explore-share 0] [--spread-factor 0]
+        [--rounds 16] [--random-rounds R] [--min-key-share 0.5] [--explore-share 0] [--spread-factor 0]
         [--eval-size 5000] [--pool-size 15000] [--limit N] [--methods random,uncertainty]
         [--random-from earlier.json] [--png out.png] [--json out.json]
 
@@ -11,7 +11,7 @@ labels counts as one call; it reads content only, never the label columns):
 * a fixed evaluation slice (`--eval-size` products drawn by a seeded hash) is never labeled;
   the candidate pool is up to `--pool-size` other products (same pool for both methods);
 * each method runs `active_sampling.active_sample`: a random seed sample, then rounds that
-  grow the labeled set geometrically to the budget (250 -> 500 -> 1000 -> 2000 -> 4000);
+  grow the labeled set geometrically to the budget (by default 16 rounds: 250 -> 297 -> ... -> 4000);
   random sampling takes the next products of its hash order, uncertainty sampling asks
   `choose_next` on the current model's view of the pool (the pool encoded once per round);
 * after every round the vocabulary is curated from the teacher's answers so far and a model
@@ -26,6 +26,10 @@ the evaluation slice, pool and training seed stay the same). It prints per round
 three keys the teacher names, each key) whether uncertainty's seed-mean curve reaches with
 N/2 calls what random's reaches with N (and in how many seeds that holds seed by seed);
 and writes the plot of both means against calls (band: one std over seeds).
+Random sampling's sample does not depend on its rounds (a prefix of the hash order), which
+only place the points where its model is measured: `--random-rounds` (default: one per
+doubling of the seed sample, 250 -> 500 -> ... -> 4000, the N the verdict is given for),
+whatever the uncertainty rounds (`--rounds`, default `SamplingConfig.rounds`).
 `--random-from` takes random's curves from an earlier `--json` (random sampling does not
 depend on any uncertainty setting), to measure uncertainty variants alone.
 """
@@ -35,10 +39,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +140,12 @@ def run_method(name: str, config: SamplingConfig, teacher: "Teacher", pool: pl.D
     return active_sample(pool.get_column("product_id").to_list(), teacher.label, fit, config), teacher
 
 
+def doublings(seed_size: int, budget: int) -> int:
+    """The fewest rounds from `seed_size` to `budget` in which each round at most doubles the
+    labeled products (`round_targets` grows them geometrically: 250 -> 500 -> ... -> 4000)."""
+    return max(0, math.ceil(math.log2(budget / seed_size) - 1e-9)) if budget > seed_size else 0
+
+
 def calls_to_reach(points: list[tuple[int, float]], quality: float) -> float | None:
     """Calls at which a curve first reaches `quality`, interpolated linearly in log(calls)
     between its measured points; None when it never does."""
@@ -218,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int)
     parser.add_argument("--seed-size", type=int)
     parser.add_argument("--rounds", type=int)
+    parser.add_argument("--random-rounds", type=int, help="rounds of random sampling (its measurement points; default: one per doubling from the seed size to the budget)")
     parser.add_argument("--measure", choices=["margin", "entropy"])
     parser.add_argument("--uncertainty-of", choices=["encoder", "published"])
     parser.add_argument("--type-quota-power", type=float)
@@ -255,6 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     text_encoder = minilm_encoder()
     teacher = Teacher(products, inputs)
     print(f"[teacher] ready (pixel colours of every product), {time.perf_counter() - started:.0f}s", flush=True)
+
+    def random_config(seed: int) -> SamplingConfig:
+        base = ExtractionConfig(active_sampling="random", active_seed=seed, **sampling_fields).to_core(SamplingConfig)
+        return replace(base, rounds=args.random_rounds if args.random_rounds is not None else doublings(base.seed_size, base.budget)).check()
+
     setup = {"eval_size": args.eval_size, "pool_size": args.pool_size, "limit": args.limit, "catalog": args.catalog}
     results: dict[str, dict[int, list[dict]]] = {}
     configs = {}
@@ -262,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.random_from:
         earlier = json.loads(Path(args.random_from).read_text())
         rounds_of = lambda c: (c["seed_size"], c["budget"], c["rounds"])  # noqa: E731
-        wanted = ExtractionConfig(active_sampling="random", **sampling_fields).to_core(SamplingConfig)
+        wanted = random_config(0)
         assert earlier["setup"] == setup and rounds_of(earlier["configs"]["random"]) == rounds_of(vars(wanted)), "--random-from: another slice, pool or rounds"
         missing = set(seeds) - {int(s) for s in earlier["results"]["random"]}
         assert not missing, f"--random-from has no random run of seeds {sorted(missing)}"
@@ -273,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for method in methods:
             for seed in seeds:
-                config = ExtractionConfig(active_sampling=method, active_seed=seed, **sampling_fields).to_core(SamplingConfig).check()
+                config = random_config(seed) if method == "random" else ExtractionConfig(active_sampling=method, active_seed=seed, **sampling_fields).to_core(SamplingConfig).check()
                 configs[method] = config
                 t0 = time.perf_counter()
                 run, asked = run_method(f"{method}-seed{seed}", config, teacher.fresh(), pool, heldout, inputs, model_config, text_encoder, Path(tmp))
