@@ -142,6 +142,11 @@ def test_round_targets_grow_geometrically_to_the_budget():
     assert SamplingConfig(seed_size=250, budget=4000, rounds=4).round_targets() == [250, 500, 1000, 2000, 4000]
     assert SamplingConfig(seed_size=100, budget=100, rounds=3).round_targets() == [100]
     assert SamplingConfig(seed_size=50, budget=300, rounds=0).round_targets() == [300]
+    # The default: 16 small rounds (each ~19 % more products), through every doubling.
+    default = SamplingConfig().round_targets()
+    assert len(default) == 17 and default[0] == 250 and default[-1] == 4000
+    assert {500, 1000, 2000}.issubset(default)
+    assert all(1.15 < b / a < 1.23 for a, b in zip(default, default[1:]))
 
 
 def test_bad_settings_are_refused():
