@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_active_sampling.py [--seeds 0,1,2] [--budget 4000] [--seed-size 250]
         [--rounds 16] [--random-rounds R] [--min-key-share 0.5] [--explore-share 0] [--spread-factor 0]
         [--eval-size 5000] [--pool-size 15000] [--limit N] [--methods random,uncertainty]
-        [--random-from earlier.json] [--png out.png] [--json out.json]
+        [--random-from earlier.json] [--png out.png] [--json out.json] [--replot earlier.json]
 
 On the shared catalog, with the offline teacher standing in for the VLM (each product it
 labels counts as one call; it reads content only, never the label columns):
@@ -31,7 +31,8 @@ only place the points where its model is measured: `--random-rounds` (default: o
 doubling of the seed sample, 250 -> 500 -> ... -> 4000, the N the verdict is given for),
 whatever the uncertainty rounds (`--rounds`, default `SamplingConfig.rounds`).
 `--random-from` takes random's curves from an earlier `--json` (random sampling does not
-depend on any uncertainty setting), to measure uncertainty variants alone.
+depend on any uncertainty setting), to measure uncertainty variants alone. `--replot` draws
+`--png` again from an earlier `--json` without running anything.
 """
 
 from __future__ import annotations
@@ -224,6 +225,22 @@ def print_tables(results: dict[str, dict[int, list[dict]]], configs: dict[str, S
     return verdicts
 
 
+def write_plot(results: dict[str, dict[int, list[dict]]], heldout_size: int, n_seeds: int, png: Path) -> None:
+    """Both methods' seed-mean curves of the first two measures (5-key and 3-key means)."""
+    panels = {label: {m: mean_curve(runs, measure) for m, runs in results.items()} for measure, label in list(MEASURES.items())[:2]}
+    png.write_bytes(quality_vs_calls_panels_png(panels, f"Teacher sampling: random vs uncertainty ({heldout_size} held-out products, {n_seeds} seeds, band: 1 std)"))
+    print(f"plot: {png}")
+
+
+def replot(earlier: Path, png: Path) -> int:
+    """The plot of an earlier run's --json, without running anything again."""
+    saved = json.loads(earlier.read_text())
+    results = {m: {int(s): rows for s, rows in runs.items()} for m, runs in saved["results"].items()}
+    heldout_size = next(row["heldout_products"] for runs in results.values() for rows in runs.values() for row in rows)
+    write_plot(results, heldout_size, max(len(runs) for runs in results.values()), png)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--catalog", default=str(SHARED_DATASET))
@@ -248,7 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--png", default="bench/active_sampling.png")
     parser.add_argument("--json")
+    parser.add_argument("--replot", metavar="JSON", help="only draw --png from an earlier run's --json (its command is in that file)")
     args = parser.parse_args(argv)
+    if args.replot:
+        return replot(Path(args.replot), Path(args.png))
     seeds = [int(x) for x in args.seeds.split(",")]
     # Run config as the pipeline takes it: SamplingConfig lives in raw_attributes' config
     # (prefix active_), model settings in clip_model's.
@@ -303,9 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     verdicts = print_tables(results, configs, heldout.height)
     if args.png:
-        panels = {label: {m: mean_curve(runs, measure) for m, runs in results.items()} for measure, label in list(MEASURES.items())[:2]}
-        Path(args.png).write_bytes(quality_vs_calls_panels_png(panels, f"Teacher sampling: random vs uncertainty ({heldout.height} held-out products, {len(seeds)} seeds, band: 1 std)"))
-        print(f"plot: {args.png}")
+        write_plot(results, heldout.height, len(seeds), Path(args.png))
     if args.json:
         Path(args.json).write_text(json.dumps({"command": " ".join(["bench/bench_active_sampling.py", *(argv if argv is not None else sys.argv[1:])]), "setup": setup, "results": results, "n_over_2": verdicts, "configs": {m: vars(c) for m, c in configs.items()}}, indent=2, default=float))
     print(f"[end] {time.perf_counter() - started:.0f}s; load average %.2f %.2f %.2f" % os.getloadavg())

@@ -82,18 +82,28 @@ def markdown_image(png: bytes, alt: str) -> str:
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
+def compared_calls(curves: dict[str, list[tuple[int, float, float]]]) -> set[int]:
+    """The calls every curve was measured at: where `quality_vs_calls_panels_png` writes the
+    values (where the methods are compared; a method measured after many small rounds would
+    otherwise crowd the panel with labels)."""
+    calls = [{int(c) for c, _, _ in points} for points in curves.values()]
+    return set.intersection(*calls) if calls else set()
+
+
 def quality_vs_calls_panels_png(panels: dict[str, dict[str, list[tuple[int, float, float]]]], title: str) -> bytes:
     """One panel per quality measure (its ylabel the key of `panels`), one line per sampling
     method: the mean over seeds of held-out quality against the teacher calls, with a band of
     one standard deviation over seeds (points: (calls, mean, std))."""
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.3), squeeze=False)
     for ax, (ylabel, curves) in zip(axes[0], panels.items()):
+        shared = compared_calls(curves)
         for name, points in curves.items():
             calls, mean, std = (np.asarray(v, dtype=float) for v in zip(*sorted(points)))
             (line,) = ax.plot(calls, mean, "o-", label=name)
             ax.fill_between(calls, mean - std, mean + std, color=line.get_color(), alpha=0.15)
             for x, y in zip(calls, mean):
-                ax.annotate(f"{y:.3f}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+                if int(x) in shared:
+                    ax.annotate(f"{y:.3f}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("teacher calls (distinct products labeled, log scale)")
         ax.set_ylabel(ylabel)

@@ -21,7 +21,7 @@ from pinlanding_assets.core.evaluation import (
     top1_accuracy_per_key,
     top1_confusions,
 )
-from pinlanding_assets.core.plots import confusion_png, markdown_image, precision_recall_png
+from pinlanding_assets.core.plots import compared_calls, confusion_png, markdown_image, precision_recall_png, quality_vs_calls_panels_png
 from pinlanding_assets.core.training import AttributeSpace
 
 ATTRS = pl.DataFrame({"key": ["color", "color", "color", "pattern", "pattern"], "value": ["black", "red", "white", "(none)", "striped"], "frequency": [5, 3, 2, 6, 4]})
@@ -130,3 +130,12 @@ def test_teacher_agreement_reports_coverage_and_agreement() -> None:
     figures = teacher_agreement(answers, products)
     assert figures["product_type"] == {"coverage": 0.75, "agreement": 0.5, "checked": 2}
     assert figures["color"] == {"coverage": 0.25, "agreement": 1.0, "checked": 1}
+
+
+def test_quality_vs_calls_plot_labels_only_the_calls_every_method_was_measured_at() -> None:
+    curves = {"random": [(250, 0.47, 0.01), (500, 0.52, 0.0), (1000, 0.54, 0.0)], "uncertainty": [(250, 0.47, 0.01), (354, 0.51, 0.0), (500, 0.54, 0.0), (707, 0.55, 0.0), (1000, 0.553, 0.0)]}
+    assert compared_calls(curves) == {250, 500, 1000}
+    assert compared_calls({"random": curves["random"]}) == {250, 500, 1000}
+    assert compared_calls({}) == set()
+    png = quality_vs_calls_panels_png({"mean top-1": curves, "3 keys": curves}, "random vs uncertainty")
+    assert png.startswith(b"\x89PNG")
