@@ -144,7 +144,7 @@ def run_method(name: str, config: SamplingConfig, teacher: "Teacher", pool: pl.D
 def doublings(seed_size: int, budget: int) -> int:
     """The fewest rounds from `seed_size` to `budget` in which each round at most doubles the
     labeled products (`round_targets` grows them geometrically: 250 -> 500 -> ... -> 4000)."""
-    return max(0, math.ceil(math.log2(budget / seed_size) - 1e-9)) if budget > seed_size else 0
+    return math.ceil(math.log2(budget / seed_size) - 1e-9) if budget > seed_size else 0
 
 
 def calls_to_reach(points: list[tuple[int, float]], quality: float) -> float | None:
@@ -289,9 +289,11 @@ def main(argv: list[str] | None = None) -> int:
     teacher = Teacher(products, inputs)
     print(f"[teacher] ready (pixel colours of every product), {time.perf_counter() - started:.0f}s", flush=True)
 
-    def random_config(seed: int) -> SamplingConfig:
-        base = ExtractionConfig(active_sampling="random", active_seed=seed, **sampling_fields).to_core(SamplingConfig)
-        return replace(base, rounds=args.random_rounds if args.random_rounds is not None else doublings(base.seed_size, base.budget)).check()
+    def sampling_config(method: str, seed: int) -> SamplingConfig:
+        config = ExtractionConfig(active_sampling=method, active_seed=seed, **sampling_fields).to_core(SamplingConfig)
+        if method == "random":  # its rounds only place its measurement points
+            config = replace(config, rounds=args.random_rounds if args.random_rounds is not None else doublings(config.seed_size, config.budget))
+        return config.check()
 
     setup = {"eval_size": args.eval_size, "pool_size": args.pool_size, "limit": args.limit, "catalog": args.catalog}
     results: dict[str, dict[int, list[dict]]] = {}
@@ -300,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.random_from:
         earlier = json.loads(Path(args.random_from).read_text())
         rounds_of = lambda c: (c["seed_size"], c["budget"], c["rounds"])  # noqa: E731
-        wanted = random_config(0)
+        wanted = sampling_config("random", 0)
         assert earlier["setup"] == setup and rounds_of(earlier["configs"]["random"]) == rounds_of(vars(wanted)), "--random-from: another slice, pool or rounds"
         missing = set(seeds) - {int(s) for s in earlier["results"]["random"]}
         assert not missing, f"--random-from has no random run of seeds {sorted(missing)}"
@@ -311,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for method in methods:
             for seed in seeds:
-                config = random_config(seed) if method == "random" else ExtractionConfig(active_sampling=method, active_seed=seed, **sampling_fields).to_core(SamplingConfig).check()
+                config = sampling_config(method, seed)
                 configs[method] = config
                 t0 = time.perf_counter()
                 run, asked = run_method(f"{method}-seed{seed}", config, teacher.fresh(), pool, heldout, inputs, model_config, text_encoder, Path(tmp))
