@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_active_sampling.py [--seeds 0,1,2] [--budget 4000] [--seed-size 250]
         [--rounds 16] [--random-rounds R] [--min-key-share 0.5] [--explore-share 0] [--spread-factor 0]
+        [--density-power 0] [--density-neighbours 20]
         [--eval-size 5000] [--pool-size 15000] [--limit N] [--methods random,uncertainty]
         [--random-from earlier.json] [--png out.png] [--json out.json] [--replot earlier.json]
 
@@ -256,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-key-share", type=float)
     parser.add_argument("--explore-share", type=float)
     parser.add_argument("--spread-factor", type=float)
+    parser.add_argument("--density-power", type=float)
+    parser.add_argument("--density-neighbours", type=int)
     parser.add_argument("--seeds", default="0", help="sampling seeds (seed sample and random order), comma-separated; the evaluation slice and pool stay the same")
     parser.add_argument("--methods", default="random,uncertainty")
     parser.add_argument("--random-from", help="a --json of an earlier run: take its random curves (same slice, pool, rounds and seeds) instead of running random again")
@@ -272,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(x) for x in args.seeds.split(",")]
     # Run config as the pipeline takes it: SamplingConfig lives in raw_attributes' config
     # (prefix active_), model settings in clip_model's.
-    given = {"budget": args.budget, "seed_size": args.seed_size, "rounds": args.rounds, "measure": args.measure, "uncertainty_of": args.uncertainty_of, "type_quota_power": args.type_quota_power, "type_quota_of": args.type_quota_of, "diversity_by_type": args.diversity_by_type, "uncertainty_min_key_share": args.min_key_share, "explore_share": args.explore_share, "spread_factor": args.spread_factor}
+    given = {"budget": args.budget, "seed_size": args.seed_size, "rounds": args.rounds, "measure": args.measure, "uncertainty_of": args.uncertainty_of, "type_quota_power": args.type_quota_power, "type_quota_of": args.type_quota_of, "diversity_by_type": args.diversity_by_type, "uncertainty_min_key_share": args.min_key_share, "explore_share": args.explore_share, "spread_factor": args.spread_factor, "density_power": args.density_power, "density_neighbours": args.density_neighbours}
     sampling_fields = {f"active_{k}": v for k, v in given.items() if v is not None}
     model_config = ModelConfig()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")

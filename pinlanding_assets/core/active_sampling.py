@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -88,6 +88,12 @@ class SamplingConfig:
     # the quota order) greedily by uncertainty x cosine distance to the round's picks so far,
     # so near-duplicate products are not all asked (needs the pool's embeddings; 0: off).
     spread_factor: float = 0.0
+    # > 0: each product's uncertainty is weighted by (its density rank in the pool) **
+    # density_power, so a round prefers uncertain products typical of many others to
+    # uncertain outliers (information density; needs the pool's embeddings, `pool_density`).
+    # Density: mean cosine similarity to the `density_neighbours` nearest pool products.
+    density_power: float = 0.0
+    density_neighbours: int = 20
 
     def check(self) -> "SamplingConfig":
         """This config, or ValueError for a setting outside its choices (checked where it is
@@ -104,7 +110,14 @@ class SamplingConfig:
             raise ValueError("budget and seed_size must be positive, rounds not negative")
         if not 0.0 <= self.explore_share <= 1.0 or not 0.0 <= self.uncertainty_min_key_share <= 1.0:
             raise ValueError("explore_share and uncertainty_min_key_share must be in [0, 1]")
+        if self.density_power < 0 or self.density_neighbours < 1:
+            raise ValueError("density_power must not be negative, density_neighbours must be positive")
         return self
+
+    @property
+    def reads_embeddings(self) -> bool:
+        """Whether choosing reads the pool's embeddings (spread or density)."""
+        return self.spread_factor > 1 or self.density_power > 0
 
     def round_targets(self) -> list[int]:
         """Labeled products after each round, the seed sample first: geometric from
@@ -164,8 +177,9 @@ class PoolScores:
 def choose_next(pool: PoolScores, already_labeled: set[str], n: int, config: SamplingConfig) -> list[str]:
     """Up to `n` products of the pool, none already labeled: `explore_share` of them the
     next ones of the random order, the rest most uncertain first within per-type quotas
-    (see `SamplingConfig`), spread in embedding space when `spread_factor` > 1; ties go by
-    the seeded hash order. Deterministic."""
+    (see `SamplingConfig`; uncertainty weighted by density when `density_power` > 0),
+    spread in embedding space when `spread_factor` > 1; ties go by the seeded hash order.
+    Deterministic."""
     tiebreak = {pid: _stable_hash(f"{config.seed}:{pid}") for pid in pool.product_ids}
     candidates = [i for i, pid in enumerate(pool.product_ids) if pid not in already_labeled]
     if n <= 0 or not candidates:
@@ -177,12 +191,47 @@ def choose_next(pool: PoolScores, already_labeled: set[str], n: int, config: Sam
         taken = set(explored)
         candidates = [i for i in candidates if i not in taken]
     want = n - len(explored)
+    if config.density_power > 0 and pool.embeddings is not None:
+        density = pool_density(pool.embeddings, config.density_neighbours)
+        pool = replace(pool, uncertainty=pool.uncertainty * density**config.density_power)
     ranked = _quota_order(pool, candidates, tiebreak, config)
     if config.spread_factor > 1 and pool.embeddings is not None:
         chosen = _spread(pool, ranked[: math.ceil(config.spread_factor * want)], want)
     else:
         chosen = ranked[:want]
     return [pool.product_ids[i] for i in explored + chosen]
+
+
+# Density is measured against at most this many pool products (a seeded choice), so a
+# round over a shard of millions costs O(N x this) similarities, not O(N^2).
+DENSITY_REFERENCE = 20_000
+
+
+def pool_density(embeddings: np.ndarray, neighbours: int, chunk: int = 2048) -> np.ndarray:
+    """[N] density rank in (0, 1] of each row of the L2-normalized `embeddings`: the rank of
+    its mean cosine similarity to its `neighbours` nearest other rows (of a reference of at
+    most DENSITY_REFERENCE rows), divided by N. Ranks, not raw similarities: how similar
+    neighbours are differs by encoder, the order does not. Deterministic."""
+    emb = np.asarray(embeddings, dtype=np.float32)
+    n = len(emb)
+    if n == 0:
+        return np.zeros(0)
+    reference = np.arange(n) if n <= DENSITY_REFERENCE else np.sort(np.random.default_rng(0).choice(n, DENSITY_REFERENCE, replace=False))
+    k = min(neighbours, len(reference) - 1)
+    if k < 1:
+        return np.ones(n)
+    position = np.full(n, -1)
+    position[reference] = np.arange(len(reference))
+    mean_similarity = np.empty(n)
+    for start in range(0, n, chunk):
+        rows = np.arange(start, min(n, start + chunk))
+        sims = emb[rows] @ emb[reference].T
+        inside = position[rows] >= 0
+        sims[np.flatnonzero(inside), position[rows][inside]] = -np.inf  # a row is not its own neighbour
+        mean_similarity[rows] = -np.partition(-sims, k - 1, axis=1)[:, :k].mean(axis=1)
+    ranks = np.empty(n)
+    ranks[np.argsort(mean_similarity, kind="stable")] = np.arange(1, n + 1)
+    return ranks / n
 
 
 def _quota_order(pool: PoolScores, candidates: list[int], tiebreak: dict[str, int], config: SamplingConfig) -> list[int]:
@@ -389,6 +438,18 @@ def pool_scores_from_table(scores: "pl.DataFrame", config: SamplingConfig, space
     )
 
 
+def with_embeddings(pool: PoolScores, embeddings: "pl.DataFrame") -> tuple[PoolScores, int]:
+    """`pool` with the embeddings of its products (`embeddings`: product_id, embedding, as
+    the `product_embeddings` cache stores them), and how many of its products have none.
+    When any is missing the pool is returned without embeddings: spread and density need
+    every product's (the caller says so; the round is then chosen without them)."""
+    found = dict(zip(embeddings.get_column("product_id").to_list(), embeddings.get_column("embedding").to_list()))
+    missing = sum(pid not in found for pid in pool.product_ids)
+    if missing or not pool.product_ids:
+        return replace(pool, embeddings=None), missing
+    return replace(pool, embeddings=np.asarray([found[pid] for pid in pool.product_ids], dtype=np.float32)), 0
+
+
 @dataclass(frozen=True)
 class ShardRound:
     """A shard's sample after one materialization with uncertainty sampling."""
@@ -432,7 +493,8 @@ def shard_round(
     n = len(previous)
     if pool is not None:  # products that left the shard are no candidates
         keep = [i for i, pid in enumerate(pool.product_ids) if pid in valid]
-        pool = PoolScores([pool.product_ids[i] for i in keep], pool.uncertainty[keep], [pool.predicted_type[i] for i in keep], keys=pool.keys)
+        embeddings = None if pool.embeddings is None else pool.embeddings[keep]
+        pool = PoolScores([pool.product_ids[i] for i in keep], pool.uncertainty[keep], [pool.predicted_type[i] for i in keep], embeddings, pool.keys)
     targets = [min(t, len(valid)) for t in targets] or [0]
     reached = max((i for i, t in enumerate(targets) if t <= n), default=-1)  # the last round whose target the sample reached
     index, status, picked = max(reached, 0), "", []

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import polars as pl
 
-from .active_sampling import SamplingConfig, ShardRound, pool_scores_from_table, shard_round, shard_shares
+from .active_sampling import PoolScores, SamplingConfig, ShardRound, pool_scores_from_table, shard_round, shard_shares, with_embeddings
 from .catalog import CatalogTable, IngestLimits, LoadedCatalog, TeacherInputs, load_catalog, read_catalog_table, shard_fingerprints
 from .checks import CheckOutcome, IngestCheckConfig, ingest_checks
 from .extraction import IN_SAMPLE, PIXEL_COLOR, PIXEL_WEIGHT, AttributeExtractor, ExtractionResult, OfflineExtractor, SampleSpec, select_sample
@@ -204,9 +204,28 @@ def sampling_round(warehouse: Warehouse, catalog: CatalogTable, shard: str, prod
         if not scores.is_empty():
             versions = scores.get_column("model_version").unique().sort().to_list()  # the models that wrote the shard's scores
             pool = pool_scores_from_table(scores, config, scoring_space(warehouse, versions))
+            if config.reads_embeddings:
+                pool = pool_embeddings(warehouse, pool, shard)
             labeled = set(warehouse.read("SELECT DISTINCT product_id FROM raw_attributes WHERE shard = ?", [shard]).get_column("product_id").to_list()) if warehouse.has_table("raw_attributes") else set()
             saw = all(labeled <= trained_products(warehouse, version) for version in versions)
     return shard_round(products.get_column("product_id").to_list(), previous, pool, saw, shard_targets(catalog, shard, config), config)
+
+
+def pool_embeddings(warehouse: Warehouse, pool: PoolScores, shard: str) -> PoolScores:
+    """`pool` with each product's embedding by the model that wrote its scores (the
+    `product_embeddings` cache scoring fills), for spread and density; without them, and a
+    warning, when the cache lacks any (the round is then chosen on uncertainty alone)."""
+    cached = pl.DataFrame(schema={"product_id": pl.String, "embedding": pl.List(pl.Float32)})
+    if warehouse.has_table("product_embeddings"):
+        cached = warehouse.read(
+            "SELECT e.product_id, e.embedding FROM product_embeddings e JOIN (SELECT DISTINCT product_id, model_version FROM product_attribute_scores WHERE shard = ?) s"
+            " ON e.product_id = s.product_id AND e.model_version = s.model_version",
+            [shard],
+        )
+    pool, missing = with_embeddings(pool, cached)
+    if missing:
+        log.warning("shard %s: %d of %d scored products have no cached embedding: this round is chosen without spread or density (score the shard again)", shard, missing, len(pool.product_ids))
+    return pool
 
 
 def promoted_model_dir(warehouse: Warehouse, model_version: str) -> Path | None:

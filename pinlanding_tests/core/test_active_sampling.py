@@ -12,8 +12,10 @@ from pinlanding_assets.core.active_sampling import (
     choose_next,
     key_uncertainty,
     learned_keys,
+    pool_density,
     product_uncertainty,
     random_order,
+    with_embeddings,
 )
 
 
@@ -123,6 +125,48 @@ def test_spread_skips_near_duplicates_of_a_pick():
     assert choose_next(no_emb, set(), 3, SamplingConfig(sampling="uncertainty", diversity_by_type=False, spread_factor=2.0)) == plain
 
 
+def clustered_embeddings(rng, centres: int, per_centre: int, outliers: int, dim: int = 16) -> np.ndarray:
+    """`centres` tight clusters of `per_centre` rows, then `outliers` rows scattered at random."""
+    heart = rng.normal(size=(centres, dim))
+    rows = [heart[c] + 0.01 * rng.normal(size=dim) for c in range(centres) for _ in range(per_centre)]
+    rows += list(rng.normal(size=(outliers, dim)))
+    e = np.asarray(rows)
+    return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+
+def test_density_ranks_products_in_a_crowd_above_outliers():
+    e = clustered_embeddings(np.random.default_rng(0), centres=3, per_centre=10, outliers=5)
+    density = pool_density(e, neighbours=5)
+    assert density.shape == (35,) and density.max() == pytest.approx(1.0) and density.min() > 0
+    assert density[30:].max() < density[:30].min()  # every outlier below every clustered product
+    assert np.array_equal(density, pool_density(e, neighbours=5))  # deterministic
+
+
+def test_density_power_prefers_uncertain_products_typical_of_many():
+    # equally uncertain: 10 products of one crowd, then 5 outliers; without density the hash
+    # order decides, with it the round goes to the crowd
+    e = clustered_embeddings(np.random.default_rng(1), centres=1, per_centre=10, outliers=5)
+    view = PoolScores([f"p{i:03d}" for i in range(15)], np.full(15, 0.8), [""] * 15, e)
+    config = SamplingConfig(sampling="uncertainty", diversity_by_type=False, density_power=1.0, density_neighbours=3)
+    dense = choose_next(view, set(), 5, config)
+    assert all(int(p[1:]) < 10 for p in dense)
+    # a much more uncertain outlier still beats the crowd: density weights, it does not replace
+    louder = PoolScores(view.product_ids, np.where(np.arange(15) == 12, 1.0, 0.05), view.predicted_type, e)
+    assert choose_next(louder, set(), 1, config) == ["p012"]
+    # without embeddings the setting cannot apply: the plain order
+    no_emb = PoolScores(view.product_ids, view.uncertainty, view.predicted_type)
+    assert choose_next(no_emb, set(), 5, config) == choose_next(no_emb, set(), 5, SamplingConfig(sampling="uncertainty", diversity_by_type=False))
+
+
+def test_with_embeddings_aligns_the_cache_to_the_pool_or_says_what_is_missing():
+    view = pool([0.5, 0.6, 0.7])
+    cache = pl.DataFrame({"product_id": ["p002", "p000", "p001", "other"], "embedding": [[0.0, 1.0], [1.0, 0.0], [0.6, 0.8], [0.0, 0.0]]})
+    aligned, missing = with_embeddings(view, cache)
+    assert missing == 0 and np.allclose(aligned.embeddings, [[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    partial, missing = with_embeddings(view, cache.filter(pl.col("product_id") != "p001"))
+    assert missing == 1 and partial.embeddings is None and partial.product_ids == view.product_ids
+
+
 def test_learned_keys_are_those_the_teacher_names_for_enough_products():
     from pinlanding_assets.core.training import ABSENT, AttributeSpace
 
@@ -156,6 +200,8 @@ def test_bad_settings_are_refused():
         SamplingConfig(measure="variance").check()
     with pytest.raises(ValueError):
         SamplingConfig(explore_share=1.5).check()
+    with pytest.raises(ValueError):
+        SamplingConfig(density_power=-1.0).check()
     with pytest.raises(ValueError):
         active_sample(["a"], lambda ids: None, lambda ids, i, more: ({}, None), SamplingConfig(budget=0))
 

@@ -17,7 +17,7 @@ from pinlanding_assets.core.ingest_state import ingested_fingerprints
 from pinlanding_assets.core.model_inputs import ModelInputs, image_key
 from pinlanding_assets.core.model_registry import REGISTRY_SCHEMA, REGISTRY_TABLE
 from pinlanding_assets.core.retraining import record_training_sample
-from pinlanding_assets.core.scoring import SCORE_TABLE_SCHEMA
+from pinlanding_assets.core.scoring import EMBEDDING_SCHEMA, SCORE_TABLE_SCHEMA
 from pinlanding_assets.core.shard_ingest import IngestSettings, ingest_shard, shard_targets
 from pinlanding_assets.core.warehouse import Warehouse
 
@@ -144,6 +144,38 @@ def test_uncertainty_rounds_read_the_last_models_scores_from_the_warehouse(sampl
     store_scores(warehouse, "footwear", set(), "m3")
     spent = ingest_shard(warehouse, catalog, "footwear", settings).round
     assert spent.status == "budget spent" and set(spent.sample) == set(second.sample)
+
+
+def store_embeddings(warehouse: Warehouse, shard: str, version: str, same: set[str]) -> None:
+    """Cached embeddings of the shard's products by `version`: the products in `same` share
+    one embedding (near-duplicates), every other product has its own axis."""
+    ids = sorted(warehouse.read("SELECT product_id FROM catalog_products WHERE shard = ?", [shard]).get_column("product_id").to_list())
+    axes = [0 if pid in same else i + 1 for i, pid in enumerate(ids)]
+    vectors = [[1.0 if d == axis else 0.0 for d in range(len(ids) + 1)] for axis in axes]
+    rows = pl.DataFrame({"model_version": version, "product_id": ids, "image_hash": "", "text_hash": "", "embedding": vectors}, schema=EMBEDDING_SCHEMA)
+    warehouse.upsert("product_embeddings", rows, ["model_version", "product_id"])
+
+
+def test_a_spread_round_in_the_graph_reads_the_cached_embeddings(sample_catalog: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    catalog = locate_catalog(sample_catalog)
+    settings = IngestSettings(sampling=SamplingConfig(sampling="uncertainty", seed_size=36, budget=144, rounds=2, diversity_by_type=False, spread_factor=2.0))
+    picked = {}
+    for cached in (True, False):  # with the scoring model's embeddings cached, and without
+        warehouse = Warehouse(tmp_path / f"cached-{cached}.duckdb")
+        seed = ingest_shard(warehouse, catalog, "footwear", settings)  # 8 of 80, next target 16
+        unlabeled = sorted(set(seed.products.get_column("product_id")) - set(seed.round.sample))
+        duplicates, distinct = set(unlabeled[:6]), set(unlabeled[-6:])  # 12 uncertain products, 6 of them one product
+        register_trained_model(warehouse, tmp_path / f"models-{cached}", "m1")
+        store_scores(warehouse, "footwear", duplicates | distinct, "m1")
+        if cached:
+            store_embeddings(warehouse, "footwear", "m1", duplicates)
+        with caplog.at_level("WARNING"):
+            picked[cached] = set(ingest_shard(warehouse, catalog, "footwear", settings).round.picked)
+    assert len(picked[True]) == 8 and distinct <= picked[True]
+    assert len(duplicates & picked[True]) == 1  # one of the near-duplicates, not several
+    # Without them the round is chosen on uncertainty alone, and says so.
+    assert picked[False] <= duplicates | distinct and len(duplicates & picked[False]) >= 2
+    assert "no cached embedding" in caplog.text
 
 
 def test_random_sampling_ignores_the_stored_scores(sample_catalog: Path, tmp_path: Path) -> None:
