@@ -4,7 +4,7 @@
         [--rounds 16] [--random-rounds R] [--min-key-share 0.5] [--explore-share 0] [--spread-factor 0]
         [--density-power 0] [--density-neighbours 20]
         [--eval-size 5000] [--pool-size 15000] [--limit N] [--methods random,uncertainty]
-        [--random-from earlier.json] [--png out.png] [--json out.json] [--replot earlier.json]
+        [--random-from earlier.json] [--png out.png] [--json out.json] [--replot earlier.json[,other-seeds.json]]
 
 On the shared catalog, with the offline teacher standing in for the VLM (each product it
 labels counts as one call; it reads content only, never the label columns):
@@ -32,8 +32,10 @@ only place the points where its model is measured: `--random-rounds` (default: o
 doubling of the seed sample, 250 -> 500 -> ... -> 4000, the N the verdict is given for),
 whatever the uncertainty rounds (`--rounds`, default `SamplingConfig.rounds`).
 `--random-from` takes random's curves from an earlier `--json` (random sampling does not
-depend on any uncertainty setting), to measure uncertainty variants alone. `--replot` draws
-`--png` again from an earlier `--json` without running anything.
+depend on any uncertainty setting), to measure uncertainty variants alone. `--replot` prints
+the tables and verdict and draws `--png` again from earlier runs' `--json` without running
+anything; runs of other seeds (same slice, pool and settings) are merged, so more seeds can
+be run later and judged with the earlier ones.
 """
 
 from __future__ import annotations
@@ -233,12 +235,35 @@ def write_plot(results: dict[str, dict[int, list[dict]]], heldout_size: int, n_s
     print(f"plot: {png}")
 
 
-def replot(earlier: Path, png: Path) -> int:
-    """The plot of an earlier run's --json, without running anything again."""
-    saved = json.loads(earlier.read_text())
-    results = {m: {int(s): rows for s, rows in runs.items()} for m, runs in saved["results"].items()}
+def merged_runs(paths: list[Path]) -> tuple[dict[str, dict[int, list[dict]]], dict[str, SamplingConfig], dict]:
+    """The results of earlier runs' --json merged: runs of other seeds of the same setup and
+    settings (a method's config may differ only in its seed); a seed run twice is refused."""
+    results: dict[str, dict[int, list[dict]]] = {}
+    configs: dict[str, dict] = {}
+    setup = None
+    for path in paths:
+        saved = json.loads(path.read_text())
+        assert setup is None or saved["setup"] == setup, f"{path}: another slice or pool than the first run"
+        setup = saved["setup"]
+        for method, runs in saved["results"].items():
+            config = {k: v for k, v in saved["configs"][method].items() if k != "seed"}
+            assert configs.setdefault(method, config) == config, f"{path}: other {method} settings than the first run"
+            for seed, rows in runs.items():
+                assert int(seed) not in results.setdefault(method, {}), f"{path}: seed {seed} of {method} is in two runs"
+                results[method][int(seed)] = rows
+    return results, {m: SamplingConfig(**c) for m, c in configs.items()}, setup or {}
+
+
+def replot(earlier: list[Path], png: Path | None, out_json: Path | None) -> int:
+    """Tables, verdict and plot of earlier runs' --json (merged: `merged_runs`), without
+    running anything again."""
+    results, configs, setup = merged_runs(earlier)
     heldout_size = next(row["heldout_products"] for runs in results.values() for rows in runs.values() for row in rows)
-    write_plot(results, heldout_size, max(len(runs) for runs in results.values()), png)
+    verdicts = print_tables(results, configs, heldout_size)
+    if png:
+        write_plot(results, heldout_size, max(len(runs) for runs in results.values()), png)
+    if out_json:
+        out_json.write_text(json.dumps({"command": "bench/bench_active_sampling.py --replot " + ",".join(map(str, earlier)), "setup": setup, "results": results, "n_over_2": verdicts, "configs": {m: vars(c) for m, c in configs.items()}}, indent=2, default=float))
     return 0
 
 
@@ -268,10 +293,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--png", default="bench/active_sampling.png")
     parser.add_argument("--json")
-    parser.add_argument("--replot", metavar="JSON", help="only draw --png from an earlier run's --json (its command is in that file)")
+    parser.add_argument("--replot", metavar="JSON[,JSON]", help="only print the tables and verdict and draw --png of earlier runs' --json, runs of other seeds merged (their commands are in those files)")
     args = parser.parse_args(argv)
     if args.replot:
-        return replot(Path(args.replot), Path(args.png))
+        return replot([Path(x) for x in args.replot.split(",")], Path(args.png) if args.png else None, Path(args.json) if args.json else None)
     seeds = [int(x) for x in args.seeds.split(",")]
     # Run config as the pipeline takes it: SamplingConfig lives in raw_attributes' config
     # (prefix active_), model settings in clip_model's.
