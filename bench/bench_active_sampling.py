@@ -26,7 +26,9 @@ the evaluation slice, pool and training seed stay the same). It prints per round
 (std) over seeds; for each quality measure (the headline 5-key mean, the mean over the
 three keys the teacher names, each key) whether uncertainty's seed-mean curve reaches with
 N/2 calls what random's reaches with N (and in how many seeds that holds seed by seed);
-and writes the plot of both means against calls (band: one std over seeds).
+the teacher's coverage and agreement with the labels on each round's new picks (are the
+calls a method spends answered as well as random ones?); and writes the plot of both means
+against calls (band: one std over seeds).
 Random sampling's sample does not depend on its rounds (a prefix of the hash order), which
 only place the points where its model is measured: `--random-rounds` (default: one per
 doubling of the seed sample, 250 -> 500 -> ... -> 4000, the N the verdict is given for),
@@ -60,7 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pinlanding_assets.core.active_sampling import ActiveSamplingRun, SamplingConfig, active_sample, pool_scores  # noqa: E402
 from pinlanding_assets.core.catalog import TeacherInputs, load_catalog, locate_catalog  # noqa: E402
 from pinlanding_assets.core.clip_model import ModelSpec, embed_products, load_encoder  # noqa: E402
-from pinlanding_assets.core.evaluation import CATALOG_LABELS  # noqa: E402
+from pinlanding_assets.core.evaluation import CATALOG_LABELS, teacher_agreement  # noqa: E402
 from pinlanding_assets.core.extraction import OfflineExtractor, SampleSpec, select_sample  # noqa: E402
 from pinlanding_assets.core.model_fitting import PUBLISHED, AssignmentConfig, fit_dual_encoder, training_inputs  # noqa: E402
 from pinlanding_assets.core.plots import quality_vs_calls_panels_png  # noqa: E402
@@ -110,6 +112,7 @@ def run_method(name: str, config: SamplingConfig, teacher: "Teacher", pool: pl.D
     pool = teacher.products.join(pool.select("product_id"), on="product_id", how="semi")
     heldout = teacher.products.join(heldout.select("product_id"), on="product_id", how="semi")
     spec, training, assignment = model_config.to_core(ModelSpec), model_config.to_core(TrainingConfig, test_share=0.0), model_config.to_core(AssignmentConfig)
+    measured: set[str] = set()  # labeled products whose teacher answers a round has judged
 
     def fit(labeled_ids: list[str], index: int, score_pool: bool):
         started = time.perf_counter()
@@ -129,6 +132,9 @@ def run_method(name: str, config: SamplingConfig, teacher: "Teacher", pool: pl.D
             "mean_top1_teacher_keys": float(np.mean([lenient.top1.get(k, 0.0) for k in TEACHER_KEYS])),
             "train_seconds": round(fitted.training.seconds, 1),
         }
+        picked = [p for p in labeled_ids if p not in measured]
+        measured.update(picked)
+        record |= picked_teacher_quality(raw, pool, picked)
         view = None
         if score_pool:
             encoder, extra = load_encoder(fitted.saved.directory)
@@ -142,6 +148,23 @@ def run_method(name: str, config: SamplingConfig, teacher: "Teacher", pool: pl.D
         return record, view
 
     return active_sample(pool.get_column("product_id").to_list(), teacher.label, fit, config), teacher
+
+
+PICKED_MEASURES = tuple(f"picked/{k} {m}" for k in TEACHER_KEYS for m in ("coverage", "agreement"))
+
+
+def picked_teacher_quality(raw: pl.DataFrame, pool: pl.DataFrame, picked: list[str]) -> dict[str, float | int]:
+    """How the teacher answered on one round's new picks (the seed sample in round 0), per
+    teacher key: coverage (share it gave a value) and agreement with the catalog labels
+    (`evaluation.teacher_agreement`; labels read for this figure only, never by the
+    sampling). Shows whether the calls a method spends buy answers as good as random ones."""
+    agreement = teacher_agreement(raw.filter(pl.col("product_id").is_in(picked)), pool.filter(pl.col("product_id").is_in(picked)))
+    record: dict[str, float | int] = {"picked_products": len(picked)}
+    for key in TEACHER_KEYS:
+        row = agreement.get(key, {})
+        record[f"picked/{key} coverage"] = float(row.get("coverage", 0.0))
+        record[f"picked/{key} agreement"] = float(row.get("agreement", float("nan")))
+    return record
 
 
 def doublings(seed_size: int, budget: int) -> int:
@@ -213,6 +236,7 @@ def print_tables(results: dict[str, dict[int, list[dict]]], configs: dict[str, S
         curves = {c: mean_curve(runs, c) for c in columns}
         for i, (calls, _, _) in enumerate(curves["mean_top1"]):
             print("    " + f"{calls:6d}" + "".join(f"{curves[c][i][1]:11.4f} ({curves[c][i][2]:.3f})" for c in columns))
+    print_picked_quality(results)
     verdicts = {}
     if "random" in results and "uncertainty" in results:
         seed_size = configs["uncertainty"].seed_size
@@ -226,6 +250,21 @@ def print_tables(results: dict[str, dict[int, list[dict]]], configs: dict[str, S
                 cells.append(f"N={calls}: {needed} {state} ({r['seeds_met']}/{r['seeds']} seeds)" if r["applicable"] else f"N={calls}: {needed} n/a")
             print(f"    {label:32s} " + "; ".join(cells))
     return verdicts
+
+
+def print_picked_quality(results: dict[str, dict[int, list[dict]]]) -> None:
+    """Per method and round, the teacher's coverage and agreement on that round's new picks
+    (seed means). Runs saved before these fields were recorded are left out."""
+    recorded = {m: runs for m, runs in results.items() if all(PICKED_MEASURES[0] in row for rows in runs.values() for row in rows)}
+    if not recorded:
+        return
+    print("  teacher answers on each round's new picks (round 0: the seed sample), against catalog labels; mean over seeds")
+    for method, runs in recorded.items():
+        print(f"  {method}")
+        print("    " + f"{'calls':>6}{'picked':>8}" + "".join(f"{c.replace('picked/', '').replace('product_type', 'type'):>20}" for c in PICKED_MEASURES))
+        curves = {c: mean_curve(runs, c) for c in ("picked_products", *PICKED_MEASURES)}
+        for i, (calls, picked, _) in enumerate(curves["picked_products"]):
+            print("    " + f"{calls:6d}{picked:8.0f}" + "".join(f"{curves[c][i][1]:20.3f}" for c in PICKED_MEASURES))
 
 
 def write_plot(results: dict[str, dict[int, list[dict]]], heldout_size: int, n_seeds: int, png: Path) -> None:
